@@ -1,0 +1,263 @@
+/* wzp-tool: identities, signal messages and media packets from the shell. */
+#include "wzp-config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <gio/gio.h>
+
+#include "wzp-identity.h"
+#include "wzp-signal.h"
+#include "wzp-util.h"
+#include "wzp-wire.h"
+
+static const gchar usage[] =
+  "usage: wzp-tool COMMAND ...\n"
+  "\n"
+  "  identity new FILE          create a seed file (mode 0600) and print its fingerprint\n"
+  "  identity show FILE         print the fingerprint and public keys of a seed file\n"
+  "  signal decode              read one framed or bare JSON message on stdin and\n"
+  "                             print it re-encoded as canonical compact JSON\n"
+  "  signal encode [--hex]      read one JSON message on stdin and write it framed\n"
+  "                             (4-byte big-endian length + JSON) to stdout\n"
+  "  media decode [--federation] HEX\n"
+  "                             print a media datagram's fields as JSON\n"
+  "  version                    print the version and build id\n";
+
+static int G_GNUC_PRINTF (1, 2)
+fail (const gchar *fmt, ...)
+{
+  va_list ap;
+
+  fputs ("wzp-tool: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputc ('\n', stderr);
+  return 1;
+}
+
+static int
+usage_error (void)
+{
+  fputs (usage, stderr);
+  return 2;
+}
+
+/* One line: errors carry no newlines, whatever the parser said. */
+static const gchar *
+one_line (gchar *s)
+{
+  for (gchar *p = s; *p; p++)
+    if (*p == '\n' || *p == '\r')
+      *p = ' ';
+  return s;
+}
+
+static int
+cmd_identity (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (WzpIdentity) id = NULL;
+
+  if (argc != 2)
+    return usage_error ();
+  if (strcmp (argv[0], "new") == 0) {
+    id = wzp_identity_new_random ();
+    if (!wzp_identity_save (id, argv[1], &error))
+      return fail ("%s", one_line (error->message));
+    printf ("%s\n", wzp_identity_get_fingerprint (id));
+    return 0;
+  }
+  if (strcmp (argv[0], "show") == 0) {
+    g_autofree gchar *pub = NULL, *x = NULL, *tls = NULL;
+
+    id = wzp_identity_load (argv[1], &error);
+    if (id == NULL)
+      return fail ("%s", one_line (error->message));
+    pub = wzp_hex_encode (wzp_identity_get_public_key (id), WZP_KEY_SIZE);
+    x = wzp_hex_encode (wzp_identity_get_x25519_public_key (id), WZP_KEY_SIZE);
+    tls = wzp_hex_encode (wzp_identity_get_tls_public_key (id), WZP_KEY_SIZE);
+    printf ("fingerprint: %s\n", wzp_identity_get_fingerprint (id));
+    printf ("ed25519_public: %s\n", pub);
+    printf ("x25519_public: %s\n", x);
+    printf ("tls_ed25519_public: %s\n", tls);
+    return 0;
+  }
+  return usage_error ();
+}
+
+static GBytes *
+read_stdin (GError **error)
+{
+  g_autoptr (GByteArray) buf = g_byte_array_new ();
+  guint8 chunk[65536];
+
+  for (;;) {
+    size_t n = fread (chunk, 1, sizeof chunk, stdin);
+
+    if (n > 0)
+      g_byte_array_append (buf, chunk, (guint) n);
+    if (buf->len > WZP_SIGNAL_MAX_FRAME + 4 + 1024) {
+      g_set_error (error, WZP_SIGNAL_ERROR, WZP_SIGNAL_ERROR_TOO_LARGE,
+                   "input is larger than a 1 MiB message");
+      return NULL;
+    }
+    if (n < sizeof chunk) {
+      if (ferror (stdin)) {
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot read stdin");
+        return NULL;
+      }
+      break;
+    }
+  }
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
+/* A frame starts with its big-endian length, whose first byte is 0 for any
+ * frame within the 1 MiB limit; JSON never starts with a 0 byte. */
+static gboolean
+looks_framed (const guint8 *d, gsize len)
+{
+  return len >= 1 && d[0] == 0;
+}
+
+static WzpSignal *
+read_message (GError **error)
+{
+  g_autoptr (GBytes) in = read_stdin (error);
+  const guint8 *d;
+  gsize len;
+
+  if (in == NULL)
+    return NULL;
+  d = g_bytes_get_data (in, &len);
+  if (looks_framed (d, len))
+    return wzp_signal_from_frame (d, len, error);
+  /* Bare JSON: a trailing newline from echo is not part of the message. */
+  while (len > 0 && g_ascii_isspace (d[len - 1]))
+    len--;
+  return wzp_signal_from_json ((const gchar *) d, len, error);
+}
+
+static int
+cmd_signal (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (WzpSignal) msg = NULL;
+
+  if (argc < 1)
+    return usage_error ();
+  if (strcmp (argv[0], "decode") == 0 && argc == 1) {
+    g_autofree gchar *json = NULL;
+
+    msg = read_message (&error);
+    if (msg == NULL)
+      return fail ("invalid message: %s", one_line (error->message));
+    json = wzp_signal_to_json (msg, NULL, &error);
+    if (json == NULL)
+      return fail ("cannot encode: %s", one_line (error->message));
+    printf ("%s\n", json);
+    return 0;
+  }
+  if (strcmp (argv[0], "encode") == 0 &&
+      (argc == 1 || (argc == 2 && strcmp (argv[1], "--hex") == 0))) {
+    g_autoptr (GBytes) frame = NULL;
+    const guint8 *d;
+    gsize len;
+
+    msg = read_message (&error);
+    if (msg == NULL)
+      return fail ("invalid message: %s", one_line (error->message));
+    frame = wzp_signal_to_frame (msg, &error);
+    if (frame == NULL)
+      return fail ("cannot encode: %s", one_line (error->message));
+    d = g_bytes_get_data (frame, &len);
+    if (argc == 2) {
+      g_autofree gchar *hex = wzp_hex_encode (d, len);
+      printf ("%s\n", hex);
+    } else if (fwrite (d, 1, len, stdout) != len) {
+      return fail ("cannot write stdout");
+    }
+    return fflush (stdout) == 0 ? 0 : fail ("cannot write stdout");
+  }
+  return usage_error ();
+}
+
+static int
+cmd_media (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) bytes = NULL;
+  g_autoptr (GString) out = g_string_new ("{");
+  g_autofree gchar *payload_hex = NULL;
+  gboolean federation = FALSE;
+  WzpMediaPacket pkt;
+  const guint8 *d;
+  gsize len;
+
+  const gchar *hex;
+
+  if (argc < 2 || strcmp (argv[0], "decode") != 0)
+    return usage_error ();
+  federation = argc == 3 && strcmp (argv[1], "--federation") == 0;
+  if (argc != (federation ? 3 : 2))
+    return usage_error ();
+  hex = argv[argc - 1];
+  bytes = wzp_hex_decode (hex, &error);
+  if (bytes == NULL)
+    return fail ("invalid hex: %s", error->message);
+  d = g_bytes_get_data (bytes, &len);
+  if (federation) {
+    g_autofree gchar *tag = NULL;
+
+    if (len < WZP_ROOM_HASH_SIZE)
+      return fail ("invalid media packet: federation datagram shorter than its 8-byte room hash");
+    tag = wzp_hex_encode (d, WZP_ROOM_HASH_SIZE);
+    g_string_append_printf (out, "\"room_hash\":\"%s\",", tag);
+    d += WZP_ROOM_HASH_SIZE;
+    len -= WZP_ROOM_HASH_SIZE;
+  }
+  if (!wzp_media_packet_parse (d, len, &pkt, &error))
+    return fail ("invalid media packet: %s", error->message);
+  payload_hex = wzp_hex_encode (pkt.payload, pkt.payload_len);
+  g_string_append_printf (out,
+      "\"version\":%u,\"repair\":%s,\"codec\":\"%s\",\"codec_id\":%u,\"quality\":%s,"
+      "\"fec_ratio\":%u,\"seq\":%u,\"timestamp\":%u,\"fec_block\":%u,\"fec_symbol\":%u,"
+      "\"reserved\":%u,\"csrc_count\":%u,\"payload_len\":%" G_GSIZE_FORMAT ",\"payload\":\"%s\"",
+      pkt.header.version, pkt.header.repair ? "true" : "false",
+      wzp_codec_id_to_string (pkt.header.codec), pkt.header.codec,
+      pkt.header.has_quality ? "true" : "false", pkt.header.fec_ratio, pkt.header.seq,
+      pkt.header.timestamp, pkt.header.fec_block, pkt.header.fec_symbol,
+      pkt.header.reserved, pkt.header.csrc_count, pkt.payload_len, payload_hex);
+  if (pkt.header.has_quality)
+    g_string_append_printf (out,
+        ",\"quality_report\":{\"loss_pct\":%u,\"rtt_4ms\":%u,\"jitter_ms\":%u,"
+        "\"bitrate_cap_kbps\":%u}", pkt.quality.loss_pct, pkt.quality.rtt_4ms,
+        pkt.quality.jitter_ms, pkt.quality.bitrate_cap_kbps);
+  g_string_append_c (out, '}');
+  printf ("%s\n", out->str);
+  return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2)
+    return usage_error ();
+  if (strcmp (argv[1], "identity") == 0)
+    return cmd_identity (argc - 2, argv + 2);
+  if (strcmp (argv[1], "signal") == 0)
+    return cmd_signal (argc - 2, argv + 2);
+  if (strcmp (argv[1], "media") == 0)
+    return cmd_media (argc - 2, argv + 2);
+  if (strcmp (argv[1], "version") == 0 && argc == 2) {
+    printf ("wzp-tool %s (build %s)\n", WZP_VERSION, WZP_BUILD_ID);
+    return 0;
+  }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
+    fputs (usage, stdout);
+    return 0;
+  }
+  return usage_error ();
+}
