@@ -1422,6 +1422,11 @@ wzp_signal_from_json (const gchar *json, gsize len, GError **error)
   Decoder d = { error, "" };
   JsonNode *root;
 
+  if (json == NULL || len == 0) {
+    g_set_error_literal (error, WZP_SIGNAL_ERROR, WZP_SIGNAL_ERROR_INVALID_JSON,
+                         "empty message");
+    return NULL;
+  }
   if (len > WZP_SIGNAL_MAX_FRAME) {
     g_set_error (error, WZP_SIGNAL_ERROR, WZP_SIGNAL_ERROR_TOO_LARGE,
                  "message of %" G_GSIZE_FORMAT " bytes exceeds the 1 MiB limit", len);
