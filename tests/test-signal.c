@@ -497,7 +497,9 @@ test_round_trip (gconstpointer data)
 {
   WzpSignalType type = GPOINTER_TO_INT (data);
   g_autoptr (GRand) r = g_rand_new_with_seed (0x5eed + type);
-  guint iterations = g_test_thorough () ? 100000 : 10000;
+  const gchar *env = g_getenv ("WZP_TEST_ITERATIONS");
+  guint iterations = env ? (guint) g_ascii_strtoull (env, NULL, 10) :
+      g_test_thorough () ? 100000 : 10000;
 
   for (guint i = 0; i < iterations; i++) {
     g_autoptr (WzpSignal) msg = random_signal (r, type, 0);

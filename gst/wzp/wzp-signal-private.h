@@ -49,6 +49,11 @@ typedef struct {
 
 const WzpVariantDesc *wzp_signal_variant_desc (WzpSignalType type);
 
+/* Empty lists with the right free functions. */
+GPtrArray *wzp_signal_new_str_list (void);
+GPtrArray *wzp_signal_new_participant_list (void);
+GArray *wzp_signal_new_profile_list (void);
+
 #define WZP_FIELD_PTR(msg, fd) ((gpointer) ((guint8 *) (msg) + (fd)->offset))
 
 G_END_DECLS

@@ -327,6 +327,8 @@ gboolean wzp_signal_type_from_name (const gchar *name, WzpSignalType *type);
 
 const gchar *wzp_call_accept_mode_to_string (WzpCallAcceptMode mode);
 const gchar *wzp_hangup_reason_to_string (WzpHangupReason reason);
+gboolean wzp_call_accept_mode_from_string (const gchar *s, WzpCallAcceptMode *mode);
+gboolean wzp_hangup_reason_from_string (const gchar *s, WzpHangupReason *reason);
 
 /* A message of @type with every field zero/empty/absent. */
 WzpSignal *wzp_signal_new (WzpSignalType type);
