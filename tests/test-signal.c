@@ -577,6 +577,9 @@ test_bad_input (void)
         "\"frame_duration_ms\":20,\"frames_per_block\":5}}}",
     "{\"MediaPathReport\":{\"call_id\":\"x\",\"direct_ok\":1}}",
     "{\"FederatedSignalForward\":{\"inner\":null,\"origin_relay_fp\":\"a\"}}",
+    /* found by fuzzing: json-glib turns the octal escape into a lone 0x96 */
+    "{\"RoomUpdate\":{\"count\":2,\"participants\":[{\"fingerprint\":\"9983\\\\\\226,240\"}]}}",
+    "{\"IceCandidate\":{\"candidate\":\"\\377\"}}",
     "{\"FederatedSignalForward\":{\"inner\":{\"Ping\":{}},\"origin_relay_fp\":\"a\"}}",
   };
   GString *key = g_string_new (NULL);

@@ -456,9 +456,16 @@ dec_uint (Decoder *d, const gchar *field, JsonNode *n, guint64 max, guint64 *out
 static gboolean
 dec_string (Decoder *d, const gchar *field, JsonNode *n, gchar **out)
 {
+  const gchar *s;
+
   if (!JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING)
     return dec_fail (d, field, "expected a string");
-  *out = g_strdup (json_node_get_string (n));
+  s = json_node_get_string (n);
+  /* json-glib also takes non-JSON escapes such as octal "\226", which can
+   * produce bytes that are not UTF-8 */
+  if (!g_utf8_validate (s, -1, NULL))
+    return dec_fail (d, field, "string is not valid UTF-8");
+  *out = g_strdup (s);
   return TRUE;
 }
 
