@@ -1,0 +1,152 @@
+/* wzp-quic: WzpEndpoint, one UDP socket carrying any number of QUIC
+ * connections, dialled and accepted at once; WzpConnection, one of them with
+ * its signal plane (one SignalMessage per bidi stream) and media plane (QUIC
+ * DATAGRAMs). Nothing above this file knows ngtcp2.
+ *
+ * Threading: an endpoint and its connections live in the GMainContext given
+ * to wzp_endpoint_new(); call every function from the thread that runs it.
+ * Every signal is emitted from that context, never from inside ngtcp2.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "wzp-signal.h"
+
+G_BEGIN_DECLS
+
+#define WZP_QUIC_ERROR (wzp_quic_error_quark ())
+GQuark wzp_quic_error_quark (void);
+
+typedef enum {
+  WZP_QUIC_ERROR_FAILED,          /* local failure (socket, TLS library) */
+  WZP_QUIC_ERROR_CLOSED,          /* closed by us, or the endpoint shut down */
+  WZP_QUIC_ERROR_PEER_CLOSED,     /* the peer closed; the message has its reason */
+  WZP_QUIC_ERROR_IDLE_TIMEOUT,    /* nothing heard within the idle timeout */
+  WZP_QUIC_ERROR_HANDSHAKE_TIMEOUT,
+  WZP_QUIC_ERROR_HANDSHAKE,       /* TLS/QUIC handshake refused */
+  WZP_QUIC_ERROR_PIN_MISMATCH,    /* the server's certificate is not the pinned one */
+  WZP_QUIC_ERROR_TOO_LARGE,       /* datagram or message over the limit */
+  WZP_QUIC_ERROR_NOT_READY,       /* e.g. a datagram before the handshake */
+  WZP_QUIC_ERROR_PROTOCOL,        /* the peer broke QUIC */
+} WzpQuicError;
+
+typedef struct {
+  guint idle_timeout_ms;        /* 30000 (protocol §1.4) */
+  guint keep_alive_ms;          /* 5000; 0 disables */
+  guint handshake_timeout_ms;   /* 10000 */
+  guint max_half_open;          /* accepted connections still in handshake: 256 */
+  guint max_connections;        /* 4096 */
+  guint datagram_queue;         /* received datagrams kept when no handler: 256 */
+  guint stream_timeout_ms;      /* a signal stream must complete within: 10000 */
+} WzpEndpointSettings;
+
+void wzp_endpoint_settings_init (WzpEndpointSettings *settings);
+
+typedef struct {
+  guint64 packets_received;
+  guint64 packets_sent;
+  guint64 packets_dropped;        /* undecodable, unroutable, empty, truncated */
+  guint64 bytes_received;
+  guint64 bytes_sent;
+  guint64 send_errors;
+  guint64 connections_accepted;
+  guint64 initials_refused;       /* over the half-open or connection bound */
+  guint connections;
+  guint half_open;
+} WzpEndpointStats;
+
+typedef enum {
+  WZP_CONNECTION_HANDSHAKING,
+  WZP_CONNECTION_ESTABLISHED,
+  WZP_CONNECTION_CLOSED,
+} WzpConnectionState;
+
+typedef struct {
+  guint64 rtt_us;                 /* smoothed */
+  guint64 min_rtt_us;
+  guint64 rttvar_us;
+  guint64 cwnd;
+  guint64 bytes_sent;             /* UDP payload bytes */
+  guint64 bytes_received;
+  guint64 packets_sent;
+  guint64 packets_received;
+  guint64 datagrams_sent;
+  guint64 datagrams_received;
+  guint64 datagrams_lost;         /* reported lost by QUIC */
+  guint64 datagrams_dropped;      /* receive queue full: oldest dropped */
+  guint64 signals_sent;
+  guint64 signals_received;
+  guint64 bad_streams;            /* oversized, malformed, unfinished, reset */
+  guint64 unknown_signals;        /* well-formed, unknown variant: skipped */
+} WzpConnectionStats;
+
+#define WZP_TYPE_ENDPOINT (wzp_endpoint_get_type ())
+G_DECLARE_FINAL_TYPE (WzpEndpoint, wzp_endpoint, WZP, ENDPOINT, GObject)
+#define WZP_TYPE_CONNECTION (wzp_connection_get_type ())
+G_DECLARE_FINAL_TYPE (WzpConnection, wzp_connection, WZP, CONNECTION, GObject)
+
+/* Binds a UDP socket to @bind (IPv4, IPv6; port 0 = any) and attaches it to
+ * @context (NULL = the thread-default context). @settings NULL = defaults. */
+WzpEndpoint *wzp_endpoint_new (GSocketAddress *bind, GMainContext *context,
+                               const WzpEndpointSettings *settings, GError **error);
+/* Accepts connections from now on, with a self-signed Ed25519 certificate made
+ * from @tls_seed (32 bytes; NULL: a fresh random key). */
+gboolean wzp_endpoint_listen (WzpEndpoint *endpoint, const guint8 *tls_seed, GError **error);
+/* The certificate fingerprint (95-char colon hex) when listening, else NULL. */
+const gchar *wzp_endpoint_get_fingerprint (WzpEndpoint *endpoint);
+GInetSocketAddress *wzp_endpoint_get_local_address (WzpEndpoint *endpoint);
+guint16 wzp_endpoint_get_port (WzpEndpoint *endpoint);
+void wzp_endpoint_get_stats (WzpEndpoint *endpoint, WzpEndpointStats *stats);
+/* Dials @remote from this endpoint's socket. @sni NULL sends no server name.
+ * @pin (a TLS fingerprint, any case, colons optional) makes the handshake fail
+ * unless the server presents that certificate. The connection is ready when
+ * it emits "established". Returns a new reference. */
+WzpConnection *wzp_endpoint_connect (WzpEndpoint *endpoint, GSocketAddress *remote,
+                                     const gchar *sni, const gchar *pin, GError **error);
+/* Closes every connection with @code/@reason and stops reading the socket. */
+void wzp_endpoint_shutdown (WzpEndpoint *endpoint, guint64 code, const gchar *reason);
+
+typedef void (*WzpDatagramFunc) (WzpConnection *connection, const guint8 *data, gsize len,
+                                 gpointer user_data);
+
+gboolean wzp_connection_send_signal (WzpConnection *connection, const WzpSignal *msg,
+                                     GError **error);
+/* Opens a unidirectional stream, writes @data and finishes it. */
+gboolean wzp_connection_send_uni (WzpConnection *connection, GBytes *data, GError **error);
+/* Queues one DATAGRAM; refused (not truncated) when over
+ * wzp_connection_get_max_datagram_size(). */
+gboolean wzp_connection_send_datagram (WzpConnection *connection, const guint8 *data, gsize len,
+                                       GError **error);
+/* Largest datagram payload the peer and the path take now; 0 before the
+ * handshake or when the peer has no DATAGRAM support. */
+gsize wzp_connection_get_max_datagram_size (WzpConnection *connection);
+/* Received datagrams go to @func (called in the endpoint's context) instead
+ * of the queue read by wzp_connection_pop_datagram(). */
+void wzp_connection_set_datagram_handler (WzpConnection *connection, WzpDatagramFunc func,
+                                          gpointer user_data, GDestroyNotify destroy);
+/* The oldest queued datagram, or NULL. */
+GBytes *wzp_connection_pop_datagram (WzpConnection *connection);
+/* Closes with application error @code and @reason (protocol §1.8). */
+void wzp_connection_close (WzpConnection *connection, guint64 code, const gchar *reason);
+
+WzpConnectionState wzp_connection_get_state (WzpConnection *connection);
+gboolean wzp_connection_is_server (WzpConnection *connection);
+WzpEndpoint *wzp_connection_get_endpoint (WzpConnection *connection);
+/* Server side: the SNI the client sent; NULL when it sent none. Client side:
+ * the SNI we sent. */
+const gchar *wzp_connection_get_sni (WzpConnection *connection);
+/* The peer's certificate fingerprint (client side), once established. */
+const gchar *wzp_connection_get_peer_fingerprint (WzpConnection *connection);
+/* "a.b.c.d:port" or "[v6]:port" (IPv4-mapped addresses print as IPv4). */
+const gchar *wzp_connection_get_remote_address (WzpConnection *connection);
+void wzp_connection_get_stats (WzpConnection *connection, WzpConnectionStats *stats);
+/* Why it closed, once closed. */
+const GError *wzp_connection_get_close_error (WzpConnection *connection);
+
+/* Formats a socket address the way WZP does (protocol: "address string"). */
+gchar *wzp_socket_address_to_string (GSocketAddress *address);
+/* Parses "a.b.c.d:port" / "[v6]:port" (and "host:port" with a numeric host). */
+GSocketAddress *wzp_socket_address_parse (const gchar *text, GError **error);
+
+G_END_DECLS
