@@ -335,11 +335,444 @@ test_ipv6 (void)
   check_handshake ("::1", "_signal");
 }
 
+
+static void
+test_no_sni_and_pins (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  g_autofree gchar *upper = g_ascii_strup (wzp_endpoint_get_fingerprint (srv->ep), -1);
+  Side *c, *bad;
+
+  /* no SNI */
+  c = dial (client, srv, "127.0.0.1", NULL, NULL);
+  g_assert_true (c->established);
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  g_assert_null (wzp_connection_get_sni (((Side *) g_ptr_array_index (srv->sides, 0))->conn));
+  side_free (c);
+
+  /* the right pin, in another case: accepted */
+  c = dial (client, srv, "127.0.0.1", "_signal", upper);
+  g_assert_true (c->established);
+  g_assert_false (c->closed);
+  side_free (c);
+
+  /* a wrong pin: refused with a message that says what to check */
+  bad = dial (client, srv, "127.0.0.1", "_signal",
+              "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff");
+  g_assert_true (run_until (side_closed, bad, 5000));
+  g_assert_false (bad->established);
+  g_assert_error (bad->close_error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH);
+  g_assert_nonnull (strstr (bad->close_error->message, wzp_endpoint_get_fingerprint (srv->ep)));
+  side_free (bad);
+  server_free (srv);
+}
+
+/* 10,000 datagrams each way: none lost on loopback, order kept. */
+static void
+test_many_datagrams (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+  Side *s;
+  WzpConnectionStats st;
+  const guint n = 10000;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint i = 0; i < n; i++) {
+    send_seq_datagram (c->conn, i, 160);
+    send_seq_datagram (s->conn, i, 160);
+    if (i % 50 == 49)
+      g_main_context_iteration (NULL, FALSE);
+  }
+  wait_for (s, 0, n, 0, 20000);
+  wait_for (c, 0, n, 0, 20000);
+  g_assert_cmpuint (s->datagrams, ==, n);
+  g_assert_cmpuint (c->datagrams, ==, n);
+  g_test_message ("order kept: server %s, client %s", s->in_order ? "yes" : "no",
+                  c->in_order ? "yes" : "no");
+  wzp_connection_get_stats (c->conn, &st);
+  g_assert_cmpuint (st.datagrams_sent, ==, n);
+  g_assert_cmpuint (st.datagrams_received, ==, n);
+  g_assert_cmpuint (st.rtt_us, >, 0);
+  side_free (c);
+  server_free (srv);
+}
+
+/* 500 messages on 500 streams, delivered intact and in order; a large one
+ * spanning many packets; an oversized frame refused without harm. */
+static void
+test_many_signals (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "_signal", NULL);
+  g_autoptr (WzpSignal) big = wzp_signal_new (WZP_SIGNAL_ICE_CANDIDATE);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) huge = NULL;
+  WzpConnectionStats st;
+  Side *s;
+  guint8 *h;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint i = 0; i < 500; i++)
+    send_ping (c->conn, i);
+  wait_for (s, 500, 0, 0, 20000);
+  for (guint i = 0; i < 500; i++) {
+    g_autofree gchar *want = g_strdup_printf ("{\"Ping\":{\"timestamp_ms\":%u}}", i);
+    g_assert_cmpstr (g_ptr_array_index (s->signals, i), ==, want);
+  }
+
+  big->ice_candidate.candidate = g_malloc (300001);
+  memset (big->ice_candidate.candidate, 'x', 300000);
+  big->ice_candidate.candidate[300000] = '\0';
+  g_assert_true (wzp_connection_send_signal (c->conn, big, &error));
+  g_assert_no_error (error);
+  wait_for (s, 501, 0, 0, 20000);
+  g_assert_cmpuint (strlen (g_ptr_array_index (s->signals, 500)), ==, 300000 + 33);
+
+  /* 1 MiB + 1: the receiver resets that stream and carries on */
+  h = g_malloc (4 + 1048577);
+  h[0] = 0; h[1] = 0x10; h[2] = 0; h[3] = 1;
+  memset (h + 4, ' ', 1048577);
+  huge = g_bytes_new_take (h, 4 + 1048577);
+  g_assert_true (wzp_connection_send_frame (c->conn, huge, &error));
+  g_assert_no_error (error);
+  send_ping (c->conn, 9999);
+  wait_for (s, 502, 0, 0, 20000);
+  g_assert_cmpstr (g_ptr_array_index (s->signals, 501), ==, "{\"Ping\":{\"timestamp_ms\":9999}}");
+  wzp_connection_get_stats (s->conn, &st);
+  g_assert_cmpuint (st.bad_streams, ==, 1);
+  g_assert_false (s->closed);
+  g_assert_false (c->closed);
+  side_free (c);
+  server_free (srv);
+}
+
+static GBytes *
+frame_of (const gchar *json)
+{
+  gsize n = strlen (json);
+  guint8 *b = g_malloc (n + 4);
+
+  b[0] = (guint8) (n >> 24); b[1] = (guint8) (n >> 16); b[2] = (guint8) (n >> 8); b[3] = (guint8) n;
+  memcpy (b + 4, json, n);
+  return g_bytes_new_take (b, n + 4);
+}
+
+/* Bad JSON, an unknown variant and a truncated frame each cost only their
+ * own stream. */
+static void
+test_bad_streams (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "_signal", NULL);
+  const gchar *bad[] = { "{\"Ping\":", "{\"Frobnicate\":{}}", "[1,2,3]" };
+  WzpConnectionStats st;
+  Side *s;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GBytes) f = frame_of (bad[i]);
+    g_assert_true (wzp_connection_send_frame (c->conn, f, NULL));
+    send_ping (c->conn, i);
+  }
+  {
+    static const guint8 trunc[] = { 0, 0, 0, 50, '{', '"' };
+    g_autoptr (GBytes) f = g_bytes_new_static (trunc, sizeof trunc);
+    g_assert_true (wzp_connection_send_frame (c->conn, f, NULL));
+    send_ping (c->conn, 3);
+  }
+  wait_for (s, 4, 0, 0, 5000);
+  for (guint i = 0; i < 4; i++) {
+    g_autofree gchar *want = g_strdup_printf ("{\"Ping\":{\"timestamp_ms\":%u}}", i);
+    g_assert_cmpstr (g_ptr_array_index (s->signals, i), ==, want);
+  }
+  wzp_connection_get_stats (s->conn, &st);
+  g_assert_cmpuint (st.bad_streams, ==, 3);
+  g_assert_cmpuint (st.unknown_signals, ==, 1);
+  side_free (c);
+  server_free (srv);
+}
+
+/* The direct-call shape: endpoint B is a client of A and, on the same
+ * socket, the server for a dial from C; datagrams flow on both. */
+static void
+test_client_and_server_one_socket (void)
+{
+  Server *a = server_new ("127.0.0.1:0", NULL);
+  Server *b = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) cep = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *b_to_a = dial (b->ep, a, "127.0.0.1", "_signal", NULL);
+  Side *c_to_b = dial (cep, b, "127.0.0.1", "call-x", NULL);
+  Side *a_side, *b_side;
+
+  g_assert_true (wait_server_sides (a, 1, 5000));
+  g_assert_true (wait_server_sides (b, 1, 5000));
+  a_side = g_ptr_array_index (a->sides, 0);
+  b_side = g_ptr_array_index (b->sides, 0);
+  for (guint i = 0; i < 200; i++) {
+    send_seq_datagram (b_to_a->conn, i, 100);
+    send_seq_datagram (a_side->conn, i, 100);
+    send_seq_datagram (c_to_b->conn, i, 100);
+    send_seq_datagram (b_side->conn, i, 100);
+  }
+  wait_for (a_side, 0, 200, 0, 5000);
+  wait_for (b_to_a, 0, 200, 0, 5000);
+  wait_for (b_side, 0, 200, 0, 5000);
+  wait_for (c_to_b, 0, 200, 0, 5000);
+  /* the two connections really share B's port */
+  g_assert_cmpuint (g_str_has_suffix (wzp_connection_get_remote_address (b_side->conn), "") , ==, TRUE);
+  {
+    g_autofree gchar *port = g_strdup_printf (":%u", wzp_endpoint_get_port (b->ep));
+    g_assert_true (g_str_has_suffix (wzp_connection_get_remote_address (a_side->conn), port));
+  }
+  side_free (b_to_a);
+  side_free (c_to_b);
+  server_free (a);
+  server_free (b);
+}
+
+static gboolean
+all_established (gpointer data)
+{
+  GPtrArray *sides = data;
+
+  for (guint i = 0; i < sides->len; i++)
+    if (!side_established (g_ptr_array_index (sides, i)))
+      return FALSE;
+  return TRUE;
+}
+
+typedef struct {
+  GPtrArray *sides;
+  guint n;
+} AllWant;
+
+static gboolean
+all_have (gpointer data)
+{
+  AllWant *w = data;
+
+  for (guint i = 0; i < w->sides->len; i++)
+    if (((Side *) g_ptr_array_index (w->sides, i))->datagrams < w->n)
+      return FALSE;
+  return TRUE;
+}
+
+/* 200 concurrent clients on one server endpoint, each exchanging datagrams. */
+static void
+test_many_connections (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  g_autoptr (GPtrArray) clients = g_ptr_array_new_with_free_func ((GDestroyNotify) side_free);
+  g_autoptr (GSocketAddress) to = endpoint_addr (srv->ep, "127.0.0.1");
+  WzpEndpointStats es;
+  AllWant w;
+
+  for (guint i = 0; i < 200; i++) {
+    g_autoptr (WzpConnection) conn = wzp_endpoint_connect (client, to, "room", NULL, NULL);
+    g_ptr_array_add (clients, side_new (conn));
+  }
+  g_assert_true (run_until (all_established, clients, 20000));
+  g_assert_true (wait_server_sides (srv, 200, 20000));
+  for (guint i = 0; i < 200; i++) {
+    Side *c = g_ptr_array_index (clients, i);
+    g_assert_false (c->closed);
+    for (guint j = 0; j < 5; j++)
+      send_seq_datagram (c->conn, j, 100);
+  }
+  for (guint i = 0; i < 200; i++) {
+    Side *s = g_ptr_array_index (srv->sides, i);
+    for (guint j = 0; j < 5; j++)
+      send_seq_datagram (s->conn, j, 100);
+  }
+  w.sides = srv->sides;
+  w.n = 5;
+  g_assert_true (run_until (all_have, &w, 20000));
+  w.sides = clients;
+  g_assert_true (run_until (all_have, &w, 20000));
+  wzp_endpoint_get_stats (srv->ep, &es);
+  g_assert_cmpuint (es.connections, ==, 200);
+  g_assert_cmpuint (es.half_open, ==, 0);
+  g_assert_cmpuint (es.connections_accepted, ==, 200);
+  g_ptr_array_set_size (clients, 0);
+  server_free (srv);
+}
+
+/* 20,000 random, empty and replayed datagrams at the server socket while a
+ * live connection exchanges datagrams: it loses nothing. */
+static void
+test_garbage_flood (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+  g_autoptr (GSocket) raw = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                          G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) to = endpoint_addr (srv->ep, "127.0.0.1");
+  g_autoptr (GRand) r = g_rand_new_with_seed (11);
+  WzpEndpointStats es;
+  guint8 buf[1400];
+  Side *s;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint i = 0; i < 20000; i++) {
+    gsize len = 0;
+
+    switch (i % 4) {
+      case 0: len = 0; break;                                           /* empty */
+      case 1: len = g_rand_int_range (r, 1, 40); break;                /* short */
+      case 2: len = 1200; buf[0] = 0xc0; buf[1] = 0; buf[2] = 0; buf[3] = 0; buf[4] = 1; break;  /* Initial-looking */
+      default: len = g_rand_int_range (r, 1, sizeof buf); break;       /* random */
+    }
+    for (gsize j = (i % 4 == 2) ? 5 : 0; j < len; j++)
+      buf[j] = (guint8) g_rand_int (r);
+    g_socket_send_to (raw, to, (const gchar *) buf, len, NULL, NULL);
+    if (i % 20 == 0) {
+      send_seq_datagram (c->conn, i / 20, 100);
+      g_main_context_iteration (NULL, FALSE);
+    }
+  }
+  wait_for (s, 0, 1000, 0, 20000);
+  g_assert_cmpuint (s->datagrams, ==, 1000);
+  g_assert_false (s->closed);
+  /* still answering: a fresh connection works */
+  {
+    Side *c2 = dial (client, srv, "127.0.0.1", "room2", NULL);
+    g_assert_true (c2->established);
+    side_free (c2);
+  }
+  wzp_endpoint_get_stats (srv->ep, &es);
+  g_test_message ("flood: %" G_GUINT64_FORMAT " packets dropped, %" G_GUINT64_FORMAT
+                  " Initials refused, %u connections", es.packets_dropped, es.initials_refused,
+                  es.connections);
+  g_assert_cmpuint (es.packets_dropped, >=, 10000);
+  g_assert_cmpuint (es.half_open, <=, 256);
+  side_free (c);
+  server_free (srv);
+}
+
+static void
+test_idle_and_keepalive (void)
+{
+  WzpEndpointSettings quiet, alive;
+  Server *srv;
+  g_autoptr (WzpEndpoint) client_quiet = NULL, client_alive = NULL;
+  Side *q, *a;
+
+  wzp_endpoint_settings_init (&quiet);
+  quiet.idle_timeout_ms = 1000;
+  quiet.keep_alive_ms = 0;
+  alive = quiet;
+  alive.keep_alive_ms = 250;
+  srv = server_new ("127.0.0.1:0", &quiet);
+  client_quiet = endpoint_new ("127.0.0.1:0", FALSE, &quiet);
+  client_alive = endpoint_new ("127.0.0.1:0", FALSE, &alive);
+  q = dial (client_quiet, srv, "127.0.0.1", "room", NULL);
+  a = dial (client_alive, srv, "127.0.0.1", "room", NULL);
+  g_assert_true (run_until (side_closed, q, 5000));
+  g_assert_error (q->close_error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_IDLE_TIMEOUT);
+  /* three idle timeouts later the kept-alive one is still up */
+  g_assert_false (run_until (side_closed, a, 3000));
+  g_assert_true (a->established);
+  send_ping (a->conn, 1);
+  g_assert_true (wait_server_sides (srv, 2, 1000));
+  side_free (q);
+  side_free (a);
+  server_free (srv);
+}
+
+static void
+test_handshake_timeout (void)
+{
+  WzpEndpointSettings st;
+  g_autoptr (WzpEndpoint) client = NULL;
+  g_autoptr (GSocket) silent = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                             G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) any = addr ("127.0.0.1:0");
+  g_autoptr (GSocketAddress) to = NULL;
+  g_autoptr (WzpConnection) conn = NULL;
+  Side *s;
+  gint64 t0;
+
+  /* a bound socket that never answers, like a relay that is down */
+  g_assert_true (g_socket_bind (silent, any, FALSE, NULL));
+  to = g_socket_get_local_address (silent, NULL);
+  wzp_endpoint_settings_init (&st);
+  st.handshake_timeout_ms = 500;
+  client = endpoint_new ("127.0.0.1:0", FALSE, &st);
+  t0 = g_get_monotonic_time ();
+  conn = wzp_endpoint_connect (client, to, "_signal", NULL, NULL);
+  s = side_new (conn);
+  g_assert_true (run_until (side_closed, s, 5000));
+  g_assert_error (s->close_error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE_TIMEOUT);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 2000000);
+  side_free (s);
+}
+
+static void
+test_uni_and_shutdown (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "version", NULL);
+  g_autoptr (GBytes) build = g_bytes_new_static ("9377a90", 7);
+  Side *s;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  g_assert_true (wzp_connection_send_uni (s->conn, build, NULL));
+  wait_for (c, 0, 0, 1, 5000);
+  g_assert_cmpstr (g_ptr_array_index (c->unis, 0), ==, "9377a90");
+  wzp_endpoint_shutdown (srv->ep, 0, "shutdown");
+  g_assert_true (run_until (side_closed, c, 5000));
+  g_assert_nonnull (strstr (c->close_error->message, "shutdown"));
+  side_free (c);
+  server_free (srv);
+}
+
+static void
+test_address_strings (void)
+{
+  const gchar *ok[] = { "127.0.0.1:4433", "[::1]:4433", "[2001:db8::1]:1", "0.0.0.0:0" };
+  const gchar *bad[] = { "", "127.0.0.1", "127.0.0.1:65536", "localhost:4433", "[::1:4433", "::1:4433x" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (ok); i++) {
+    g_autoptr (GSocketAddress) a = wzp_socket_address_parse (ok[i], NULL);
+    g_autofree gchar *back = wzp_socket_address_to_string (a);
+    g_assert_cmpstr (back, ==, ok[i]);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (GError) error = NULL;
+    g_assert_null (wzp_socket_address_parse (bad[i], &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/quic/handshake-sni", test_handshake_sni);
   g_test_add_func ("/quic/ipv6", test_ipv6);
+  g_test_add_func ("/quic/no-sni-and-pins", test_no_sni_and_pins);
+  g_test_add_func ("/quic/many-datagrams", test_many_datagrams);
+  g_test_add_func ("/quic/many-signals", test_many_signals);
+  g_test_add_func ("/quic/bad-streams", test_bad_streams);
+  g_test_add_func ("/quic/client-and-server-one-socket", test_client_and_server_one_socket);
+  g_test_add_func ("/quic/many-connections", test_many_connections);
+  g_test_add_func ("/quic/garbage-flood", test_garbage_flood);
+  g_test_add_func ("/quic/idle-and-keepalive", test_idle_and_keepalive);
+  g_test_add_func ("/quic/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/quic/uni-and-shutdown", test_uni_and_shutdown);
+  g_test_add_func ("/quic/address-strings", test_address_strings);
   return g_test_run ();
 }

@@ -161,6 +161,7 @@ static guint conn_signals[CONN_N_SIGNALS];
 
 static void conn_flush (WzpConnection *c);
 static void conn_terminate (WzpConnection *c, GError *reason);
+static void conn_close_with (WzpConnection *c, const ngtcp2_ccerr *ccerr, GError *reason);
 static void endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c);
 
 void
@@ -911,13 +912,14 @@ check_pin (WzpConnection *c)
   const gchar *fp = wzp_tls_session_get_peer_fingerprint (c->tls);
 
   if (c->pin && !wzp_tls_fingerprint_equal (c->pin, fp)) {
-    GError *e = g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH,
-                             "the server at %s presented certificate %s, not the pinned %s: "
-                             "check the relay fingerprint setting", c->remote_str,
-                             fp ? fp : "(none)", c->pin);
-    wzp_connection_close (c, 0, "pin-mismatch");
-    g_clear_error (&c->close_error);
-    c->close_error = e;
+    ngtcp2_ccerr ccerr;
+
+    ngtcp2_ccerr_default (&ccerr);
+    ngtcp2_ccerr_set_application_error (&ccerr, 0, (const guint8 *) "pin-mismatch", 12);
+    conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH,
+                     "the server at %s presented certificate %s, not the pinned %s: "
+                     "check the relay fingerprint setting", c->remote_str,
+                     fp ? fp : "(none)", c->pin));
   }
 }
 
@@ -1632,6 +1634,15 @@ wzp_connection_send_signal (WzpConnection *c, const WzpSignal *msg, GError **err
   g_autoptr (GBytes) frame = wzp_signal_to_frame (msg, error);
 
   if (frame == NULL || !queue_stream (c, frame, FALSE, error))
+    return FALSE;
+  c->stats.signals_sent++;
+  return TRUE;
+}
+
+gboolean
+wzp_connection_send_frame (WzpConnection *c, GBytes *frame, GError **error)
+{
+  if (!queue_stream (c, frame, FALSE, error))
     return FALSE;
   c->stats.signals_sent++;
   return TRUE;

@@ -112,6 +112,9 @@ typedef void (*WzpDatagramFunc) (WzpConnection *connection, const guint8 *data, 
 
 gboolean wzp_connection_send_signal (WzpConnection *connection, const WzpSignal *msg,
                                      GError **error);
+/* Sends bytes that are already a frame (length prefix + JSON) on a new bidi
+ * stream, unchanged: for forwarding what a peer sent. */
+gboolean wzp_connection_send_frame (WzpConnection *connection, GBytes *frame, GError **error);
 /* Opens a unidirectional stream, writes @data and finishes it. */
 gboolean wzp_connection_send_uni (WzpConnection *connection, GBytes *data, GError **error);
 /* Queues one DATAGRAM; refused (not truncated) when over
