@@ -147,6 +147,7 @@ struct _WzpConnection {
   gpointer dgram_data;
   GDestroyNotify dgram_destroy;
   GError *close_error;
+  gboolean terminating;
   WzpConnectionStats stats;
 };
 
@@ -999,10 +1000,15 @@ conn_terminate (WzpConnection *c, GError *reason)
 {
   WzpEndpoint *ep = c->endpoint;
 
-  if (c->state == WZP_CONNECTION_CLOSED) {
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating) {
     g_clear_error (&reason);
     return;
   }
+  /* what arrived before the close still counts: deliver it first */
+  c->terminating = TRUE;
+  g_object_ref (c);
+  conn_deliver (c);
+  g_object_unref (c);
   if (c->state == WZP_CONNECTION_HANDSHAKING && c->server && ep)
     ep->stats.half_open--;
   c->state = WZP_CONNECTION_CLOSED;
@@ -1121,7 +1127,7 @@ conn_on_timer (gpointer data)
 static void
 conn_flush (WzpConnection *c)
 {
-  if (c->state == WZP_CONNECTION_CLOSED)
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating)
     return;
   g_object_ref (c);
   conn_deliver (c);
@@ -1601,7 +1607,7 @@ wzp_endpoint_shutdown (WzpEndpoint *ep, guint64 code, const gchar *reason)
 static gboolean
 conn_check_open (WzpConnection *c, GError **error)
 {
-  if (c->state == WZP_CONNECTION_CLOSED || c->conn == NULL) {
+  if (c->state == WZP_CONNECTION_CLOSED || c->conn == NULL || c->terminating) {
     g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_CLOSED, "the connection to %s is closed",
                  c->remote_str);
     return FALSE;
