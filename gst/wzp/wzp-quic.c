@@ -1568,8 +1568,7 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
     g_clear_error (&local);
     if (error)
       *error = g_error_copy (e);
-    conn_terminate (c, e);
-    g_object_unref (c);         /* terminate dropped the endpoint's reference */
+    conn_terminate (c, e);      /* drops the endpoint's (only) reference */
     return NULL;
   }
   if (ep->settings.keep_alive_ms)
