@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # wzp-tool from the shell, as a user would run it. TAP output.
 set -u
-tool=${1:?usage: test-wzp-tool.sh PATH-TO-wzp-tool}
+tool=${1:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture}
+fixture=${2:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture}
 data=${G_TEST_SRCDIR:-$(dirname "$0")}/data
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+fixture_pid=
+trap 'rm -rf "$tmp"; [ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null' EXIT
 n=0
 failed=0
 
@@ -85,6 +87,29 @@ for hex in 00 3c00000100000014000000000 3c000001000000140000000000 020000640000 
   "$tool" media decode "$hex" >/dev/null 2>"$tmp/err"; st=$?
   [ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ]; ok "media decode rejects $hex" $?
 done
+
+# ping and version against a QUIC server on loopback
+"$fixture" >"$tmp/fixture.out" 2>&1 &
+fixture_pid=$!
+for _ in $(seq 50); do grep -q FINGERPRINT "$tmp/fixture.out" && break; sleep 0.1; done
+port=$(awk '/^PORT/ {print $2}' "$tmp/fixture.out")
+fp=$(awk '/^FINGERPRINT/ {print $2}' "$tmp/fixture.out")
+out=$("$tool" ping "127.0.0.1:$port" 2>&1); st=$?
+[ $st -eq 0 ] && [[ "$out" == *"\"tls_fingerprint\":\"$fp\""* ]] && [[ "$out" == *'"handshake_ms":'* ]]
+ok "ping prints the handshake time and the server's fingerprint" $?
+"$tool" ping "127.0.0.1:$port" --pin "$fp" >/dev/null 2>&1; ok "ping with the right pin succeeds" $?
+"$tool" ping "127.0.0.1:$port" --pin "00:11" >/dev/null 2>"$tmp/err"; st=$?
+[ $st -eq 1 ] && grep -q "pinned" "$tmp/err"; ok "ping with a wrong pin fails and says so" $?
+out=$("$tool" version "127.0.0.1:$port"); st=$?
+[ $st -eq 0 ] && [ "$out" = fixture-build ]; ok "version reads the build id from the uni stream" $?
+kill "$fixture_pid"; wait "$fixture_pid" 2>/dev/null; fixture_pid=
+start=$(date +%s%N)
+"$tool" ping "127.0.0.1:$port" --timeout 500 >/dev/null 2>"$tmp/err"; st=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "running and reachable" "$tmp/err" && [ $ms -lt 3000 ]
+ok "ping to a dead port fails within its timeout with a clear error (${ms} ms)" $?
+"$tool" ping "not-an-address" >/dev/null 2>"$tmp/err"; st=$?
+[ $st -eq 1 ] && grep -q "is not an address" "$tmp/err"; ok "ping rejects a bad address" $?
 
 "$tool" frobnicate >/dev/null 2>&1; [ $? -eq 2 ]; ok "an unknown command is a usage error (exit 2)" $?
 "$tool" version | grep -q '^wzp-tool '; ok "version prints the version" $?

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "wzp-identity.h"
+#include "wzp-quic.h"
 #include "wzp-signal.h"
 #include "wzp-util.h"
 #include "wzp-wire.h"
@@ -22,7 +23,12 @@ static const gchar usage[] =
   "                             (4-byte big-endian length + JSON) to stdout\n"
   "  media decode [--federation] HEX\n"
   "                             print a media datagram's fields as JSON\n"
-  "  version                    print the version and build id\n";
+  "  ping HOST:PORT [--pin FP] [--timeout MS]\n"
+  "                             QUIC handshake with SNI \"ping\"; prints the handshake\n"
+  "                             time and the server's TLS fingerprint\n"
+  "  version HOST:PORT [--timeout MS]\n"
+  "                             asks a relay for its build id (SNI \"version\")\n"
+  "  version                    print this tool's version and build id\n";
 
 static int G_GNUC_PRINTF (1, 2)
 fail (const gchar *fmt, ...)
@@ -240,6 +246,111 @@ cmd_media (int argc, char **argv)
   return 0;
 }
 
+/* ---- ping / version: one QUIC connection to a relay ------------------- */
+
+typedef struct {
+  gboolean established;
+  gboolean done;
+  GError *error;
+  gchar *uni;
+  gint64 started;
+  gint64 handshake_us;
+} Probe;
+
+static void
+probe_established (WzpConnection *c, Probe *p)
+{
+  p->established = TRUE;
+  p->handshake_us = g_get_monotonic_time () - p->started;
+}
+
+static void
+probe_closed (WzpConnection *c, const GError *e, Probe *p)
+{
+  if (!p->established || !p->done)
+    p->error = g_error_copy (e);
+  p->done = TRUE;
+}
+
+static void
+probe_uni (WzpConnection *c, GBytes *data, Probe *p)
+{
+  gsize len;
+  const gchar *d = g_bytes_get_data (data, &len);
+
+  p->uni = g_utf8_make_valid (d, (gssize) MIN (len, 256));
+  p->done = TRUE;
+}
+
+static int
+cmd_probe (int argc, char **argv, gboolean version)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) to = NULL, any = NULL;
+  g_autoptr (WzpEndpoint) ep = NULL;
+  g_autoptr (WzpConnection) conn = NULL;
+  WzpEndpointSettings settings;
+  const gchar *pin = NULL;
+  guint64 timeout_ms = 3000;
+  gint64 deadline;
+  Probe p = { 0 };
+
+  if (argc < 1)
+    return usage_error ();
+  for (int i = 1; i < argc; i++) {
+    if (strcmp (argv[i], "--pin") == 0 && i + 1 < argc && !version)
+      pin = argv[++i];
+    else if (strcmp (argv[i], "--timeout") == 0 && i + 1 < argc &&
+             g_ascii_string_to_unsigned (argv[i + 1], 10, 1, 600000, &timeout_ms, NULL))
+      i++;
+    else
+      return usage_error ();
+  }
+  to = wzp_socket_address_parse (argv[0], &error);
+  if (to == NULL)
+    return fail ("%s", error->message);
+  any = wzp_socket_address_parse (g_socket_address_get_family (to) == G_SOCKET_FAMILY_IPV6 ?
+                                  "[::]:0" : "0.0.0.0:0", NULL);
+  wzp_endpoint_settings_init (&settings);
+  settings.handshake_timeout_ms = (guint) timeout_ms;
+  ep = wzp_endpoint_new (any, NULL, &settings, &error);
+  if (ep == NULL)
+    return fail ("%s", error->message);
+  p.started = g_get_monotonic_time ();
+  conn = wzp_endpoint_connect (ep, to, version ? "version" : "ping", pin, &error);
+  if (conn == NULL)
+    return fail ("%s", error->message);
+  g_signal_connect (conn, "established", G_CALLBACK (probe_established), &p);
+  g_signal_connect (conn, "closed", G_CALLBACK (probe_closed), &p);
+  g_signal_connect (conn, "uni-stream", G_CALLBACK (probe_uni), &p);
+  deadline = p.started + (gint64) timeout_ms * 1000;
+  while (!(version ? p.done : (p.established || p.done)) && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_signal_handlers_disconnect_by_data (conn, &p);
+  if (!p.established) {
+    g_autofree gchar *msg = p.error ? g_strdup (p.error->message) :
+        g_strdup_printf ("no answer from %s within %" G_GUINT64_FORMAT " ms: is the relay "
+                         "running and reachable?", argv[0], timeout_ms);
+    g_clear_error (&p.error);
+    return fail ("%s", one_line (msg));
+  }
+  if (version) {
+    int rc;
+    if (p.uni)
+      printf ("%s\n", p.uni);
+    rc = p.uni ? 0 : fail ("%s sent no build id", argv[0]);
+    g_free (p.uni);
+    g_clear_error (&p.error);
+    return rc;
+  }
+  printf ("{\"address\":\"%s\",\"handshake_ms\":%.3f,\"tls_fingerprint\":\"%s\"}\n",
+          wzp_connection_get_remote_address (conn), p.handshake_us / 1000.0,
+          wzp_connection_get_peer_fingerprint (conn));
+  wzp_connection_close (conn, 0, "ping");
+  g_clear_error (&p.error);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -255,6 +366,10 @@ main (int argc, char **argv)
     printf ("wzp-tool %s (build %s)\n", WZP_VERSION, WZP_BUILD_ID);
     return 0;
   }
+  if (strcmp (argv[1], "version") == 0)
+    return cmd_probe (argc - 2, argv + 2, TRUE);
+  if (strcmp (argv[1], "ping") == 0)
+    return cmd_probe (argc - 2, argv + 2, FALSE);
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
     fputs (usage, stdout);
     return 0;
