@@ -264,6 +264,26 @@ send_seq_datagram (WzpConnection *c, guint64 seq, gsize len)
   g_assert_no_error (error);
 }
 
+static gboolean
+queues_low (gpointer data)
+{
+  WzpConnection **conns = data;
+  WzpConnectionStats a, b;
+
+  wzp_connection_get_stats (conns[0], &a);
+  wzp_connection_get_stats (conns[1], &b);
+  return a.datagrams_queued < 64 && b.datagrams_queued < 64;
+}
+
+/* Sends no faster than the connections take: the send queue is bounded and
+ * drops its oldest entries, as live media should. */
+static void
+drain_send_queues (WzpConnection *a, WzpConnection *b)
+{
+  WzpConnection *conns[2] = { a, b };
+  g_assert_true (run_until (queues_low, conns, 5000));
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -385,7 +405,7 @@ test_many_datagrams (void)
     send_seq_datagram (c->conn, i, 160);
     send_seq_datagram (s->conn, i, 160);
     if (i % 50 == 49)
-      g_main_context_iteration (NULL, FALSE);
+      drain_send_queues (c->conn, s->conn);
   }
   wait_for (s, 0, n, 0, 20000);
   wait_for (c, 0, n, 0, 20000);
@@ -397,6 +417,32 @@ test_many_datagrams (void)
   g_assert_cmpuint (st.datagrams_sent, ==, n);
   g_assert_cmpuint (st.datagrams_received, ==, n);
   g_assert_cmpuint (st.rtt_us, >, 0);
+  side_free (c);
+  server_free (srv);
+}
+
+/* A sender faster than the path: the send queue stays bounded, keeps the
+ * newest datagrams and counts what it dropped. */
+static void
+test_send_queue_bound (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+  WzpConnectionStats st;
+  Side *s;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint i = 0; i < 5000; i++)
+    send_seq_datagram (c->conn, i, 1000);
+  wzp_connection_get_stats (c->conn, &st);
+  g_assert_cmpuint (st.datagrams_queued, <=, 256);
+  g_assert_cmpuint (st.datagrams_dropped, >, 0);
+  g_assert_cmpuint (st.datagrams_sent + st.datagrams_queued + st.datagrams_dropped, ==, 5000);
+  /* what was kept arrives, the newest last */
+  wait_for (s, 0, (guint) (5000 - st.datagrams_dropped), 0, 10000);
+  g_assert_cmpuint (s->last_seq, ==, 4999);
   side_free (c);
   server_free (srv);
 }
@@ -765,6 +811,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/ipv6", test_ipv6);
   g_test_add_func ("/quic/no-sni-and-pins", test_no_sni_and_pins);
   g_test_add_func ("/quic/many-datagrams", test_many_datagrams);
+  g_test_add_func ("/quic/send-queue-bound", test_send_queue_bound);
   g_test_add_func ("/quic/many-signals", test_many_signals);
   g_test_add_func ("/quic/bad-streams", test_bad_streams);
   g_test_add_func ("/quic/client-and-server-one-socket", test_client_and_server_one_socket);

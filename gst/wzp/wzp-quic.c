@@ -946,10 +946,14 @@ collect_ready (WzpConnection *c)
 static void
 conn_deliver (WzpConnection *c)
 {
+  WzpEndpoint *ep = c->endpoint ? g_object_ref (c->endpoint) : NULL;
   Event *e;
 
   collect_ready (c);
   g_object_ref (c);
+  /* sends from the handlers below are written after delivery, not inside it */
+  if (ep)
+    ep->processing++;
   while ((e = g_queue_pop_head (&c->events)) != NULL) {
     switch (e->type) {
       case EV_ESTABLISHED:
@@ -988,6 +992,10 @@ conn_deliver (WzpConnection *c)
         break;
     }
     event_free (e);
+  }
+  if (ep) {
+    ep->processing--;
+    g_object_unref (ep);
   }
   g_object_unref (c);
 }
@@ -1697,6 +1705,11 @@ wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, G
                  " bytes the path to %s takes", len, max, c->remote_str);
     return FALSE;
   }
+  /* media waiting behind congestion control is late: keep the newest */
+  if (g_queue_get_length (&c->out_dgrams) >= c->endpoint->settings.datagram_queue) {
+    g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+    c->stats.datagrams_dropped++;
+  }
   g_queue_push_tail (&c->out_dgrams, g_bytes_new (data, len));
   conn_kick (c);
   return TRUE;
@@ -1773,6 +1786,7 @@ void
 wzp_connection_get_stats (WzpConnection *c, WzpConnectionStats *stats)
 {
   *stats = c->stats;
+  stats->datagrams_queued = g_queue_get_length (&c->out_dgrams);
   if (c->conn) {
     ngtcp2_conn_info ci;
     ngtcp2_conn_get_conn_info (c->conn, &ci);

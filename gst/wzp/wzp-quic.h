@@ -37,7 +37,8 @@ typedef struct {
   guint handshake_timeout_ms;   /* 10000 */
   guint max_half_open;          /* accepted connections still in handshake: 256 */
   guint max_connections;        /* 4096 */
-  guint datagram_queue;         /* received datagrams kept when no handler: 256 */
+  guint datagram_queue;         /* datagrams queued each way (send: waiting for
+                                 * congestion window; receive: no handler): 256 */
   guint stream_timeout_ms;      /* a signal stream must complete within: 10000 */
 } WzpEndpointSettings;
 
@@ -74,7 +75,8 @@ typedef struct {
   guint64 datagrams_sent;
   guint64 datagrams_received;
   guint64 datagrams_lost;         /* reported lost by QUIC */
-  guint64 datagrams_dropped;      /* receive queue full: oldest dropped */
+  guint64 datagrams_dropped;      /* a queue was full: its oldest dropped */
+  guint64 datagrams_queued;       /* waiting to be sent now */
   guint64 signals_sent;
   guint64 signals_received;
   guint64 bad_streams;            /* oversized, malformed, unfinished, reset */
