@@ -24,6 +24,7 @@ G_DEFINE_QUARK (wzp-quic-error-quark, wzp_quic_error)
 #define MAX_PKT 1500
 #define RECV_BATCH 32
 #define UNI_MAX (64 * 1024)
+#define MAX_PENDING_STREAMS 1024
 #define SOCKET_BUFFER (4 * 1024 * 1024)
 
 static guint64
@@ -1629,6 +1630,13 @@ queue_stream (WzpConnection *c, GBytes *data, gboolean uni, GError **error)
 
   if (!conn_check_open (c, error))
     return FALSE;
+  /* a peer that grants no stream credit must not make us hoard messages */
+  if (g_queue_get_length (&c->pending_open) >= MAX_PENDING_STREAMS) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_TOO_LARGE,
+                 "%u messages to %s are already waiting for the peer to accept streams",
+                 MAX_PENDING_STREAMS, c->remote_str);
+    return FALSE;
+  }
   s = g_new0 (Stream, 1);
   s->id = -1;
   s->uni = uni;
