@@ -1,0 +1,292 @@
+/* wzp-relay: command line, configuration file, start-up, HTTP metrics and
+ * clean shutdown around the protocol logic in relay.c. */
+#define G_LOG_DOMAIN "wzp-relay"
+
+#include "wzp-config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <libsoup/soup.h>
+
+#include "relay.h"
+
+typedef struct {
+  gchar *listen, *identity, *config, *advertise, *metrics, *auth_url;
+  gboolean require_signatures, version;
+  gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
+      max_conns_per_address, max_signals_per_second, max_pending_calls;
+} Options;
+
+static Options opt = {
+  .ring_timeout_ms = -1, .register_timeout_ms = -1, .handshake_timeout_ms = -1,
+  .max_rooms = -1, .max_room_members = -1, .max_conns_per_address = -1,
+  .max_signals_per_second = -1, .max_pending_calls = -1,
+};
+
+static GOptionEntry entries[] = {
+  { "listen", 'l', 0, G_OPTION_ARG_STRING, &opt.listen, "QUIC address to listen on (default 0.0.0.0:4433; a bare port listens on all IPv4 addresses)", "ADDR:PORT" },
+  { "identity", 'i', 0, G_OPTION_ARG_FILENAME, &opt.identity, "Seed file of the relay's identity, created (mode 0600) when missing (default ~/.wzp/relay-identity)", "FILE" },
+  { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt.config, "Configuration file ([relay] group, keys named like these flags; flags win)", "FILE" },
+  { "advertise", 'a', 0, G_OPTION_ARG_STRING, &opt.advertise, "Relay address given to callers in CallSetup (default: the listen address)", "ADDR:PORT" },
+  { "metrics", 'm', 0, G_OPTION_ARG_STRING, &opt.metrics, "Serve /metrics and /health over HTTP here (a bare port binds 127.0.0.1)", "ADDR:PORT" },
+  { "auth-url", 0, 0, G_OPTION_ARG_STRING, &opt.auth_url, "Validate client tokens at this URL (featherChat /v1/auth/validate)", "URL" },
+  { "require-signatures", 0, 0, G_OPTION_ARG_NONE, &opt.require_signatures, "Refuse unsigned RegisterPresence and DirectCallOffer", NULL },
+  { "ring-timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt.ring_timeout_ms, "End unanswered calls after this long (30000)", "MS" },
+  { "register-timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt.register_timeout_ms, "RegisterPresence must arrive within (10000)", "MS" },
+  { "handshake-timeout-ms", 0, 0, G_OPTION_ARG_INT, &opt.handshake_timeout_ms, "A room's CallOffer must arrive within (10000)", "MS" },
+  { "max-rooms", 0, 0, G_OPTION_ARG_INT, &opt.max_rooms, "Rooms per relay (1000)", "N" },
+  { "max-room-members", 0, 0, G_OPTION_ARG_INT, &opt.max_room_members, "Members per room (64)", "N" },
+  { "max-conns-per-address", 0, 0, G_OPTION_ARG_INT, &opt.max_conns_per_address, "Connections per source address (64)", "N" },
+  { "max-signals-per-second", 0, 0, G_OPTION_ARG_INT, &opt.max_signals_per_second, "Signal messages per second per connection (50)", "N" },
+  { "max-pending-calls", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_calls, "Unanswered calls per identity (8)", "N" },
+  { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "Print the build id and exit", NULL },
+  { NULL }
+};
+
+/* Values from the configuration file fill what the command line left unset. */
+static gboolean
+load_config (const gchar *path, GError **error)
+{
+  g_autoptr (GKeyFile) kf = g_key_file_new ();
+  struct { const gchar *key; gchar **value; } strings[] = {
+    { "listen", &opt.listen }, { "identity", &opt.identity }, { "advertise", &opt.advertise },
+    { "metrics", &opt.metrics }, { "auth-url", &opt.auth_url },
+  };
+  struct { const gchar *key; gint *value; } ints[] = {
+    { "ring-timeout-ms", &opt.ring_timeout_ms }, { "register-timeout-ms", &opt.register_timeout_ms },
+    { "handshake-timeout-ms", &opt.handshake_timeout_ms }, { "max-rooms", &opt.max_rooms },
+    { "max-room-members", &opt.max_room_members },
+    { "max-conns-per-address", &opt.max_conns_per_address },
+    { "max-signals-per-second", &opt.max_signals_per_second },
+    { "max-pending-calls", &opt.max_pending_calls },
+  };
+
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
+    if (*strings[i].value == NULL && g_key_file_has_key (kf, "relay", strings[i].key, NULL))
+      *strings[i].value = g_key_file_get_string (kf, "relay", strings[i].key, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (ints); i++) {
+    if (*ints[i].value < 0 && g_key_file_has_key (kf, "relay", ints[i].key, NULL)) {
+      g_autoptr (GError) e = NULL;
+      gint v = g_key_file_get_integer (kf, "relay", ints[i].key, &e);
+      if (e || v < 0) {
+        g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                     "%s: [relay] %s must be a number of 0 or more", path, ints[i].key);
+        return FALSE;
+      }
+      *ints[i].value = v;
+    }
+  }
+  if (!opt.require_signatures && g_key_file_has_key (kf, "relay", "require-signatures", NULL))
+    opt.require_signatures = g_key_file_get_boolean (kf, "relay", "require-signatures", NULL);
+  return TRUE;
+}
+
+/* "PORT" or "ADDR:PORT"; a bare port gets @default_host. */
+static GSocketAddress *
+parse_address (const gchar *text, const gchar *default_host, GError **error)
+{
+  guint64 port;
+
+  if (g_ascii_string_to_unsigned (text, 10, 0, 65535, &port, NULL)) {
+    g_autofree gchar *full = g_strdup_printf ("%s:%s", default_host, text);
+    return wzp_socket_address_parse (full, error);
+  }
+  return wzp_socket_address_parse (text, error);
+}
+
+static WzpIdentity *
+load_identity (GError **error)
+{
+  g_autofree gchar *path = opt.identity ? g_strdup (opt.identity) :
+      g_build_filename (g_get_home_dir (), ".wzp", "relay-identity", NULL);
+  g_autofree gchar *dir = g_path_get_dirname (path);
+  gboolean created = FALSE;
+  WzpIdentity *id;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot create %s", dir);
+    return NULL;
+  }
+  id = wzp_identity_load_or_create (path, &created, error);
+  if (id && created)
+    printf ("created identity %s\n", path);
+  return id;
+}
+
+static void
+serve_metrics (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+               gpointer data)
+{
+  WzpRelay *relay = data;
+  gchar *body;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET) {
+    soup_server_message_set_status (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, NULL);
+    return;
+  }
+  if (strcmp (path, "/metrics") == 0) {
+    body = wzp_relay_metrics_text (relay);
+    soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
+                                      SOUP_MEMORY_TAKE, body, strlen (body));
+  } else if (strcmp (path, "/health") == 0) {
+    body = wzp_relay_health_json (relay);
+    soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, body, strlen (body));
+  } else {
+    soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
+    return;
+  }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+}
+
+typedef struct {
+  GMainLoop *loop;
+  WzpRelay *relay;
+  gboolean stopping;
+} App;
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_terminate (gpointer data)
+{
+  App *app = data;
+
+  if (!app->stopping) {
+    app->stopping = TRUE;
+    printf ("shutting down\n");
+    fflush (stdout);
+    wzp_relay_shutdown (app->relay);
+    /* let the hangups and closes leave before exiting */
+    g_timeout_add (200, quit_loop, app->loop);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- the WarzonePhone relay");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) listen_addr = NULL;
+  g_autoptr (WzpEndpoint) ep = NULL;
+  g_autoptr (WzpIdentity) id = NULL;
+  g_autoptr (SoupServer) http = NULL;
+  g_autoptr (GInetSocketAddress) bound = NULL;
+  g_autofree gchar *bound_str = NULL;
+  WzpRelaySettings settings;
+  WzpEndpointSettings ep_settings;
+  App app = { 0 };
+
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
+    g_printerr ("wzp-relay: %s (see --help)\n", error->message);
+    return 2;
+  }
+  if (opt.version) {
+    printf ("%s\n", WZP_BUILD_ID);
+    return 0;
+  }
+  if (opt.config && !load_config (opt.config, &error)) {
+    g_printerr ("wzp-relay: %s\n", error->message);
+    return 1;
+  }
+  if (opt.auth_url) {
+    g_printerr ("wzp-relay: --auth-url is not supported by this build yet\n");
+    return 1;
+  }
+  listen_addr = parse_address (opt.listen ? opt.listen : "0.0.0.0:4433", "0.0.0.0", &error);
+  if (listen_addr == NULL) {
+    g_printerr ("wzp-relay: --listen: %s\n", error->message);
+    return 2;
+  }
+  id = load_identity (&error);
+  if (id == NULL) {
+    g_printerr ("wzp-relay: %s\n", error->message);
+    return 1;
+  }
+  wzp_endpoint_settings_init (&ep_settings);
+  ep = wzp_endpoint_new (listen_addr, NULL, &ep_settings, &error);
+  if (ep == NULL || !wzp_endpoint_listen (ep, wzp_identity_get_tls_secret_key (id), &error)) {
+    g_printerr ("wzp-relay: cannot listen on %s: %s\n", opt.listen ? opt.listen : "0.0.0.0:4433",
+                error->message);
+    return 1;
+  }
+  bound = wzp_endpoint_get_local_address (ep);
+  bound_str = wzp_socket_address_to_string (G_SOCKET_ADDRESS (bound));
+
+  wzp_relay_settings_init (&settings);
+#define SET(field) if (opt.field >= 0) settings.field = (guint) opt.field
+  SET (ring_timeout_ms);
+  SET (register_timeout_ms);
+  SET (handshake_timeout_ms);
+  SET (max_rooms);
+  SET (max_room_members);
+  SET (max_conns_per_address);
+  SET (max_signals_per_second);
+  SET (max_pending_calls);
+#undef SET
+  settings.require_signatures = opt.require_signatures;
+  if (opt.advertise) {
+    g_autoptr (GSocketAddress) a = wzp_socket_address_parse (opt.advertise, &error);
+    if (a == NULL) {
+      g_printerr ("wzp-relay: --advertise: %s\n", error->message);
+      return 2;
+    }
+    settings.advertise = wzp_socket_address_to_string (a);
+  } else if (g_inet_address_get_is_any (g_inet_socket_address_get_address (bound))) {
+    /* clients cannot dial 0.0.0.0: say so rather than guess (protocol §9 #15) */
+    settings.advertise = g_strdup_printf ("127.0.0.1:%u", wzp_endpoint_get_port (ep));
+    g_printerr ("wzp-relay: listening on a wildcard address: set --advertise to the address "
+                "callers can reach (using %s)\n", settings.advertise);
+  } else {
+    settings.advertise = g_strdup (bound_str);
+  }
+  app.relay = wzp_relay_new (ep, id, &settings);
+
+  if (opt.metrics) {
+    g_autoptr (GSocketAddress) maddr = parse_address (opt.metrics, "127.0.0.1", &error);
+    http = soup_server_new (NULL, NULL);
+    soup_server_add_handler (http, NULL, serve_metrics, app.relay, NULL);
+    if (maddr == NULL || !soup_server_listen (http, maddr, 0, &error)) {
+      g_printerr ("wzp-relay: --metrics %s: %s\n", opt.metrics, error->message);
+      return 1;
+    }
+  }
+
+  printf ("wzp-relay %s (build %s)\n", WZP_VERSION, WZP_BUILD_ID);
+  printf ("listening on %s\n", bound_str);
+  printf ("identity fingerprint: %s\n", wzp_identity_get_fingerprint (id));
+  printf ("TLS fingerprint: %s\n", wzp_endpoint_get_fingerprint (ep));
+  printf ("advertised address: %s\n", settings.advertise);
+  if (http) {
+    GSList *uris = soup_server_get_uris (http);
+    for (GSList *l = uris; l; l = l->next) {
+      g_autofree gchar *u = g_uri_to_string (l->data);
+      printf ("metrics: %smetrics\n", u);
+    }
+    g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  }
+  fflush (stdout);
+
+  app.loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGTERM, on_terminate, &app);
+  g_unix_signal_add (SIGINT, on_terminate, &app);
+  g_main_loop_run (app.loop);
+
+  if (http)
+    soup_server_disconnect (http);
+  wzp_relay_free (app.relay);
+  wzp_relay_settings_clear (&settings);
+  g_main_loop_unref (app.loop);
+  printf ("stopped\n");
+  return 0;
+}

@@ -1,0 +1,1020 @@
+/* wzp-relay's protocol logic (see relay.h). Everything runs in one
+ * GMainContext: the endpoint's. */
+#define G_LOG_DOMAIN "wzp-relay"
+
+#include "relay.h"
+#include "wzp-config.h"
+#include "wzp-wire.h"
+
+#include <string.h>
+
+/* ---- types ------------------------------------------------------------------ */
+
+typedef enum {
+  PEER_AWAIT_OFFER,      /* room connection before its CallOffer */
+  PEER_IN_ROOM,
+  PEER_AWAIT_REGISTER,   /* _signal before RegisterPresence */
+  PEER_REGISTERED,
+  PEER_DONE,             /* ping, version, refused, closing */
+} PeerState;
+
+typedef struct _Room Room;
+
+typedef struct {
+  WzpRelay *relay;
+  WzpConnection *conn;
+  PeerState state;
+  gchar *room_name;
+  Room *room;
+  gchar *fingerprint;
+  gchar *alias;
+  gchar *source;          /* remote IP, for the per-address limit */
+  guint timer;            /* handshake or registration deadline */
+  gint64 window_start;    /* signal rate limit: one-second windows */
+  guint window_count;
+} Peer;
+
+struct _Room {
+  gchar *name;
+  gboolean call_room;
+  GPtrArray *members;     /* Peer*, borrowed */
+};
+
+typedef struct {
+  WzpRelay *relay;
+  gchar *call_id;
+  gchar *key;             /* lowercased call_id: room names arrive lowercased */
+  gchar *caller;
+  gchar *callee;
+  gboolean active;
+  gchar *caller_reflexive;
+  GPtrArray *caller_local;
+  gchar *callee_reflexive;
+  GPtrArray *callee_local;
+  guint timer;            /* ring timeout, then lifetime */
+} Call;
+
+typedef struct {
+  guint64 connections_total;
+  guint64 refused_room_name;
+  guint64 refused_limit;
+  guint64 handshake_failures;
+  guint64 register_failures;
+  guint64 forged_signatures;
+  guint64 datagrams_in;
+  guint64 datagrams_forwarded;
+  guint64 bytes_forwarded;
+  guint64 datagrams_malformed;
+  guint64 path_reports_forwarded;
+  guint64 path_reports_dropped;
+  guint64 signals_rate_limited;
+  guint64 signals_unexpected;
+  guint64 calls_offered;
+  guint64 calls_unreachable;
+  guint64 calls_rejected;
+  guint64 calls_timed_out;
+  guint64 calls_refused;
+  guint64 hangups;
+  guint64 reflects;
+} Counters;
+
+struct _WzpRelay {
+  WzpEndpoint *endpoint;
+  WzpIdentity *identity;
+  WzpRelaySettings settings;
+  GHashTable *peers;      /* WzpConnection* -> Peer* (owned) */
+  GHashTable *hub;        /* fingerprint -> Peer* registered on _signal */
+  GHashTable *rooms;      /* name -> Room* (owned) */
+  GHashTable *calls;      /* lowercased call_id -> Call* (owned) */
+  GHashTable *per_address;/* source IP -> GUINT count */
+  gulong incoming_id;
+  gint64 started_us;
+  Counters n;
+};
+
+void
+wzp_relay_settings_init (WzpRelaySettings *s)
+{
+  memset (s, 0, sizeof *s);
+  s->register_timeout_ms = 10000;
+  s->handshake_timeout_ms = 10000;
+  s->ring_timeout_ms = 30000;
+  s->call_lifetime_ms = 24 * 3600 * 1000;
+  s->max_rooms = 1000;
+  s->max_room_members = 64;
+  s->max_conns_per_address = 64;
+  s->max_signals_per_second = 50;
+  s->max_pending_calls = 8;
+}
+
+void
+wzp_relay_settings_clear (WzpRelaySettings *s)
+{
+  g_clear_pointer (&s->advertise, g_free);
+  g_clear_pointer (&s->auth_url, g_free);
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+static void
+send_signal (Peer *p, WzpSignal *msg)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (p && p->conn && !wzp_connection_send_signal (p->conn, msg, &error))
+    g_debug ("to %s: %s", wzp_connection_get_remote_address (p->conn), error->message);
+}
+
+static void
+send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
+{
+  g_autoptr (WzpSignal) h = wzp_signal_new_hangup (reason, call_id);
+  send_signal (p, h);
+}
+
+static void
+peer_close (Peer *p, const gchar *reason)
+{
+  p->state = PEER_DONE;
+  wzp_connection_close (p->conn, 0, reason);
+}
+
+static Peer *
+hub_lookup (WzpRelay *r, const gchar *fp)
+{
+  return fp ? g_hash_table_lookup (r->hub, fp) : NULL;
+}
+
+gboolean
+wzp_relay_room_name_valid (const gchar *name)
+{
+  gsize len = strlen (name);
+  const gchar *label = name;
+  gboolean all_digits = TRUE;
+
+  if (len == 0 || len > 253 || name[len - 1] == '-')
+    return FALSE;
+  for (const gchar *p = name;; p++) {
+    if (*p == '.' || *p == '\0') {
+      gsize l = (gsize) (p - label);
+      if (l == 0 || l > 63 || label[0] == '-')
+        return FALSE;
+      if (*p == '\0')
+        return !all_digits;
+      label = p + 1;
+      all_digits = TRUE;
+      continue;
+    }
+    if (!(g_ascii_isalnum (*p) || *p == '_' || *p == '-'))
+      return FALSE;
+    if (!g_ascii_isdigit (*p))
+      all_digits = FALSE;
+  }
+}
+
+/* Counts one message against the connection's per-second budget. */
+static gboolean
+rate_ok (Peer *p)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (now - p->window_start > G_USEC_PER_SEC) {
+    p->window_start = now;
+    p->window_count = 0;
+  }
+  if (++p->window_count > p->relay->settings.max_signals_per_second) {
+    p->relay->n.signals_rate_limited++;
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static GPtrArray *
+copy_list (const GPtrArray *src)
+{
+  GPtrArray *dst = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; src && i < src->len; i++)
+    g_ptr_array_add (dst, g_strdup (g_ptr_array_index (src, i)));
+  return dst;
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+static void
+call_free (Call *c)
+{
+  if (c->timer)
+    g_source_remove (c->timer);
+  g_free (c->call_id);
+  g_free (c->key);
+  g_free (c->caller);
+  g_free (c->callee);
+  g_free (c->caller_reflexive);
+  g_free (c->callee_reflexive);
+  if (c->caller_local)
+    g_ptr_array_unref (c->caller_local);
+  if (c->callee_local)
+    g_ptr_array_unref (c->callee_local);
+  g_free (c);
+}
+
+static Call *
+call_lookup (WzpRelay *r, const gchar *call_id)
+{
+  g_autofree gchar *key = call_id ? g_ascii_strdown (call_id, -1) : NULL;
+  return key ? g_hash_table_lookup (r->calls, key) : NULL;
+}
+
+static const gchar *
+call_other (Call *c, const gchar *fp)
+{
+  if (g_strcmp0 (fp, c->caller) == 0)
+    return c->callee;
+  if (g_strcmp0 (fp, c->callee) == 0)
+    return c->caller;
+  return NULL;
+}
+
+static void
+call_end (WzpRelay *r, Call *c)
+{
+  g_hash_table_remove (r->calls, c->key);
+}
+
+static gboolean
+call_expired (gpointer data)
+{
+  Call *c = data;
+  WzpRelay *r = c->relay;
+
+  c->timer = 0;
+  if (!c->active)
+    r->n.calls_timed_out++;
+  g_debug ("call %s %s", c->call_id, c->active ? "reached its lifetime" : "was not answered in time");
+  send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_TIMEOUT, c->call_id);
+  send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_TIMEOUT, c->call_id);
+  call_end (r, c);
+  return G_SOURCE_REMOVE;
+}
+
+static guint
+pending_calls_of (WzpRelay *r, const gchar *fp)
+{
+  GHashTableIter it;
+  gpointer v;
+  guint n = 0;
+
+  g_hash_table_iter_init (&it, r->calls);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    if (!((Call *) v)->active && g_strcmp0 (((Call *) v)->caller, fp) == 0)
+      n++;
+  return n;
+}
+
+/* ---- signatures (docs/relay.md: what is signed) ------------------------ */
+
+/* RegisterPresence: Ed25519 over "register-presence" || identity_pub. */
+static gboolean
+verify_register (const WzpRegisterPresence *m)
+{
+  guint8 msg[17 + 32];
+  gsize siglen;
+  const guint8 *sig = g_bytes_get_data (m->signature, &siglen);
+
+  memcpy (msg, "register-presence", 17);
+  memcpy (msg + 17, m->identity_pub, 32);
+  return wzp_ed25519_verify (m->identity_pub, msg, sizeof msg, sig, siglen);
+}
+
+/* DirectCallOffer: Ed25519 over ephemeral_pub || target_fingerprint || call_id. */
+static gboolean
+verify_offer (const WzpDirectCallOffer *m)
+{
+  g_autoptr (GByteArray) msg = g_byte_array_new ();
+  gsize siglen;
+  const guint8 *sig = g_bytes_get_data (m->signature, &siglen);
+
+  g_byte_array_append (msg, m->ephemeral_pub, 32);
+  g_byte_array_append (msg, (const guint8 *) m->target_fingerprint, strlen (m->target_fingerprint));
+  g_byte_array_append (msg, (const guint8 *) m->call_id, strlen (m->call_id));
+  return wzp_ed25519_verify (m->identity_pub, msg->data, msg->len, sig, siglen);
+}
+
+static gsize
+sig_len (GBytes *b)
+{
+  return b ? g_bytes_get_size (b) : 0;
+}
+
+/* ---- the _signal hub ------------------------------------------------------ */
+
+static void
+on_register (Peer *p, const WzpRegisterPresence *m)
+{
+  WzpRelay *r = p->relay;
+  g_autoptr (WzpSignal) ack = wzp_signal_new (WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+  gchar fp[WZP_FINGERPRINT_STRLEN];
+  Peer *old;
+  const gchar *refusal = NULL;
+
+  if (sig_len (m->signature) > 0 && !verify_register (m)) {
+    r->n.forged_signatures++;
+    refusal = "the RegisterPresence signature does not verify";
+  } else if (sig_len (m->signature) == 0 && r->settings.require_signatures) {
+    refusal = "this relay requires signed registrations";
+  }
+  if (refusal) {
+    r->n.register_failures++;
+    ack->register_presence_ack.success = FALSE;
+    ack->register_presence_ack.error = g_strdup (refusal);
+    send_signal (p, ack);
+    peer_close (p, "register-refused");
+    return;
+  }
+  wzp_fingerprint_string (m->identity_pub, fp);
+  g_free (p->fingerprint);
+  p->fingerprint = g_strdup (fp);
+  g_free (p->alias);
+  p->alias = g_strdup (m->alias);
+  /* a later registration replaces an earlier one; the earlier connection's
+   * close must not undo it (upstream bug, protocol §9 #11) */
+  old = hub_lookup (r, fp);
+  if (old && old != p)
+    g_debug ("%s re-registered from %s", fp, wzp_connection_get_remote_address (p->conn));
+  g_hash_table_replace (r->hub, g_strdup (fp), p);
+  p->state = PEER_REGISTERED;
+  if (p->timer) {
+    g_source_remove (p->timer);
+    p->timer = 0;
+  }
+  ack->register_presence_ack.success = TRUE;
+  ack->register_presence_ack.relay_build = g_strdup (WZP_BUILD_ID);
+  send_signal (p, ack);
+}
+
+static void
+on_direct_offer (Peer *p, WzpSignal *msg)
+{
+  WzpRelay *r = p->relay;
+  const WzpDirectCallOffer *o = &msg->direct_call_offer;
+  Peer *target = hub_lookup (r, o->target_fingerprint);
+  Call *existing = call_lookup (r, o->call_id);
+  Call *c;
+  g_autoptr (WzpSignal) ringing = NULL;
+  gchar fp[WZP_FINGERPRINT_STRLEN];
+
+  r->n.calls_offered++;
+  /* signed offers must verify, and then name their signer */
+  if (sig_len (o->signature) > 0) {
+    wzp_fingerprint_string (o->identity_pub, fp);
+    if (!verify_offer (o) || strcmp (fp, p->fingerprint) != 0) {
+      r->n.forged_signatures++;
+      r->n.calls_refused++;
+      send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+      return;
+    }
+  } else if (r->settings.require_signatures) {
+    r->n.calls_refused++;
+    send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+    return;
+  }
+  /* the caller is who registered, whatever the offer claims */
+  if (g_strcmp0 (o->caller_fingerprint, p->fingerprint) != 0 ||
+      (existing && g_strcmp0 (existing->caller, p->fingerprint) != 0) ||
+      pending_calls_of (r, p->fingerprint) >= r->settings.max_pending_calls ||
+      strlen (o->call_id) == 0 || strlen (o->call_id) > 128) {
+    r->n.calls_refused++;
+    send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+    return;
+  }
+  if (target == NULL || target == p) {
+    r->n.calls_unreachable++;
+    send_hangup (p, WZP_HANGUP_NORMAL, o->call_id);
+    return;
+  }
+  c = g_new0 (Call, 1);
+  c->relay = r;
+  c->call_id = g_strdup (o->call_id);
+  c->key = g_ascii_strdown (o->call_id, -1);
+  c->caller = g_strdup (p->fingerprint);
+  c->callee = g_strdup (o->target_fingerprint);
+  c->caller_reflexive = g_strdup (o->caller_reflexive_addr);
+  c->caller_local = copy_list (o->caller_local_addrs);
+  c->timer = g_timeout_add (r->settings.ring_timeout_ms, call_expired, c);
+  g_hash_table_replace (r->calls, g_strdup (c->key), c);
+  send_signal (target, msg);
+  ringing = wzp_signal_new (WZP_SIGNAL_CALL_RINGING);
+  ringing->call_ringing.call_id = g_strdup (o->call_id);
+  send_signal (p, ringing);
+}
+
+static WzpSignal *
+call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *local)
+{
+  WzpSignal *s = wzp_signal_new (WZP_SIGNAL_CALL_SETUP);
+
+  s->call_setup.call_id = g_strdup (c->call_id);
+  s->call_setup.room = g_strconcat ("call-", c->call_id, NULL);
+  s->call_setup.relay_addr = g_strdup (r->settings.advertise);
+  s->call_setup.peer_direct_addr = g_strdup (reflexive);
+  s->call_setup.peer_local_addrs = copy_list (local);
+  return s;
+}
+
+static void
+on_direct_answer (Peer *p, WzpSignal *msg)
+{
+  WzpRelay *r = p->relay;
+  const WzpDirectCallAnswer *a = &msg->direct_call_answer;
+  Call *c = call_lookup (r, a->call_id);
+  Peer *caller;
+  g_autoptr (WzpSignal) to_caller = NULL, to_callee = NULL;
+
+  /* only the callee answers, and only once */
+  if (c == NULL || c->active || g_strcmp0 (c->callee, p->fingerprint) != 0) {
+    r->n.signals_unexpected++;
+    return;
+  }
+  caller = hub_lookup (r, c->caller);
+  if (a->accept_mode == WZP_CALL_ACCEPT_REJECT) {
+    r->n.calls_rejected++;
+    send_hangup (caller, WZP_HANGUP_DECLINED, c->call_id);
+    call_end (r, c);
+    return;
+  }
+  c->active = TRUE;
+  c->callee_reflexive = g_strdup (a->callee_reflexive_addr);
+  c->callee_local = copy_list (a->callee_local_addrs);
+  if (c->timer)
+    g_source_remove (c->timer);
+  c->timer = g_timeout_add (r->settings.call_lifetime_ms, call_expired, c);
+  send_signal (caller, msg);
+  to_caller = call_setup_for (r, c, c->callee_reflexive, c->callee_local);
+  to_callee = call_setup_for (r, c, c->caller_reflexive, c->caller_local);
+  send_signal (caller, to_caller);
+  send_signal (p, to_callee);
+}
+
+/* Ends the calls of @fp (one, or all when @call_id is NULL), telling the
+ * other parties with @msg (or a fresh Hangup). */
+static void
+hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg)
+{
+  g_autoptr (GPtrArray) ending = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init (&it, r->calls);
+  while (g_hash_table_iter_next (&it, NULL, &v)) {
+    Call *c = v;
+    if (call_other (c, fp) == NULL)
+      continue;
+    if (call_id && g_ascii_strcasecmp (call_id, c->call_id) != 0)
+      continue;
+    g_ptr_array_add (ending, c);
+  }
+  for (guint i = 0; i < ending->len; i++) {
+    Call *c = g_ptr_array_index (ending, i);
+    Peer *other = hub_lookup (r, call_other (c, fp));
+
+    if (msg)
+      send_signal (other, msg);
+    else
+      send_hangup (other, WZP_HANGUP_NORMAL, c->call_id);
+    call_end (r, c);
+  }
+}
+
+static void
+on_path_report (Peer *p, WzpSignal *msg)
+{
+  WzpRelay *r = p->relay;
+  Call *c = call_lookup (r, msg->media_path_report.call_id);
+  const gchar *other = c ? call_other (c, p->fingerprint) : NULL;
+
+  /* only the two parties of that call may tell each other (protocol §5.8) */
+  if (other == NULL) {
+    r->n.path_reports_dropped++;
+    return;
+  }
+  r->n.path_reports_forwarded++;
+  send_signal (hub_lookup (r, other), msg);
+}
+
+static void
+on_signal_message (Peer *p, WzpSignal *msg)
+{
+  WzpRelay *r = p->relay;
+
+  if (p->state == PEER_AWAIT_REGISTER) {
+    if (msg->type == WZP_SIGNAL_REGISTER_PRESENCE)
+      on_register (p, &msg->register_presence);
+    else if (msg->type == WZP_SIGNAL_AUTH_TOKEN && r->settings.auth_url == NULL)
+      ;                         /* tolerated and ignored when auth is off */
+    else {
+      r->n.register_failures++;
+      peer_close (p, "expected RegisterPresence");
+    }
+    return;
+  }
+  if (p->state != PEER_REGISTERED)
+    return;
+  switch (msg->type) {
+    case WZP_SIGNAL_DIRECT_CALL_OFFER:
+      on_direct_offer (p, msg);
+      break;
+    case WZP_SIGNAL_DIRECT_CALL_ANSWER:
+      on_direct_answer (p, msg);
+      break;
+    case WZP_SIGNAL_HANGUP:
+      r->n.hangups++;
+      hangup_calls (r, p->fingerprint, msg->hangup.call_id, msg);
+      break;
+    case WZP_SIGNAL_MEDIA_PATH_REPORT:
+      on_path_report (p, msg);
+      break;
+    case WZP_SIGNAL_PING: {
+      g_autoptr (WzpSignal) pong = wzp_signal_new (WZP_SIGNAL_PONG);
+      pong->pong.timestamp_ms = msg->ping.timestamp_ms;
+      send_signal (p, pong);
+      break;
+    }
+    case WZP_SIGNAL_REFLECT: {
+      g_autoptr (WzpSignal) resp = wzp_signal_new (WZP_SIGNAL_REFLECT_RESPONSE);
+      r->n.reflects++;
+      resp->reflect_response.observed_addr = g_strdup (wzp_connection_get_remote_address (p->conn));
+      send_signal (p, resp);
+      break;
+    }
+    case WZP_SIGNAL_REGISTER_PRESENCE:
+      on_register (p, &msg->register_presence);
+      break;
+    default:
+      r->n.signals_unexpected++;
+      g_debug ("unexpected %s on _signal", wzp_signal_type_name (msg->type));
+  }
+}
+
+/* ---- rooms ---------------------------------------------------------------- */
+
+static void
+room_free (Room *room)
+{
+  g_ptr_array_unref (room->members);
+  g_free (room->name);
+  g_free (room);
+}
+
+static void
+room_broadcast_update (Room *room)
+{
+  g_autoptr (WzpSignal) u = wzp_signal_new (WZP_SIGNAL_ROOM_UPDATE);
+
+  u->room_update.count = room->members->len;
+  u->room_update.participants = g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_room_participant_free);
+  for (guint i = 0; i < room->members->len; i++) {
+    Peer *m = g_ptr_array_index (room->members, i);
+    g_ptr_array_add (u->room_update.participants,
+                     wzp_room_participant_new (m->fingerprint, m->alias, NULL));
+  }
+  for (guint i = 0; i < room->members->len; i++)
+    send_signal (g_ptr_array_index (room->members, i), u);
+}
+
+static void
+room_leave (Peer *p)
+{
+  WzpRelay *r = p->relay;
+  Room *room = p->room;
+
+  if (room == NULL)
+    return;
+  g_ptr_array_remove (room->members, p);
+  p->room = NULL;
+  if (room->members->len == 0)
+    g_hash_table_remove (r->rooms, room->name);
+  else
+    room_broadcast_update (room);
+}
+
+/* SFU: each datagram to every other member, never back to the sender. */
+static void
+on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer user_data)
+{
+  Peer *p = user_data;
+  WzpRelay *r = p->relay;
+  Room *room = p->room;
+  guint8 fixed[2048];
+  const guint8 *out = data;
+
+  r->n.datagrams_in++;
+  /* a valid media packet: header, known codec, room for its trailer */
+  if (room == NULL || len < WZP_MEDIA_HEADER_SIZE || ((data[0] >> 2) & 0xf) >= WZP_CODEC_COUNT ||
+      ((data[0] & 2) && len < WZP_MEDIA_HEADER_SIZE + WZP_QUALITY_REPORT_SIZE)) {
+    r->n.datagrams_malformed++;
+    return;
+  }
+  /* upstream re-serialises, which clears byte 1's two unused bits */
+  if ((data[1] & 3) && len <= sizeof fixed) {
+    memcpy (fixed, data, len);
+    fixed[1] &= 0xfc;
+    out = fixed;
+  }
+  for (guint i = 0; i < room->members->len; i++) {
+    Peer *m = g_ptr_array_index (room->members, i);
+    if (m == p)
+      continue;
+    if (wzp_connection_send_datagram (m->conn, out, len, NULL)) {
+      r->n.datagrams_forwarded++;
+      r->n.bytes_forwarded += len;
+    }
+  }
+}
+
+static void
+on_call_offer (Peer *p, const WzpCallOffer *o)
+{
+  WzpRelay *r = p->relay;
+  g_autoptr (WzpSignal) answer = NULL;
+  gchar fp[WZP_FINGERPRINT_STRLEN];
+  guint8 eph_secret[32], sig[64];
+  Room *room;
+  gboolean call_room = g_str_has_prefix (p->room_name, "call-");
+
+  if (!wzp_verify_call_offer (o->identity_pub, o->ephemeral_pub,
+                              g_bytes_get_data (o->signature, NULL), sig_len (o->signature))) {
+    r->n.handshake_failures++;
+    peer_close (p, "bad-signature");
+    return;
+  }
+  wzp_fingerprint_string (o->identity_pub, fp);
+  if (call_room) {
+    Call *c = call_lookup (r, p->room_name + 5);
+    if (c == NULL || call_other (c, fp) == NULL) {
+      r->n.refused_limit++;
+      peer_close (p, "not-a-party");
+      return;
+    }
+  }
+  room = g_hash_table_lookup (r->rooms, p->room_name);
+  if (room == NULL && g_hash_table_size (r->rooms) >= r->settings.max_rooms) {
+    r->n.refused_limit++;
+    peer_close (p, "too-many-rooms");
+    return;
+  }
+  if (room && room->members->len >= (call_room ? 2 : r->settings.max_room_members)) {
+    r->n.refused_limit++;
+    peer_close (p, "room-full");
+    return;
+  }
+  p->fingerprint = g_strdup (fp);
+  p->alias = g_strdup (o->alias);
+  answer = wzp_signal_new (WZP_SIGNAL_CALL_ANSWER);
+  memcpy (answer->call_answer.identity_pub, wzp_identity_get_public_key (r->identity), 32);
+  wzp_x25519_keypair_new (eph_secret, answer->call_answer.ephemeral_pub);
+  wzp_sign_call_answer (r->identity, answer->call_answer.ephemeral_pub, sig);
+  answer->call_answer.signature = g_bytes_new (sig, sizeof sig);
+  answer->call_answer.chosen_profile = WZP_PROFILE_GOOD;
+  memset (eph_secret, 0, sizeof eph_secret);
+  send_signal (p, answer);
+
+  if (room == NULL) {
+    room = g_new0 (Room, 1);
+    room->name = g_strdup (p->room_name);
+    room->call_room = call_room;
+    room->members = g_ptr_array_new ();
+    g_hash_table_insert (r->rooms, room->name, room);
+  }
+  g_ptr_array_add (room->members, p);
+  p->room = room;
+  p->state = PEER_IN_ROOM;
+  if (p->timer) {
+    g_source_remove (p->timer);
+    p->timer = 0;
+  }
+  wzp_connection_set_datagram_handler (p->conn, on_room_datagram, p, NULL);
+  room_broadcast_update (room);
+}
+
+static void
+on_room_message (Peer *p, WzpSignal *msg)
+{
+  if (p->state != PEER_AWAIT_OFFER)
+    return;                     /* after the handshake, room signals are drained */
+  if (msg->type == WZP_SIGNAL_CALL_OFFER)
+    on_call_offer (p, &msg->call_offer);
+  else if (msg->type == WZP_SIGNAL_AUTH_TOKEN && p->relay->settings.auth_url == NULL)
+    ;                           /* tolerated and ignored when auth is off */
+  else {
+    p->relay->n.handshake_failures++;
+    peer_close (p, "expected CallOffer");
+  }
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void
+peer_free (Peer *p)
+{
+  WzpRelay *r = p->relay;
+
+  if (p->timer)
+    g_source_remove (p->timer);
+  if (p->source) {
+    guint n = GPOINTER_TO_UINT (g_hash_table_lookup (r->per_address, p->source));
+    if (n <= 1)
+      g_hash_table_remove (r->per_address, p->source);
+    else
+      g_hash_table_insert (r->per_address, g_strdup (p->source), GUINT_TO_POINTER (n - 1));
+  }
+  g_signal_handlers_disconnect_by_data (p->conn, p);
+  wzp_connection_set_datagram_handler (p->conn, NULL, NULL, NULL);
+  g_object_unref (p->conn);
+  g_free (p->room_name);
+  g_free (p->fingerprint);
+  g_free (p->alias);
+  g_free (p->source);
+  g_free (p);
+}
+
+static void
+on_peer_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
+{
+  Peer *p = data;
+
+  if (p->state == PEER_DONE)
+    return;
+  if (!rate_ok (p))
+    return;
+  if (p->state == PEER_AWAIT_REGISTER || p->state == PEER_REGISTERED)
+    on_signal_message (p, (WzpSignal *) msg);
+  else
+    on_room_message (p, (WzpSignal *) msg);
+}
+
+static void
+on_peer_closed (WzpConnection *conn, const GError *why, gpointer data)
+{
+  Peer *p = data;
+  WzpRelay *r = p->relay;
+
+  g_debug ("%s (%s) left: %s", wzp_connection_get_remote_address (conn),
+           p->room_name ? p->room_name : wzp_connection_get_sni (conn), why->message);
+  room_leave (p);
+  /* only the current registration's end hangs up its calls */
+  if (p->fingerprint && p->state != PEER_IN_ROOM && hub_lookup (r, p->fingerprint) == p) {
+    hangup_calls (r, p->fingerprint, NULL, NULL);
+    g_hash_table_remove (r->hub, p->fingerprint);
+  }
+  g_hash_table_remove (r->peers, conn);
+}
+
+static gboolean
+on_deadline (gpointer data)
+{
+  Peer *p = data;
+
+  p->timer = 0;
+  if (p->state == PEER_AWAIT_REGISTER)
+    p->relay->n.register_failures++;
+  else
+    p->relay->n.handshake_failures++;
+  peer_close (p, p->state == PEER_AWAIT_REGISTER ? "register-timeout" : "handshake-timeout");
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+linger_close (gpointer data)
+{
+  WzpConnection *conn = data;
+
+  wzp_connection_close (conn, 0, "done");
+  return G_SOURCE_REMOVE;
+}
+
+static gchar *
+source_ip (const gchar *addr)
+{
+  const gchar *colon = strrchr (addr, ':');
+
+  return colon ? g_strndup (addr, (gsize) (colon - addr)) : g_strdup (addr);
+}
+
+static void
+on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
+{
+  WzpRelay *r = data;
+  const gchar *raw = wzp_connection_get_sni (conn);
+  g_autofree gchar *sni = g_ascii_strdown (raw ? raw : "default", -1);
+  g_autofree gchar *ip = source_ip (wzp_connection_get_remote_address (conn));
+  guint per_ip = GPOINTER_TO_UINT (g_hash_table_lookup (r->per_address, ip));
+  Peer *p;
+
+  r->n.connections_total++;
+  if (strcmp (sni, "ping") == 0) {
+    wzp_connection_close (conn, 0, "ping");
+    return;
+  }
+  if (strcmp (sni, "version") == 0) {
+    g_autoptr (GBytes) id = g_bytes_new_static (WZP_BUILD_ID, strlen (WZP_BUILD_ID));
+    wzp_connection_send_uni (conn, id, NULL);
+    g_timeout_add_full (G_PRIORITY_DEFAULT, 100, linger_close, g_object_ref (conn), g_object_unref);
+    return;
+  }
+  if (strcmp (sni, "_federation") == 0 || strcmp (sni, "_probe") == 0) {
+    wzp_connection_close (conn, 0, "unsupported");
+    return;
+  }
+  if (strcmp (sni, "_signal") != 0 && !wzp_relay_room_name_valid (sni)) {
+    r->n.refused_room_name++;
+    wzp_connection_close (conn, 0, "bad-room-name");
+    return;
+  }
+  if (per_ip >= r->settings.max_conns_per_address) {
+    r->n.refused_limit++;
+    wzp_connection_close (conn, 0, "too-many-connections");
+    return;
+  }
+  g_hash_table_insert (r->per_address, g_strdup (ip), GUINT_TO_POINTER (per_ip + 1));
+  p = g_new0 (Peer, 1);
+  p->relay = r;
+  p->conn = g_object_ref (conn);
+  p->source = g_steal_pointer (&ip);
+  if (strcmp (sni, "_signal") == 0) {
+    p->state = PEER_AWAIT_REGISTER;
+    p->timer = g_timeout_add (r->settings.register_timeout_ms, on_deadline, p);
+  } else {
+    p->state = PEER_AWAIT_OFFER;
+    p->room_name = g_strdup (sni);
+    p->timer = g_timeout_add (r->settings.handshake_timeout_ms, on_deadline, p);
+  }
+  g_hash_table_insert (r->peers, conn, p);
+  g_signal_connect (conn, "signal", G_CALLBACK (on_peer_signal), p);
+  g_signal_connect (conn, "closed", G_CALLBACK (on_peer_closed), p);
+}
+
+WzpRelay *
+wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySettings *settings)
+{
+  WzpRelay *r = g_new0 (WzpRelay, 1);
+
+  r->endpoint = g_object_ref (endpoint);
+  r->identity = wzp_identity_ref (identity);
+  r->settings = *settings;
+  r->settings.advertise = g_strdup (settings->advertise);
+  r->settings.auth_url = g_strdup (settings->auth_url);
+  r->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
+  r->hub = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  r->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
+  r->calls = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) call_free);
+  r->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  r->started_us = g_get_monotonic_time ();
+  r->incoming_id = g_signal_connect (endpoint, "incoming", G_CALLBACK (on_incoming), r);
+  return r;
+}
+
+void
+wzp_relay_shutdown (WzpRelay *r)
+{
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init (&it, r->calls);
+  while (g_hash_table_iter_next (&it, NULL, &v)) {
+    Call *c = v;
+    send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_NORMAL, c->call_id);
+    send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_NORMAL, c->call_id);
+  }
+  g_hash_table_remove_all (r->calls);
+  wzp_endpoint_shutdown (r->endpoint, 0, "shutdown");
+}
+
+void
+wzp_relay_free (WzpRelay *r)
+{
+  if (r == NULL)
+    return;
+  g_signal_handler_disconnect (r->endpoint, r->incoming_id);
+  g_hash_table_destroy (r->calls);
+  g_hash_table_destroy (r->hub);
+  g_hash_table_destroy (r->peers);
+  g_hash_table_destroy (r->rooms);
+  g_hash_table_destroy (r->per_address);
+  wzp_relay_settings_clear (&r->settings);
+  wzp_identity_unref (r->identity);
+  g_object_unref (r->endpoint);
+  g_free (r);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static void
+metric (GString *s, const gchar *name, const gchar *type, const gchar *help, guint64 value)
+{
+  g_string_append_printf (s, "# HELP %s %s\n# TYPE %s %s\n%s %" G_GUINT64_FORMAT "\n",
+                          name, help, name, type, name, value);
+}
+
+gchar *
+wzp_relay_metrics_text (WzpRelay *r)
+{
+  GString *s = g_string_new (NULL);
+  GHashTableIter it;
+  gpointer v;
+  guint64 participants = 0, active = 0, pending = 0, in_rooms = 0, on_signal = 0, other = 0;
+  WzpEndpointStats es;
+
+  g_hash_table_iter_init (&it, r->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    participants += ((Room *) v)->members->len;
+  g_hash_table_iter_init (&it, r->calls);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    (((Call *) v)->active ? active++ : pending++);
+  g_hash_table_iter_init (&it, r->peers);
+  while (g_hash_table_iter_next (&it, NULL, &v)) {
+    Peer *p = v;
+    if (p->state == PEER_IN_ROOM || p->state == PEER_AWAIT_OFFER)
+      in_rooms++;
+    else if (p->state == PEER_REGISTERED || p->state == PEER_AWAIT_REGISTER)
+      on_signal++;
+    else
+      other++;
+  }
+  wzp_endpoint_get_stats (r->endpoint, &es);
+  g_string_append (s, "# HELP wzp_relay_connections Open connections by purpose.\n"
+                   "# TYPE wzp_relay_connections gauge\n");
+  g_string_append_printf (s, "wzp_relay_connections{purpose=\"room\"} %" G_GUINT64_FORMAT "\n"
+                          "wzp_relay_connections{purpose=\"signal\"} %" G_GUINT64_FORMAT "\n"
+                          "wzp_relay_connections{purpose=\"other\"} %" G_GUINT64_FORMAT "\n",
+                          in_rooms, on_signal, other);
+  metric (s, "wzp_relay_registered_identities", "gauge", "Identities registered on _signal.",
+          g_hash_table_size (r->hub));
+  metric (s, "wzp_relay_active_rooms", "gauge", "Rooms with at least one member.",
+          g_hash_table_size (r->rooms));
+  metric (s, "wzp_relay_room_participants", "gauge", "Members of all rooms.", participants);
+  g_string_append (s, "# HELP wzp_relay_calls Direct calls in the registry.\n"
+                   "# TYPE wzp_relay_calls gauge\n");
+  g_string_append_printf (s, "wzp_relay_calls{state=\"active\"} %" G_GUINT64_FORMAT "\n"
+                          "wzp_relay_calls{state=\"pending\"} %" G_GUINT64_FORMAT "\n", active, pending);
+  metric (s, "wzp_relay_connections_total", "counter", "Connections accepted.", r->n.connections_total);
+  metric (s, "wzp_relay_packets_forwarded_total", "counter", "Media datagrams forwarded (by fan-out).",
+          r->n.datagrams_forwarded);
+  metric (s, "wzp_relay_bytes_forwarded_total", "counter", "Media bytes forwarded (by fan-out).",
+          r->n.bytes_forwarded);
+  metric (s, "wzp_relay_datagrams_received_total", "counter", "Media datagrams received in rooms.",
+          r->n.datagrams_in);
+  g_string_append (s, "# HELP wzp_relay_drops_total Things dropped, by reason.\n"
+                   "# TYPE wzp_relay_drops_total counter\n");
+  g_string_append_printf (s,
+      "wzp_relay_drops_total{reason=\"malformed_datagram\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_drops_total{reason=\"undecodable_packet\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_drops_total{reason=\"path_report_not_a_party\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_drops_total{reason=\"signal_rate_limit\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_drops_total{reason=\"unexpected_signal\"} %" G_GUINT64_FORMAT "\n",
+      r->n.datagrams_malformed, es.packets_dropped, r->n.path_reports_dropped,
+      r->n.signals_rate_limited, r->n.signals_unexpected);
+  metric (s, "wzp_relay_path_reports_forwarded_total", "counter", "MediaPathReports forwarded.",
+          r->n.path_reports_forwarded);
+  metric (s, "wzp_relay_handshake_failures_total", "counter",
+          "Room handshakes refused or timed out.", r->n.handshake_failures);
+  metric (s, "wzp_relay_register_failures_total", "counter",
+          "_signal registrations refused or timed out.", r->n.register_failures);
+  metric (s, "wzp_relay_forged_signatures_total", "counter", "Signatures that did not verify.",
+          r->n.forged_signatures);
+  g_string_append (s, "# HELP wzp_relay_limit_hits_total Limits reached, by limit.\n"
+                   "# TYPE wzp_relay_limit_hits_total counter\n");
+  g_string_append_printf (s,
+      "wzp_relay_limit_hits_total{limit=\"room_or_address\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_limit_hits_total{limit=\"half_open\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_limit_hits_total{limit=\"room_name\"} %" G_GUINT64_FORMAT "\n",
+      r->n.refused_limit, es.initials_refused, r->n.refused_room_name);
+  g_string_append (s, "# HELP wzp_relay_calls_total Direct-call outcomes.\n"
+                   "# TYPE wzp_relay_calls_total counter\n");
+  g_string_append_printf (s,
+      "wzp_relay_calls_total{outcome=\"offered\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_calls_total{outcome=\"unreachable\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_calls_total{outcome=\"rejected\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_calls_total{outcome=\"timed_out\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_relay_calls_total{outcome=\"refused\"} %" G_GUINT64_FORMAT "\n",
+      r->n.calls_offered, r->n.calls_unreachable, r->n.calls_rejected, r->n.calls_timed_out,
+      r->n.calls_refused);
+  metric (s, "wzp_relay_reflects_total", "counter", "Reflect requests answered.", r->n.reflects);
+  metric (s, "wzp_relay_udp_packets_received_total", "counter", "UDP datagrams received.",
+          es.packets_received);
+  metric (s, "wzp_relay_udp_packets_sent_total", "counter", "UDP datagrams sent.", es.packets_sent);
+  return g_string_free (s, FALSE);
+}
+
+gchar *
+wzp_relay_health_json (WzpRelay *r)
+{
+  return g_strdup_printf ("{\"status\":\"ok\",\"build\":\"%s\",\"uptime_s\":%" G_GINT64_FORMAT
+                          ",\"connections\":%u,\"registered\":%u,\"rooms\":%u,\"calls\":%u,"
+                          "\"tls_fingerprint\":\"%s\",\"fingerprint\":\"%s\"}",
+                          WZP_BUILD_ID, (g_get_monotonic_time () - r->started_us) / G_USEC_PER_SEC,
+                          g_hash_table_size (r->peers), g_hash_table_size (r->hub),
+                          g_hash_table_size (r->rooms), g_hash_table_size (r->calls),
+                          wzp_endpoint_get_fingerprint (r->endpoint),
+                          wzp_identity_get_fingerprint (r->identity));
+}

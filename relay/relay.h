@@ -1,0 +1,47 @@
+/* WzpRelay: the relay's state and protocol logic (protocol §5): SNI
+ * dispatch, rooms (SFU), the `_signal` hub, the direct-call registry,
+ * Reflect and MediaPathReport forwarding. No GStreamer, no HTTP (see
+ * metrics.c), no command line (see main.c). */
+#pragma once
+
+#include "wzp-identity.h"
+#include "wzp-quic.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  gchar *advertise;              /* relay_addr in CallSetup */
+  gboolean require_signatures;   /* refuse unsigned RegisterPresence/DirectCallOffer */
+  guint register_timeout_ms;     /* RegisterPresence must come within: 10000 */
+  guint handshake_timeout_ms;    /* AuthToken/CallOffer must come within: 10000 */
+  guint ring_timeout_ms;         /* unanswered offers end after: 30000 */
+  guint call_lifetime_ms;        /* any registry entry ends after: 86400000 */
+  guint max_rooms;               /* 1000 */
+  guint max_room_members;        /* 64 (call-* rooms: 2) */
+  guint max_conns_per_address;   /* 64 */
+  guint max_signals_per_second;  /* per connection: 50 */
+  guint max_pending_calls;       /* per identity: 8 */
+  gchar *auth_url;               /* featherChat-style token validation, or NULL */
+} WzpRelaySettings;
+
+void wzp_relay_settings_init (WzpRelaySettings *s);
+void wzp_relay_settings_clear (WzpRelaySettings *s);
+
+typedef struct _WzpRelay WzpRelay;
+
+/* Takes the endpoint (listening already) and the relay's identity. */
+WzpRelay *wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity,
+                         const WzpRelaySettings *settings);
+void wzp_relay_free (WzpRelay *relay);
+/* Hangs up every call, closes every connection with reason "shutdown". */
+void wzp_relay_shutdown (WzpRelay *relay);
+
+/* Prometheus text and JSON health for the HTTP side. */
+gchar *wzp_relay_metrics_text (WzpRelay *relay);
+gchar *wzp_relay_health_json (WzpRelay *relay);
+
+/* TRUE when upstream clients could send @name as an SNI (rustls' DNS-name
+ * rules, protocol §1.5). */
+gboolean wzp_relay_room_name_valid (const gchar *name);
+
+G_END_DECLS
