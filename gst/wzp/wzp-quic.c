@@ -1745,6 +1745,12 @@ wzp_connection_close (WzpConnection *c, guint64 code, const gchar *reason)
 {
   ngtcp2_ccerr ccerr;
 
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating)
+    return;
+  /* what the application queued before closing (a refusal, a last Hangup)
+   * goes out ahead of the CONNECTION_CLOSE */
+  if (c->conn && c->state == WZP_CONNECTION_ESTABLISHED)
+    conn_write (c);
   if (c->state == WZP_CONNECTION_CLOSED)
     return;
   ngtcp2_ccerr_default (&ccerr);

@@ -1,0 +1,900 @@
+/* wzp-relay, the real binary on 127.0.0.1 with a free port, driven by
+ * clients built on wzp-quic: registration, direct calls, MediaPathReport
+ * forwarding, rooms, signatures, limits, bad input, metrics, shutdown. */
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "wzp-identity.h"
+#include "wzp-quic.h"
+#include "wzp-wire.h"
+
+static const gchar *relay_path;
+
+/* ---- the relay process ---------------------------------------------------- */
+
+typedef struct {
+  GSubprocess *proc;
+  gchar *dir;
+  gchar *addr;              /* 127.0.0.1:port */
+  gchar *tls_fp;
+  gchar *fingerprint;
+  gchar *metrics_url;
+  GSocketAddress *sockaddr;
+} Relay;
+
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static Relay *
+relay_start (const gchar *const *extra)
+{
+  Relay *r = g_new0 (Relay, 1);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *id = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+
+  r->dir = g_dir_make_tmp ("wzp-relay-test-XXXXXX", NULL);
+  id = g_build_filename (r->dir, "relay.seed", NULL);
+  g_ptr_array_add (argv, (gpointer) relay_path);
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, "127.0.0.1:0");
+  g_ptr_array_add (argv, "--identity");
+  g_ptr_array_add (argv, id);
+  g_ptr_array_add (argv, "--metrics");
+  g_ptr_array_add (argv, "0");
+  for (guint i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (argv, (gpointer) extra[i]);
+  g_ptr_array_add (argv, NULL);
+  {
+    g_autoptr (GSubprocessLauncher) l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+    /* a test that aborts must not leave its relay behind */
+    g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
+    r->proc = g_subprocess_launcher_spawnv (l, (const gchar *const *) argv->pdata, &error);
+  }
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (r->proc));
+  for (;;) {
+    g_autofree gchar *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+    g_assert_nonnull (line);
+    if (g_str_has_prefix (line, "listening on "))
+      r->addr = g_strdup (line + 13);
+    else if (g_str_has_prefix (line, "TLS fingerprint: "))
+      r->tls_fp = g_strdup (line + 17);
+    else if (g_str_has_prefix (line, "identity fingerprint: "))
+      r->fingerprint = g_strdup (line + 22);
+    else if (g_str_has_prefix (line, "metrics: ")) {
+      r->metrics_url = g_strdup (line + 9);
+      break;
+    }
+  }
+  r->sockaddr = wzp_socket_address_parse (r->addr, NULL);
+  g_assert_nonnull (r->sockaddr);
+  return r;
+}
+
+static void
+relay_stop (Relay *r)
+{
+  g_autofree gchar *id = g_build_filename (r->dir, "relay.seed", NULL);
+
+  g_subprocess_send_signal (r->proc, SIGTERM);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_exited (r->proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
+  g_object_unref (r->proc);
+  g_unlink (id);
+  g_rmdir (r->dir);
+  g_free (r->dir);
+  g_free (r->addr);
+  g_free (r->tls_fp);
+  g_free (r->fingerprint);
+  g_free (r->metrics_url);
+  g_object_unref (r->sockaddr);
+  g_free (r);
+}
+
+/* ---- a client ---------------------------------------------------------------- */
+
+typedef struct {
+  WzpEndpoint *ep;
+  WzpIdentity *id;
+  WzpConnection *conn;
+  GPtrArray *msgs;          /* WzpSignal* not yet taken */
+  gboolean established, closed;
+  GError *close_error;
+  guint datagrams;
+  GHashTable *datagram_from; /* first payload byte -> count */
+} Client;
+
+static void
+c_established (WzpConnection *conn, Client *c)
+{
+  c->established = TRUE;
+}
+
+static void
+c_closed (WzpConnection *conn, const GError *e, Client *c)
+{
+  c->closed = TRUE;
+  g_clear_error (&c->close_error);
+  c->close_error = g_error_copy (e);
+}
+
+static void
+c_signal (WzpConnection *conn, const WzpSignal *m, Client *c)
+{
+  g_ptr_array_add (c->msgs, wzp_signal_copy (m));
+}
+
+static void
+c_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data)
+{
+  Client *c = data;
+  guint key = len > 12 ? d[12] : 0;
+
+  c->datagrams++;
+  g_hash_table_insert (c->datagram_from, GUINT_TO_POINTER (key),
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (c->datagram_from,
+                                                                                GUINT_TO_POINTER (key))) + 1));
+}
+
+static gboolean
+spin (gboolean (*pred) (gpointer), gpointer data, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (!pred (data)) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_main_context_iteration (NULL, FALSE);
+    g_usleep (200);
+  }
+  return TRUE;
+}
+
+static gboolean
+c_ready (gpointer data)
+{
+  return ((Client *) data)->established || ((Client *) data)->closed;
+}
+
+static gboolean
+c_is_closed (gpointer data)
+{
+  return ((Client *) data)->closed;
+}
+
+static Client *
+client_new (guint8 seed_byte)
+{
+  Client *c = g_new0 (Client, 1);
+  g_autoptr (GSocketAddress) any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
+  guint8 seed[32];
+
+  memset (seed, seed_byte, sizeof seed);
+  c->id = wzp_identity_new_from_seed (seed);
+  c->ep = wzp_endpoint_new (any, NULL, NULL, NULL);
+  c->msgs = g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_signal_free);
+  c->datagram_from = g_hash_table_new (NULL, NULL);
+  return c;
+}
+
+static void
+client_drop_conn (Client *c)
+{
+  if (c->conn) {
+    g_signal_handlers_disconnect_by_data (c->conn, c);
+    wzp_connection_set_datagram_handler (c->conn, NULL, NULL, NULL);
+    g_clear_object (&c->conn);
+  }
+  c->established = c->closed = FALSE;
+  g_clear_error (&c->close_error);
+  g_ptr_array_set_size (c->msgs, 0);
+}
+
+static void
+client_free (Client *c)
+{
+  client_drop_conn (c);
+  wzp_endpoint_shutdown (c->ep, 0, "done");
+  g_object_unref (c->ep);
+  wzp_identity_unref (c->id);
+  g_ptr_array_unref (c->msgs);
+  g_hash_table_destroy (c->datagram_from);
+  g_free (c);
+}
+
+static void
+client_connect (Client *c, Relay *r, const gchar *sni)
+{
+  g_autoptr (GError) error = NULL;
+
+  client_drop_conn (c);
+  c->conn = wzp_endpoint_connect (c->ep, r->sockaddr, sni, r->tls_fp, &error);
+  g_assert_no_error (error);
+  g_signal_connect (c->conn, "established", G_CALLBACK (c_established), c);
+  g_signal_connect (c->conn, "closed", G_CALLBACK (c_closed), c);
+  g_signal_connect (c->conn, "signal", G_CALLBACK (c_signal), c);
+  wzp_connection_set_datagram_handler (c->conn, c_datagram, c, NULL);
+  g_assert_true (spin (c_ready, c, 5000));
+  g_assert_true (c->established);
+}
+
+static void
+client_send (Client *c, WzpSignal *m)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (wzp_connection_send_signal (c->conn, m, &error));
+  g_assert_no_error (error);
+  wzp_signal_free (m);
+}
+
+typedef struct {
+  Client *c;
+  WzpSignalType type;
+} WaitType;
+
+static gboolean
+has_type (gpointer data)
+{
+  WaitType *w = data;
+
+  for (guint i = 0; i < w->c->msgs->len; i++)
+    if (((WzpSignal *) g_ptr_array_index (w->c->msgs, i))->type == w->type)
+      return TRUE;
+  return w->c->closed;
+}
+
+/* The first message of @type, removed from the inbox; NULL on timeout. */
+static WzpSignal *
+client_take (Client *c, WzpSignalType type, guint ms)
+{
+  WaitType w = { c, type };
+
+  spin (has_type, &w, ms);
+  for (guint i = 0; i < c->msgs->len; i++) {
+    WzpSignal *m = g_ptr_array_index (c->msgs, i);
+    if (m->type == type)
+      return g_ptr_array_steal_index (c->msgs, i);
+  }
+  return NULL;
+}
+
+static WzpSignal *
+client_expect (Client *c, WzpSignalType type)
+{
+  WzpSignal *m = client_take (c, type, 5000);
+
+  if (m == NULL)
+    g_error ("no %s arrived%s%s", wzp_signal_type_name (type), c->closed ? "; closed: " : "",
+             c->closed ? c->close_error->message : "");
+  return m;
+}
+
+static gboolean
+never (gpointer data)
+{
+  return FALSE;
+}
+
+static void
+settle (guint ms)
+{
+  spin (never, NULL, ms);
+}
+
+static WzpSignal *
+register_msg (Client *c, gboolean sign, gboolean forge)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_REGISTER_PRESENCE);
+
+  memcpy (m->register_presence.identity_pub, wzp_identity_get_public_key (c->id), 32);
+  if (sign) {
+    guint8 msg[17 + 32], sig[64];
+    memcpy (msg, "register-presence", 17);
+    memcpy (msg + 17, m->register_presence.identity_pub, 32);
+    wzp_identity_sign (c->id, msg, sizeof msg, sig);
+    if (forge)
+      sig[0] ^= 1;
+    m->register_presence.signature = g_bytes_new (sig, sizeof sig);
+  }
+  return m;
+}
+
+static void
+client_register (Client *c, Relay *r)
+{
+  g_autoptr (WzpSignal) ack = NULL;
+
+  client_connect (c, r, "_signal");
+  client_send (c, register_msg (c, FALSE, FALSE));
+  ack = client_expect (c, WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+  g_assert_true (ack->register_presence_ack.success);
+  g_assert_nonnull (ack->register_presence_ack.relay_build);
+}
+
+static WzpSignal *
+offer_msg (Client *from, Client *to, const gchar *call_id, gboolean sign)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_OFFER);
+  WzpDirectCallOffer *o = &m->direct_call_offer;
+
+  o->caller_fingerprint = g_strdup (wzp_identity_get_fingerprint (from->id));
+  o->target_fingerprint = g_strdup (wzp_identity_get_fingerprint (to->id));
+  o->call_id = g_strdup (call_id);
+  memcpy (o->identity_pub, wzp_identity_get_public_key (from->id), 32);
+  o->supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (o->supported_profiles, WZP_PROFILE_GOOD);
+  o->caller_reflexive_addr = g_strdup ("203.0.113.7:40001");
+  o->caller_local_addrs = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (o->caller_local_addrs, g_strdup ("192.168.1.20:40001"));
+  if (sign) {
+    g_autoptr (GByteArray) b = g_byte_array_new ();
+    guint8 sig[64];
+    g_byte_array_append (b, o->ephemeral_pub, 32);
+    g_byte_array_append (b, (const guint8 *) o->target_fingerprint, strlen (o->target_fingerprint));
+    g_byte_array_append (b, (const guint8 *) call_id, strlen (call_id));
+    wzp_identity_sign (from->id, b->data, b->len, sig);
+    o->signature = g_bytes_new (sig, sizeof sig);
+  }
+  return m;
+}
+
+static WzpSignal *
+answer_msg (const gchar *call_id, WzpCallAcceptMode mode)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_ANSWER);
+
+  m->direct_call_answer.call_id = g_strdup (call_id);
+  m->direct_call_answer.accept_mode = mode;
+  m->direct_call_answer.chosen_profile = g_memdup2 (&WZP_PROFILE_GOOD, sizeof WZP_PROFILE_GOOD);
+  m->direct_call_answer.callee_reflexive_addr = g_strdup ("198.51.100.9:51820");
+  m->direct_call_answer.callee_local_addrs = g_ptr_array_new_with_free_func (g_free);
+  g_ptr_array_add (m->direct_call_answer.callee_local_addrs, g_strdup ("10.0.0.5:51820"));
+  return m;
+}
+
+/* A calls B; both end with CallSetup. */
+static void
+set_up_call (Relay *r, Client *a, Client *b, const gchar *call_id)
+{
+  g_autoptr (WzpSignal) offer = NULL, ringing = NULL, answer = NULL, setup_a = NULL, setup_b = NULL;
+  g_autofree gchar *room = g_strconcat ("call-", call_id, NULL);
+
+  client_send (a, offer_msg (a, b, call_id, FALSE));
+  offer = client_expect (b, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  g_assert_cmpstr (offer->direct_call_offer.caller_fingerprint, ==, wzp_identity_get_fingerprint (a->id));
+  g_assert_cmpstr (offer->direct_call_offer.caller_reflexive_addr, ==, "203.0.113.7:40001");
+  ringing = client_expect (a, WZP_SIGNAL_CALL_RINGING);
+  g_assert_cmpstr (ringing->call_ringing.call_id, ==, call_id);
+  client_send (b, answer_msg (call_id, WZP_CALL_ACCEPT_TRUSTED));
+  answer = client_expect (a, WZP_SIGNAL_DIRECT_CALL_ANSWER);
+  g_assert_cmpint (answer->direct_call_answer.accept_mode, ==, WZP_CALL_ACCEPT_TRUSTED);
+  setup_a = client_expect (a, WZP_SIGNAL_CALL_SETUP);
+  setup_b = client_expect (b, WZP_SIGNAL_CALL_SETUP);
+  /* cross-wired: each side gets the other's addresses */
+  g_assert_cmpstr (setup_a->call_setup.room, ==, room);
+  g_assert_cmpstr (setup_a->call_setup.relay_addr, ==, r->addr);
+  g_assert_cmpstr (setup_a->call_setup.peer_direct_addr, ==, "198.51.100.9:51820");
+  g_assert_cmpstr (g_ptr_array_index (setup_a->call_setup.peer_local_addrs, 0), ==, "10.0.0.5:51820");
+  g_assert_cmpstr (setup_b->call_setup.room, ==, room);
+  g_assert_cmpstr (setup_b->call_setup.peer_direct_addr, ==, "203.0.113.7:40001");
+  g_assert_cmpstr (g_ptr_array_index (setup_b->call_setup.peer_local_addrs, 0), ==, "192.168.1.20:40001");
+}
+
+static gchar *
+fetch_metrics (Relay *r)
+{
+  g_autoptr (GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL, "/usr/bin/python3", "-c",
+      "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
+      r->metrics_url, NULL);
+  gchar *out = NULL;
+
+  g_subprocess_communicate_utf8 (p, NULL, NULL, &out, NULL, NULL);
+  return out;
+}
+
+static guint64
+metric_value (const gchar *text, const gchar *name)
+{
+  g_autofree gchar *needle = g_strdup_printf ("\n%s ", name);
+  const gchar *at = strstr (text, needle);
+
+  g_assert_nonnull (at);
+  return g_ascii_strtoull (at + strlen (needle), NULL, 10);
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void
+test_direct_call (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a), *b = client_new (0x11), *x = client_new (0x33);
+  g_autoptr (WzpSignal) rep = NULL, h = NULL, stray = NULL;
+  g_autofree gchar *metrics = NULL;
+
+  client_register (a, r);
+  client_register (b, r);
+  client_register (x, r);
+  set_up_call (r, a, b, "18a2b3c4d5e6f708");
+
+  /* reports cross between the two parties, unchanged */
+  client_send (a, wzp_signal_new_media_path_report ("18a2b3c4d5e6f708", TRUE, "Direct"));
+  rep = client_expect (b, WZP_SIGNAL_MEDIA_PATH_REPORT);
+  g_assert_true (rep->media_path_report.direct_ok);
+  g_assert_cmpstr (rep->media_path_report.race_winner, ==, "Direct");
+  g_clear_pointer (&rep, wzp_signal_free);
+  client_send (b, wzp_signal_new_media_path_report ("18a2b3c4d5e6f708", FALSE, "Relay"));
+  rep = client_expect (a, WZP_SIGNAL_MEDIA_PATH_REPORT);
+  g_assert_false (rep->media_path_report.direct_ok);
+  /* a third party's report for that call goes nowhere */
+  client_send (x, wzp_signal_new_media_path_report ("18a2b3c4d5e6f708", TRUE, "Direct"));
+  stray = client_take (b, WZP_SIGNAL_MEDIA_PATH_REPORT, 300);
+  g_assert_null (stray);
+  g_assert_null (client_take (a, WZP_SIGNAL_MEDIA_PATH_REPORT, 10));
+  metrics = fetch_metrics (r);
+  g_assert_cmpuint (metric_value (metrics, "wzp_relay_path_reports_forwarded_total"), ==, 2);
+  g_assert_nonnull (strstr (metrics, "wzp_relay_drops_total{reason=\"path_report_not_a_party\"} 1"));
+  g_assert_nonnull (strstr (metrics, "wzp_relay_calls{state=\"active\"} 1"));
+
+  /* targeted hangup reaches the other party with its call_id */
+  client_send (a, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, "18a2b3c4d5e6f708"));
+  h = client_expect (b, WZP_SIGNAL_HANGUP);
+  g_assert_cmpstr (h->hangup.call_id, ==, "18a2b3c4d5e6f708");
+  client_free (a);
+  client_free (b);
+  client_free (x);
+  relay_stop (r);
+}
+
+static void
+test_disconnect_reject_unreachable (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a), *b = client_new (0x11), *nobody = client_new (0x44);
+  g_autoptr (WzpSignal) h1 = NULL, h2 = NULL, h3 = NULL, offer = NULL;
+
+  client_register (a, r);
+  client_register (b, r);
+  /* disconnect ends that party's calls */
+  set_up_call (r, a, b, "c1");
+  wzp_connection_close (a->conn, 0, "gone");
+  h1 = client_expect (b, WZP_SIGNAL_HANGUP);
+  g_assert_cmpstr (h1->hangup.call_id, ==, "c1");
+
+  /* reject */
+  client_register (a, r);
+  client_send (a, offer_msg (a, b, "c2", FALSE));
+  offer = client_expect (b, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  wzp_signal_free (client_expect (a, WZP_SIGNAL_CALL_RINGING));
+  client_send (b, answer_msg ("c2", WZP_CALL_ACCEPT_REJECT));
+  h2 = client_expect (a, WZP_SIGNAL_HANGUP);
+  g_assert_cmpstr (h2->hangup.call_id, ==, "c2");
+  g_assert_cmpint (h2->hangup.reason, ==, WZP_HANGUP_DECLINED);
+
+  /* a target nobody registered */
+  client_send (a, offer_msg (a, nobody, "c3", FALSE));
+  h3 = client_expect (a, WZP_SIGNAL_HANGUP);
+  g_assert_cmpstr (h3->hangup.call_id, ==, "c3");
+  g_assert_null (client_take (a, WZP_SIGNAL_CALL_RINGING, 100));
+  client_free (a);
+  client_free (b);
+  client_free (nobody);
+  relay_stop (r);
+}
+
+static void
+test_ring_timeout (void)
+{
+  const gchar *args[] = { "--ring-timeout-ms", "400", NULL };
+  Relay *r = relay_start (args);
+  Client *a = client_new (0x2a), *b = client_new (0x11);
+  g_autoptr (WzpSignal) offer = NULL, ha = NULL, hb = NULL;
+  gint64 t0;
+
+  client_register (a, r);
+  client_register (b, r);
+  t0 = g_get_monotonic_time ();
+  client_send (a, offer_msg (a, b, "ring1", FALSE));
+  offer = client_expect (b, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  ha = client_expect (a, WZP_SIGNAL_HANGUP);
+  hb = client_expect (b, WZP_SIGNAL_HANGUP);
+  g_assert_cmpint (ha->hangup.reason, ==, WZP_HANGUP_TIMEOUT);
+  g_assert_cmpstr (hb->hangup.call_id, ==, "ring1");
+  g_assert_cmpint (g_get_monotonic_time () - t0, >=, 350000);
+  /* and a late answer does nothing */
+  client_send (b, answer_msg ("ring1", WZP_CALL_ACCEPT_GENERIC));
+  g_assert_null (client_take (a, WZP_SIGNAL_CALL_SETUP, 300));
+  client_free (a);
+  client_free (b);
+  relay_stop (r);
+}
+
+static void
+test_signatures_and_reregistration (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a), *b = client_new (0x11), *a2 = client_new (0x2a);
+  g_autoptr (WzpSignal) ack = NULL, ack2 = NULL, offer = NULL, h = NULL, ok = NULL;
+
+  /* a forged registration signature is refused and the connection closed */
+  client_connect (a, r, "_signal");
+  client_send (a, register_msg (a, TRUE, TRUE));
+  ack = client_expect (a, WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+  g_assert_false (ack->register_presence_ack.success);
+  g_assert_nonnull (ack->register_presence_ack.error);
+  g_assert_true (spin (c_is_closed, a, 5000));
+  /* a valid signature is accepted */
+  client_connect (a, r, "_signal");
+  client_send (a, register_msg (a, TRUE, FALSE));
+  ack2 = client_expect (a, WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+  g_assert_true (ack2->register_presence_ack.success);
+  client_register (b, r);
+
+  /* a forged offer signature: refused, never forwarded */
+  {
+    WzpSignal *bad = offer_msg (a, b, "s1", TRUE);
+    guint8 *sig = (guint8 *) g_bytes_get_data (bad->direct_call_offer.signature, NULL);
+    sig[5] ^= 1;
+    client_send (a, bad);
+  }
+  h = client_expect (a, WZP_SIGNAL_HANGUP);
+  g_assert_cmpint (h->hangup.reason, ==, WZP_HANGUP_ERROR);
+  g_assert_null (client_take (b, WZP_SIGNAL_DIRECT_CALL_OFFER, 200));
+  /* a properly signed one goes through */
+  client_send (a, offer_msg (a, b, "s2", TRUE));
+  ok = client_expect (b, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  g_assert_cmpstr (ok->direct_call_offer.call_id, ==, "s2");
+
+  /* re-registration race: the old connection's end leaves the new one */
+  client_register (a2, r);
+  wzp_connection_close (a->conn, 0, "old");
+  settle (300);
+  client_send (b, offer_msg (b, a2, "s3", FALSE));
+  offer = client_expect (a2, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  g_assert_cmpstr (offer->direct_call_offer.call_id, ==, "s3");
+  client_free (a);
+  client_free (a2);
+  client_free (b);
+  relay_stop (r);
+}
+
+static void
+test_reflect_ping_and_strays (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a);
+  g_autoptr (WzpSignal) refl = NULL, pong = NULL;
+  g_autoptr (GInetSocketAddress) local = NULL;
+  g_autofree gchar *mine = NULL;
+  WzpSignal *ping;
+
+  client_register (a, r);
+  client_send (a, wzp_signal_new (WZP_SIGNAL_REFLECT));
+  refl = client_expect (a, WZP_SIGNAL_REFLECT_RESPONSE);
+  local = wzp_endpoint_get_local_address (a->ep);
+  mine = wzp_socket_address_to_string (G_SOCKET_ADDRESS (local));
+  g_assert_cmpstr (refl->reflect_response.observed_addr, ==, mine);
+  ping = wzp_signal_new (WZP_SIGNAL_PING);
+  ping->ping.timestamp_ms = 1700000000000;
+  client_send (a, ping);
+  pong = client_expect (a, WZP_SIGNAL_PONG);
+  g_assert_cmpuint (pong->pong.timestamp_ms, ==, 1700000000000);
+  client_free (a);
+  relay_stop (r);
+}
+
+static WzpSignal *
+call_offer_msg (Client *c)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
+  guint8 secret[32], sig[64];
+
+  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (c->id), 32);
+  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
+  wzp_sign_call_offer (c->id, m->call_offer.ephemeral_pub, sig);
+  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
+  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
+  m->call_offer.alias = g_strdup_printf ("member-%02x", wzp_identity_get_seed (c->id)[0]);
+  return m;
+}
+
+/* Joins a room; returns the relay's CallAnswer after checking its signature. */
+static void
+join_room (Client *c, Relay *r, const gchar *room)
+{
+  g_autoptr (WzpSignal) answer = NULL;
+
+  client_connect (c, r, room);
+  client_send (c, call_offer_msg (c));
+  answer = client_expect (c, WZP_SIGNAL_CALL_ANSWER);
+  g_assert_cmpstr (wzp_identity_get_fingerprint (c->id), !=, r->fingerprint);
+  {
+    gchar fp[WZP_FINGERPRINT_STRLEN];
+    wzp_fingerprint_string (answer->call_answer.identity_pub, fp);
+    g_assert_cmpstr (fp, ==, r->fingerprint);
+  }
+  g_assert_true (wzp_verify_call_answer (answer->call_answer.identity_pub,
+                                         answer->call_answer.ephemeral_pub,
+                                         g_bytes_get_data (answer->call_answer.signature, NULL),
+                                         g_bytes_get_size (answer->call_answer.signature)));
+  g_assert_cmpint (answer->call_answer.chosen_profile.codec, ==, WZP_CODEC_OPUS24K);
+}
+
+static void
+send_media (Client *c, guint8 tag, guint n)
+{
+  for (guint i = 0; i < n; i++) {
+    guint8 pkt[12 + 80];
+    WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) i, .timestamp = i * 20 };
+    guint8 payload[80];
+    memset (payload, tag, sizeof payload);
+    wzp_media_packet_write (&h, payload, sizeof payload, NULL, pkt, sizeof pkt);
+    g_assert_true (wzp_connection_send_datagram (c->conn, pkt, sizeof pkt, NULL));
+  }
+}
+
+typedef struct {
+  Client **cs;
+  guint n, want;
+} AllGot;
+
+static gboolean
+all_got (gpointer data)
+{
+  AllGot *w = data;
+
+  for (guint i = 0; i < w->n; i++)
+    if (w->cs[i]->datagrams < w->want)
+      return FALSE;
+  return TRUE;
+}
+
+static void
+test_room_three_members (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *m[3] = { client_new (1), client_new (2), client_new (3) };
+  g_autoptr (WzpSignal) last = NULL;
+  AllGot w = { m, 3, 40 };
+
+  for (guint i = 0; i < 3; i++)
+    join_room (m[i], r, "StandUp");         /* room names are lowercased */
+  /* the last update everyone got lists all three, with aliases */
+  for (guint i = 0; i < 3; i++) {
+    WzpSignal *u, *newest = NULL;
+    while ((u = client_take (m[i], WZP_SIGNAL_ROOM_UPDATE, i == 0 ? 1000 : 200)) != NULL) {
+      wzp_signal_free (newest);
+      newest = u;
+    }
+    g_assert_nonnull (newest);
+    g_assert_cmpuint (newest->room_update.count, ==, 3);
+    g_assert_cmpuint (newest->room_update.participants->len, ==, 3);
+    g_assert_cmpstr (((WzpRoomParticipant *) g_ptr_array_index (newest->room_update.participants, 2))->alias,
+                     ==, "member-03");
+    g_assert_null (((WzpRoomParticipant *) g_ptr_array_index (newest->room_update.participants, 0))->relay_label);
+    wzp_signal_free (newest);
+  }
+  for (guint i = 0; i < 3; i++)
+    send_media (m[i], (guint8) (i + 1), 20);
+  g_assert_true (spin (all_got, &w, 5000));
+  settle (200);
+  for (guint i = 0; i < 3; i++) {
+    g_assert_cmpuint (m[i]->datagrams, ==, 40);
+    g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (m[i]->datagram_from, GUINT_TO_POINTER (i + 1))), ==, 0);
+    for (guint j = 0; j < 3; j++)
+      if (j != i)
+        g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (m[i]->datagram_from, GUINT_TO_POINTER (j + 1))), ==, 20);
+  }
+  /* a member leaves: the others get an update with two */
+  wzp_connection_close (m[2]->conn, 0, "bye");
+  last = client_expect (m[0], WZP_SIGNAL_ROOM_UPDATE);
+  g_assert_cmpuint (last->room_update.count, ==, 2);
+  for (guint i = 0; i < 3; i++)
+    client_free (m[i]);
+  relay_stop (r);
+}
+
+static void
+test_call_room_acl (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a), *b = client_new (0x11), *x = client_new (0x33);
+  Client *ma = client_new (0x2a), *mb = client_new (0x11), *again = client_new (0x2a);
+  AllGot w;
+  Client *pair[2] = { ma, mb };
+
+  client_register (a, r);
+  client_register (b, r);
+  set_up_call (r, a, b, "aclcall");
+  /* an outsider cannot join the call's room */
+  client_connect (x, r, "call-aclcall");
+  client_send (x, call_offer_msg (x));
+  g_assert_true (spin (c_is_closed, x, 5000));
+  g_assert_nonnull (strstr (x->close_error->message, "not-a-party"));
+  /* the two parties can, and media flows between them */
+  join_room (ma, r, "call-aclcall");
+  join_room (mb, r, "call-aclcall");
+  send_media (ma, 1, 10);
+  send_media (mb, 2, 10);
+  w.cs = pair;
+  w.n = 2;
+  w.want = 10;
+  g_assert_true (spin (all_got, &w, 5000));
+  /* a third connection, even of a party, finds the room full */
+  client_connect (again, r, "call-aclcall");
+  client_send (again, call_offer_msg (again));
+  g_assert_true (spin (c_is_closed, again, 5000));
+  g_assert_nonnull (strstr (again->close_error->message, "room-full"));
+  /* an unknown call's room is refused too */
+  client_connect (x, r, "call-nosuchcall");
+  client_send (x, call_offer_msg (x));
+  g_assert_true (spin (c_is_closed, x, 5000));
+  client_free (a);
+  client_free (b);
+  client_free (x);
+  client_free (ma);
+  client_free (mb);
+  client_free (again);
+  relay_stop (r);
+}
+
+static void
+test_bad_names_and_timeouts (void)
+{
+  const gchar *args[] = { "--register-timeout-ms", "300", "--handshake-timeout-ms", "300", NULL };
+  Relay *r = relay_start (args);
+  Client *c = client_new (5);
+  const gchar *bad[] = { "123", "-room", "room-", "a..b" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    client_connect (c, r, bad[i]);
+    g_assert_true (spin (c_is_closed, c, 5000));
+    g_assert_nonnull (strstr (c->close_error->message, "bad-room-name"));
+  }
+  /* a _signal connection that never registers, a room that never offers */
+  client_connect (c, r, "_signal");
+  g_assert_true (spin (c_is_closed, c, 3000));
+  g_assert_nonnull (strstr (c->close_error->message, "register-timeout"));
+  client_connect (c, r, "quiet_room");
+  g_assert_true (spin (c_is_closed, c, 3000));
+  g_assert_nonnull (strstr (c->close_error->message, "handshake-timeout"));
+  /* a bad CallOffer signature */
+  client_connect (c, r, "room1");
+  {
+    WzpSignal *m = call_offer_msg (c);
+    guint8 *sig = (guint8 *) g_bytes_get_data (m->call_offer.signature, NULL);
+    sig[0] ^= 0x80;
+    client_send (c, m);
+  }
+  g_assert_true (spin (c_is_closed, c, 3000));
+  g_assert_nonnull (strstr (c->close_error->message, "bad-signature"));
+  client_free (c);
+  relay_stop (r);
+}
+
+/* Garbage at the relay socket and bad signals on a _signal connection while a
+ * room call runs: the call loses nothing, the relay stays up. */
+static void
+test_bad_input_during_call (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *ma = client_new (1), *mb = client_new (2), *evil = client_new (9);
+  Client *pair[2] = { ma, mb };
+  g_autoptr (GSocket) raw = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                          G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GRand) rnd = g_rand_new_with_seed (5);
+  g_autofree gchar *metrics = NULL;
+  AllGot w = { pair, 2, 1000 };
+  guint8 junk[1300];
+
+  join_room (ma, r, "call_under_fire");
+  join_room (mb, r, "call_under_fire");
+  client_register (evil, r);
+  for (guint i = 0; i < 10000; i++) {
+    gsize len = (gsize) g_rand_int_range (rnd, 0, sizeof junk);
+    for (gsize j = 0; j < len; j++)
+      junk[j] = (guint8) g_rand_int (rnd);
+    g_socket_send_to (raw, r->sockaddr, (const gchar *) junk, len, NULL, NULL);
+    if (i % 10 == 0) {
+      send_media (ma, 1, 1);
+      send_media (mb, 2, 1);
+    }
+    if (i % 10 == 5) {
+      g_autoptr (GBytes) f = g_bytes_new_static ("\0\0\0\x05{\"Pi", 9);
+      static const gchar *const bad[] = { "{\"Nope\":{}}", "{\"Ping\":{\"timestamp_ms\":-4}}", "[[[[" };
+      const gchar *j = bad[(i / 10) % 3];
+      gsize l = strlen (j);
+      guint8 *fr = g_malloc (l + 4);
+      fr[0] = 0; fr[1] = 0; fr[2] = (guint8) (l >> 8); fr[3] = (guint8) l;
+      memcpy (fr + 4, j, l);
+      {
+        g_autoptr (GBytes) fb = g_bytes_new_take (fr, l + 4);
+        wzp_connection_send_frame (evil->conn, (i / 10) % 2 ? fb : f, NULL);
+      }
+    }
+    if (i % 50 == 0)
+      g_main_context_iteration (NULL, FALSE);
+  }
+  g_assert_true (spin (all_got, &w, 10000));
+  settle (200);
+  g_assert_cmpuint (ma->datagrams, ==, 1000);
+  g_assert_cmpuint (mb->datagrams, ==, 1000);
+  g_assert_false (ma->closed);
+  metrics = fetch_metrics (r);
+  g_assert_cmpuint (metric_value (metrics, "wzp_relay_packets_forwarded_total"), ==, 2000);
+  client_free (ma);
+  client_free (mb);
+  client_free (evil);
+  relay_stop (r);
+}
+
+static void
+test_metrics_format_and_shutdown (void)
+{
+  Relay *r = relay_start (NULL);
+  Client *a = client_new (0x2a), *b = client_new (0x11);
+  g_autofree gchar *metrics = NULL;
+  g_autoptr (WzpSignal) h = NULL;
+  g_autoptr (GSubprocess) check = NULL;
+  g_autofree gchar *verdict = NULL;
+  gint64 t0;
+
+  client_register (a, r);
+  client_register (b, r);
+  set_up_call (r, a, b, "shutdowncall");
+  metrics = fetch_metrics (r);
+  g_assert_cmpuint (metric_value (metrics, "wzp_relay_registered_identities"), ==, 2);
+  /* a real Prometheus parser reads it */
+  check = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL,
+      "/usr/bin/python3", "-c",
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "fams = list(text_string_to_metric_families(sys.stdin.read()))\n"
+      "print('parsed', len(fams), sum(len(f.samples) for f in fams))\n", NULL);
+  g_subprocess_communicate_utf8 (check, metrics, NULL, &verdict, NULL, NULL);
+  g_assert_true (g_subprocess_get_successful (check));
+  g_assert_true (g_str_has_prefix (verdict, "parsed "));
+  g_test_message ("metrics: %s", verdict);
+
+  /* SIGTERM: parties hear Hangup, the relay exits 0 within 2 s */
+  t0 = g_get_monotonic_time ();
+  g_subprocess_send_signal (r->proc, SIGTERM);
+  h = client_expect (a, WZP_SIGNAL_HANGUP);
+  g_assert_cmpstr (h->hangup.call_id, ==, "shutdowncall");
+  g_assert_true (spin (c_is_closed, b, 3000));
+  g_assert_nonnull (strstr (b->close_error->message, "shutdown"));
+  relay_stop (r);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 2 * G_USEC_PER_SEC);
+  client_free (a);
+  client_free (b);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  relay_path = g_getenv ("WZP_RELAY");
+  g_assert_nonnull (relay_path);
+  g_test_add_func ("/relay/direct-call", test_direct_call);
+  g_test_add_func ("/relay/disconnect-reject-unreachable", test_disconnect_reject_unreachable);
+  g_test_add_func ("/relay/ring-timeout", test_ring_timeout);
+  g_test_add_func ("/relay/signatures-and-reregistration", test_signatures_and_reregistration);
+  g_test_add_func ("/relay/reflect-and-ping", test_reflect_ping_and_strays);
+  g_test_add_func ("/relay/room-three-members", test_room_three_members);
+  g_test_add_func ("/relay/call-room-acl", test_call_room_acl);
+  g_test_add_func ("/relay/bad-names-and-timeouts", test_bad_names_and_timeouts);
+  g_test_add_func ("/relay/bad-input-during-call", test_bad_input_during_call);
+  g_test_add_func ("/relay/metrics-and-shutdown", test_metrics_format_and_shutdown);
+  return g_test_run ();
+}
