@@ -2,11 +2,13 @@
 # wzp-tool from the shell, as a user would run it. TAP output.
 set -u
 tool=${1:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture}
-fixture=${2:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture}
+fixture=${2:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture PATH-TO-wzp-relay}
+relay=${3:?usage: test-wzp-tool.sh PATH-TO-wzp-tool PATH-TO-quic-fixture PATH-TO-wzp-relay}
 data=${G_TEST_SRCDIR:-$(dirname "$0")}/data
 tmp=$(mktemp -d)
 fixture_pid=
-trap 'rm -rf "$tmp"; [ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null' EXIT
+relay_pid=
+trap 'rm -rf "$tmp"; [ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; [ -n "$relay_pid" ] && kill "$relay_pid" 2>/dev/null' EXIT
 n=0
 failed=0
 
@@ -108,6 +110,16 @@ start=$(date +%s%N)
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 [ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "running and reachable" "$tmp/err" && [ $ms -lt 3000 ]
 ok "ping to a dead port fails within its timeout with a clear error (${ms} ms)" $?
+# reflect and version against the real relay
+"$relay" --listen 127.0.0.1:0 --identity "$tmp/relay.seed" >"$tmp/relay.out" 2>&1 &
+relay_pid=$!
+for _ in $(seq 50); do grep -q '^advertised' "$tmp/relay.out" && break; sleep 0.1; done
+raddr=$(awk '/^listening on/ {print $3}' "$tmp/relay.out")
+out=$("$tool" reflect "$raddr"); st=$?
+[ $st -eq 0 ] && [[ "$out" =~ ^127\.0\.0\.1:[0-9]+$ ]]; ok "reflect prints the address the relay sees ($out)" $?
+[ "$("$tool" version "$raddr")" = "$("$relay" --version)" ]; ok "version matches the relay's own --version" $?
+kill "$relay_pid"; wait "$relay_pid" 2>/dev/null; relay_pid=
+
 "$tool" ping "not-an-address" >/dev/null 2>"$tmp/err"; st=$?
 [ $st -eq 1 ] && grep -q "is not an address" "$tmp/err"; ok "ping rejects a bad address" $?
 

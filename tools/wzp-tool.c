@@ -26,6 +26,8 @@ static const gchar usage[] =
   "  ping HOST:PORT [--pin FP] [--timeout MS]\n"
   "                             QUIC handshake with SNI \"ping\"; prints the handshake\n"
   "                             time and the server's TLS fingerprint\n"
+  "  reflect HOST:PORT [--timeout MS]\n"
+  "                             prints the address the relay sees us at\n"
   "  version HOST:PORT [--timeout MS]\n"
   "                             asks a relay for its build id (SNI \"version\")\n"
   "  version                    print this tool's version and build id\n";
@@ -282,9 +284,33 @@ probe_uni (WzpConnection *c, GBytes *data, Probe *p)
   p->done = TRUE;
 }
 
-static int
-cmd_probe (int argc, char **argv, gboolean version)
+typedef enum { PROBE_PING, PROBE_VERSION, PROBE_REFLECT } ProbeMode;
+
+static void
+probe_signal (WzpConnection *c, const WzpSignal *msg, Probe *p)
 {
+  if (msg->type == WZP_SIGNAL_REGISTER_PRESENCE_ACK) {
+    g_autoptr (WzpSignal) reflect = wzp_signal_new (WZP_SIGNAL_REFLECT);
+    wzp_connection_send_signal (c, reflect, NULL);
+  } else if (msg->type == WZP_SIGNAL_REFLECT_RESPONSE) {
+    p->uni = g_strdup (msg->reflect_response.observed_addr);
+    p->done = TRUE;
+  }
+}
+
+static void
+probe_register (WzpConnection *c, Probe *p)
+{
+  /* a throw-away registration with the all-zero key, as upstream's reflect
+   * probes do (protocol §5.7) */
+  g_autoptr (WzpSignal) reg = wzp_signal_new (WZP_SIGNAL_REGISTER_PRESENCE);
+  wzp_connection_send_signal (c, reg, NULL);
+}
+
+static int
+cmd_probe (int argc, char **argv, ProbeMode mode)
+{
+  gboolean version = mode != PROBE_PING;
   g_autoptr (GError) error = NULL;
   g_autoptr (GSocketAddress) to = NULL, any = NULL;
   g_autoptr (WzpEndpoint) ep = NULL;
@@ -317,10 +343,15 @@ cmd_probe (int argc, char **argv, gboolean version)
   if (ep == NULL)
     return fail ("%s", error->message);
   p.started = g_get_monotonic_time ();
-  conn = wzp_endpoint_connect (ep, to, version ? "version" : "ping", pin, &error);
+  conn = wzp_endpoint_connect (ep, to, mode == PROBE_VERSION ? "version" :
+                               mode == PROBE_REFLECT ? "_signal" : "ping", pin, &error);
   if (conn == NULL)
     return fail ("%s", error->message);
   g_signal_connect (conn, "established", G_CALLBACK (probe_established), &p);
+  if (mode == PROBE_REFLECT) {
+    g_signal_connect (conn, "established", G_CALLBACK (probe_register), &p);
+    g_signal_connect (conn, "signal", G_CALLBACK (probe_signal), &p);
+  }
   g_signal_connect (conn, "closed", G_CALLBACK (probe_closed), &p);
   g_signal_connect (conn, "uni-stream", G_CALLBACK (probe_uni), &p);
   deadline = p.started + (gint64) timeout_ms * 1000;
@@ -338,7 +369,10 @@ cmd_probe (int argc, char **argv, gboolean version)
     int rc;
     if (p.uni)
       printf ("%s\n", p.uni);
-    rc = p.uni ? 0 : fail ("%s sent no build id", argv[0]);
+    rc = p.uni ? 0 : fail ("%s sent no %s", argv[0],
+                           mode == PROBE_REFLECT ? "ReflectResponse" : "build id");
+    if (mode == PROBE_REFLECT)
+      wzp_connection_close (conn, 0, "done");
     g_free (p.uni);
     g_clear_error (&p.error);
     return rc;
@@ -367,9 +401,11 @@ main (int argc, char **argv)
     return 0;
   }
   if (strcmp (argv[1], "version") == 0)
-    return cmd_probe (argc - 2, argv + 2, TRUE);
+    return cmd_probe (argc - 2, argv + 2, PROBE_VERSION);
   if (strcmp (argv[1], "ping") == 0)
-    return cmd_probe (argc - 2, argv + 2, FALSE);
+    return cmd_probe (argc - 2, argv + 2, PROBE_PING);
+  if (strcmp (argv[1], "reflect") == 0)
+    return cmd_probe (argc - 2, argv + 2, PROBE_REFLECT);
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
     fputs (usage, stdout);
     return 0;
