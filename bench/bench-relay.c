@@ -1,0 +1,322 @@
+/* Drives N two-party room calls through a real wzp-relay on loopback: 50
+ * datagrams/s each way per call, 80-byte payloads (Opus at 20 ms). The relay
+ * runs on CPU 0, this load generator on CPU 1. For N = 50, 100, 200, ... until
+ * loss passes 0.1 % (or N = 1600): forwarded datagrams/s, loss, forwarding
+ * latency p50/p99, relay CPU % and relay CPU µs per forwarded datagram. Then
+ * the relay's RSS per idle connection over 1,000 connections. Ends with a
+ * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] */
+#define _GNU_SOURCE
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "wzp-identity.h"
+#include "wzp-quic.h"
+#include "wzp-wire.h"
+
+typedef struct {
+  WzpConnection *conn;
+  gboolean established, offered, answered;
+  guint64 sent, received;
+  guint16 seq;
+} Leg;
+
+static GArray *latencies;       /* gint64 µs */
+static gboolean measuring;
+
+static void
+pin_cpu (int cpu)
+{
+  cpu_set_t set;
+
+  CPU_ZERO (&set);
+  CPU_SET (cpu, &set);
+  sched_setaffinity (0, sizeof set, &set);
+}
+
+static void
+relay_child_setup (gpointer data)
+{
+  pin_cpu (0);
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static void
+leg_established (WzpConnection *c, Leg *l)
+{
+  l->established = TRUE;
+}
+
+static void
+leg_signal (WzpConnection *c, const WzpSignal *m, Leg *l)
+{
+  if (m->type == WZP_SIGNAL_CALL_ANSWER)
+    l->answered = TRUE;
+}
+
+static void
+leg_datagram (WzpConnection *c, const guint8 *d, gsize len, gpointer data)
+{
+  Leg *l = data;
+  gint64 sent_at;
+
+  l->received++;
+  if (measuring && len >= 12 + 8) {
+    memcpy (&sent_at, d + 12, 8);
+    sent_at = g_get_monotonic_time () - sent_at;
+    g_array_append_val (latencies, sent_at);
+  }
+}
+
+static guint64
+proc_cpu_ticks (GPid pid)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/stat", pid);
+  g_autofree gchar *text = NULL;
+  g_auto (GStrv) f = NULL;
+  const gchar *close_paren;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL) || !(close_paren = strrchr (text, ')')))
+    return 0;
+  f = g_strsplit (close_paren + 2, " ", 0);
+  /* fields after the command: state is [0]; utime [11], stime [12] */
+  return g_ascii_strtoull (f[11], NULL, 10) + g_ascii_strtoull (f[12], NULL, 10);
+}
+
+static guint64
+proc_rss_kib (GPid pid)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%d/status", pid);
+  g_autofree gchar *text = NULL;
+  const gchar *at;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL) || !(at = strstr (text, "VmRSS:")))
+    return 0;
+  return g_ascii_strtoull (at + 6, NULL, 10);
+}
+
+static void
+iterate_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < end)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static gboolean
+tick_iterate (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static WzpSignal *
+call_offer (WzpIdentity *id)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
+  guint8 secret[32], sig[64];
+
+  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (id), 32);
+  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
+  wzp_sign_call_offer (id, m->call_offer.ephemeral_pub, sig);
+  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
+  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
+  return m;
+}
+
+/* Opens @n legs to room names from @rooms (two legs per room). */
+static GPtrArray *
+open_legs (WzpEndpoint *ep, GSocketAddress *relay, WzpIdentity *id, guint n, gboolean join,
+           guint first_room)
+{
+  GPtrArray *legs = g_ptr_array_new ();
+  gint64 deadline;
+  guint ready;
+
+  for (guint i = 0; i < n; i++) {
+    Leg *l = g_new0 (Leg, 1);
+    g_autofree gchar *room = g_strdup_printf ("bench-%u", first_room + i / 2);
+
+    l->conn = wzp_endpoint_connect (ep, relay, join ? room : "_signal", NULL, NULL);
+    g_signal_connect (l->conn, "established", G_CALLBACK (leg_established), l);
+    g_signal_connect (l->conn, "signal", G_CALLBACK (leg_signal), l);
+    wzp_connection_set_datagram_handler (l->conn, leg_datagram, l, NULL);
+    g_ptr_array_add (legs, l);
+    if (i % 32 == 31)
+      iterate_for (5);
+  }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  do {
+    ready = 0;
+    g_main_context_iteration (NULL, TRUE);
+    for (guint i = 0; i < legs->len; i++) {
+      Leg *l = g_ptr_array_index (legs, i);
+      if (join && l->established && !l->offered) {
+        g_autoptr (WzpSignal) offer = call_offer (id);
+        l->offered = wzp_connection_send_signal (l->conn, offer, NULL);
+      }
+      ready += join ? l->answered : l->established;
+    }
+  } while (ready < legs->len && g_get_monotonic_time () < deadline);
+  return legs;
+}
+
+static void
+close_legs (GPtrArray *legs)
+{
+  for (guint i = 0; i < legs->len; i++) {
+    Leg *l = g_ptr_array_index (legs, i);
+    wzp_connection_set_datagram_handler (l->conn, NULL, NULL, NULL);
+    g_signal_handlers_disconnect_by_data (l->conn, l);
+    wzp_connection_close (l->conn, 0, "bench");
+    g_object_unref (l->conn);
+    g_free (l);
+  }
+  g_ptr_array_unref (legs);
+  iterate_for (200);
+}
+
+static int
+cmp_i64 (gconstpointer a, gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
+  return x < y ? -1 : x > y;
+}
+
+int
+main (int argc, char **argv)
+{
+  guint step_s = argc > 1 ? (guint) atoi (argv[1]) : 5;
+  guint max_n = argc > 2 ? (guint) atoi (argv[2]) : 1600;
+  g_autofree gchar *dir = g_dir_make_tmp ("wzp-bench-relay-XXXXXX", NULL);
+  g_autofree gchar *seed = g_build_filename (dir, "relay.seed", NULL);
+  g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_autoptr (GSubprocess) relay = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autoptr (GSocketAddress) relay_addr = NULL, any = NULL;
+  g_autoptr (WzpEndpoint) ep = NULL;
+  g_autoptr (WzpIdentity) id = wzp_identity_new_random ();
+  g_autoptr (GString) json = g_string_new ("{\"bench\":\"relay\",\"steps\":[");
+  WzpEndpointSettings es;
+  GPid pid;
+  long hz = sysconf (_SC_CLK_TCK);
+  guint room_base = 0;
+  double best_us = 0;
+
+  pin_cpu (1);
+  latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_subprocess_launcher_set_child_setup (launcher, relay_child_setup, NULL, NULL);
+  relay = g_subprocess_launcher_spawn (launcher, NULL, WZP_RELAY_PATH, "--listen", "127.0.0.1:0",
+                                       "--identity", seed, "--max-conns-per-address", "100000",
+                                       "--max-rooms", "100000", "--max-signals-per-second", "1000",
+                                       NULL);
+  g_assert (relay != NULL);
+  pid = atoi (g_subprocess_get_identifier (relay));
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (relay));
+  for (;;) {
+    g_autofree gchar *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+    g_assert (line != NULL);
+    if (g_str_has_prefix (line, "listening on "))
+      relay_addr = wzp_socket_address_parse (line + 13, NULL);
+    if (g_str_has_prefix (line, "advertised"))
+      break;
+  }
+  any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
+  wzp_endpoint_settings_init (&es);
+  es.max_connections = 100000;
+  ep = wzp_endpoint_new (any, NULL, &es, NULL);
+  g_timeout_add (1, tick_iterate, NULL);
+
+  g_print ("%6s %14s %8s %9s %9s %8s %12s\n", "calls", "forwarded/s", "loss %", "p50 ms",
+           "p99 ms", "CPU %", "µs/datagram");
+  for (guint n = 50; n <= max_n; n *= 2) {
+    GPtrArray *legs = open_legs (ep, relay_addr, id, 2 * n, TRUE, room_base);
+    guint64 cpu0, cpu1, sent = 0, received = 0;
+    gint64 t0, next;
+    double secs, loss, cpu_s, us_per, p50, p99;
+
+    room_base += n;
+    iterate_for (300);
+    for (guint i = 0; i < legs->len; i++)
+      ((Leg *) g_ptr_array_index (legs, i))->received = 0;
+    g_array_set_size (latencies, 0);
+    measuring = TRUE;
+    cpu0 = proc_cpu_ticks (pid);
+    t0 = next = g_get_monotonic_time ();
+    while (g_get_monotonic_time () - t0 < (gint64) step_s * G_USEC_PER_SEC) {
+      if (g_get_monotonic_time () >= next) {
+        for (guint i = 0; i < legs->len; i++) {
+          Leg *l = g_ptr_array_index (legs, i);
+          guint8 pkt[12 + 80] = { 0 };
+          WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = l->seq++, .timestamp = l->seq * 20u };
+          gint64 now = g_get_monotonic_time ();
+
+          wzp_media_header_write (&h, pkt);
+          memcpy (pkt + 12, &now, 8);
+          if (wzp_connection_send_datagram (l->conn, pkt, sizeof pkt, NULL))
+            l->sent++;
+        }
+        next += 20000;
+      }
+      g_main_context_iteration (NULL, FALSE);
+    }
+    iterate_for (300);          /* stragglers */
+    measuring = FALSE;
+    cpu1 = proc_cpu_ticks (pid);
+    secs = step_s;
+    for (guint i = 0; i < legs->len; i++) {
+      Leg *l = g_ptr_array_index (legs, i);
+      sent += l->sent;
+      received += l->received;
+      l->sent = 0;
+    }
+    loss = sent ? 100.0 * (1.0 - (double) received / (double) sent) : 100;
+    if (loss < 0)
+      loss = 0;
+    cpu_s = (double) (cpu1 - cpu0) / (double) hz;
+    us_per = received ? cpu_s * 1e6 / (double) received : 0;
+    g_array_sort (latencies, cmp_i64);
+    p50 = latencies->len ? g_array_index (latencies, gint64, latencies->len / 2) / 1000.0 : 0;
+    p99 = latencies->len ? g_array_index (latencies, gint64, latencies->len * 99 / 100) / 1000.0 : 0;
+    g_print ("%6u %14.0f %8.3f %9.3f %9.3f %8.1f %12.2f\n", n, received / secs, loss, p50, p99,
+             100.0 * cpu_s / secs, us_per);
+    g_string_append_printf (json, "%s{\"calls\":%u,\"forwarded_per_s\":%.0f,\"loss_pct\":%.3f,"
+                            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_datagram\":%.2f}",
+                            n == 50 ? "" : ",", n, received / secs, loss, p50, p99,
+                            100.0 * cpu_s / secs, us_per);
+    if (n == 400 || best_us == 0)
+      best_us = us_per;
+    close_legs (legs);
+    if (loss > 0.1)
+      break;
+  }
+
+  /* memory per idle connection: 1,000 registered-but-idle _signal connections */
+  {
+    guint64 rss0, rss1;
+    GPtrArray *idle;
+
+    iterate_for (500);
+    rss0 = proc_rss_kib (pid);
+    idle = open_legs (ep, relay_addr, id, 1000, FALSE, 0);
+    iterate_for (1000);
+    rss1 = proc_rss_kib (pid);
+    g_print ("RSS per idle connection: %.1f KiB (%" G_GUINT64_FORMAT " KiB for 1000)\n",
+             (rss1 - rss0) / 1000.0, rss1 - rss0);
+    g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,\"rss_kib_per_idle_connection\":%.1f}",
+                            best_us, (rss1 - rss0) / 1000.0);
+    close_legs (idle);
+  }
+  g_print ("%s\n", json->str);
+  g_subprocess_send_signal (relay, SIGTERM);
+  g_subprocess_wait (relay, NULL, NULL);
+  g_unlink (seed);
+  g_rmdir (dir);
+  return 0;
+}
