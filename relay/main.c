@@ -199,10 +199,6 @@ main (int argc, char **argv)
     g_printerr ("wzp-relay: %s\n", error->message);
     return 1;
   }
-  if (opt.auth_url) {
-    g_printerr ("wzp-relay: --auth-url is not supported by this build yet\n");
-    return 1;
-  }
   listen_addr = parse_address (opt.listen ? opt.listen : "0.0.0.0:4433", "0.0.0.0", &error);
   if (listen_addr == NULL) {
     g_printerr ("wzp-relay: --listen: %s\n", error->message);
@@ -235,6 +231,7 @@ main (int argc, char **argv)
   SET (max_pending_calls);
 #undef SET
   settings.require_signatures = opt.require_signatures;
+  settings.auth_url = g_strdup (opt.auth_url);
   if (opt.advertise) {
     g_autoptr (GSocketAddress) a = wzp_socket_address_parse (opt.advertise, &error);
     if (a == NULL) {
@@ -250,7 +247,11 @@ main (int argc, char **argv)
   } else {
     settings.advertise = g_strdup (bound_str);
   }
-  app.relay = wzp_relay_new (ep, id, &settings);
+  app.relay = wzp_relay_new (ep, id, &settings, &error);
+  if (app.relay == NULL) {
+    g_printerr ("wzp-relay: --auth-url: %s\n", error->message);
+    return 2;
+  }
 
   if (opt.metrics) {
     g_autoptr (GSocketAddress) maddr = parse_address (opt.metrics, "127.0.0.1", &error);

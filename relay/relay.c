@@ -3,6 +3,7 @@
 #define G_LOG_DOMAIN "wzp-relay"
 
 #include "relay.h"
+#include "auth.h"
 #include "wzp-config.h"
 #include "wzp-wire.h"
 
@@ -11,6 +12,8 @@
 /* ---- types ------------------------------------------------------------------ */
 
 typedef enum {
+  PEER_AWAIT_AUTH,       /* auth on: the first message must be AuthToken */
+  PEER_AUTH_PENDING,     /* the auth server is deciding */
   PEER_AWAIT_OFFER,      /* room connection before its CallOffer */
   PEER_IN_ROOM,
   PEER_AWAIT_REGISTER,   /* _signal before RegisterPresence */
@@ -30,6 +33,11 @@ typedef struct {
   gchar *alias;
   gchar *source;          /* remote IP, for the per-address limit */
   guint timer;            /* handshake or registration deadline */
+  gboolean is_signal;     /* a _signal connection (else a room) */
+  gchar *auth_fp;         /* identity given by the auth server */
+  gchar *auth_alias;
+  GCancellable *auth_cancel;
+  GQueue held;            /* messages that came while auth was pending */
   gint64 window_start;    /* signal rate limit: one-second windows */
   guint window_count;
 } Peer;
@@ -76,6 +84,8 @@ typedef struct {
   guint64 calls_refused;
   guint64 hangups;
   guint64 reflects;
+  guint64 auth_ok;
+  guint64 auth_fail;
 } Counters;
 
 struct _WzpRelay {
@@ -87,6 +97,7 @@ struct _WzpRelay {
   GHashTable *rooms;      /* name -> Room* (owned) */
   GHashTable *calls;      /* lowercased call_id -> Call* (owned) */
   GHashTable *per_address;/* source IP -> GUINT count */
+  WzpAuth *auth;
   gulong incoming_id;
   gint64 started_us;
   Counters n;
@@ -334,15 +345,16 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   }
   wzp_fingerprint_string (m->identity_pub, fp);
   g_free (p->fingerprint);
-  p->fingerprint = g_strdup (fp);
+  /* with auth, the auth server says who this is (protocol §5.2) */
+  p->fingerprint = g_strdup (p->auth_fp ? p->auth_fp : fp);
   g_free (p->alias);
-  p->alias = g_strdup (m->alias);
+  p->alias = g_strdup (m->alias ? m->alias : p->auth_alias);
   /* a later registration replaces an earlier one; the earlier connection's
    * close must not undo it (upstream bug, protocol §9 #11) */
-  old = hub_lookup (r, fp);
+  old = hub_lookup (r, p->fingerprint);
   if (old && old != p)
-    g_debug ("%s re-registered from %s", fp, wzp_connection_get_remote_address (p->conn));
-  g_hash_table_replace (r->hub, g_strdup (fp), p);
+    g_debug ("%s re-registered from %s", p->fingerprint, wzp_connection_get_remote_address (p->conn));
+  g_hash_table_replace (r->hub, g_strdup (p->fingerprint), p);
   p->state = PEER_REGISTERED;
   if (p->timer) {
     g_source_remove (p->timer);
@@ -368,7 +380,7 @@ on_direct_offer (Peer *p, WzpSignal *msg)
   /* signed offers must verify, and then name their signer */
   if (sig_len (o->signature) > 0) {
     wzp_fingerprint_string (o->identity_pub, fp);
-    if (!verify_offer (o) || strcmp (fp, p->fingerprint) != 0) {
+    if (!verify_offer (o) || (p->auth_fp == NULL && strcmp (fp, p->fingerprint) != 0)) {
       r->n.forged_signatures++;
       r->n.calls_refused++;
       send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
@@ -649,6 +661,8 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
     return;
   }
   wzp_fingerprint_string (o->identity_pub, fp);
+  if (p->auth_fp)
+    g_strlcpy (fp, p->auth_fp, sizeof fp);
   if (call_room) {
     Call *c = call_lookup (r, p->room_name + 5);
     if (c == NULL || call_other (c, fp) == NULL) {
@@ -668,8 +682,8 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
     peer_close (p, "room-full");
     return;
   }
-  p->fingerprint = g_strdup (fp);
-  p->alias = g_strdup (o->alias);
+  p->fingerprint = g_strdup (p->auth_fp ? p->auth_fp : fp);
+  p->alias = g_strdup (o->alias ? o->alias : p->auth_alias);
   answer = wzp_signal_new (WZP_SIGNAL_CALL_ANSWER);
   memcpy (answer->call_answer.identity_pub, wzp_identity_get_public_key (r->identity), 32);
   wzp_x25519_keypair_new (eph_secret, answer->call_answer.ephemeral_pub);
@@ -728,14 +742,83 @@ peer_free (Peer *p)
     else
       g_hash_table_insert (r->per_address, g_strdup (p->source), GUINT_TO_POINTER (n - 1));
   }
+  if (p->auth_cancel) {
+    g_cancellable_cancel (p->auth_cancel);
+    g_object_unref (p->auth_cancel);
+  }
+  g_queue_clear_full (&p->held, (GDestroyNotify) wzp_signal_free);
   g_signal_handlers_disconnect_by_data (p->conn, p);
   wzp_connection_set_datagram_handler (p->conn, NULL, NULL, NULL);
   g_object_unref (p->conn);
+  g_free (p->auth_fp);
+  g_free (p->auth_alias);
   g_free (p->room_name);
   g_free (p->fingerprint);
   g_free (p->alias);
   g_free (p->source);
   g_free (p);
+}
+
+static void
+dispatch (Peer *p, WzpSignal *msg)
+{
+  if (p->is_signal)
+    on_signal_message (p, msg);
+  else
+    on_room_message (p, msg);
+}
+
+typedef struct {
+  WzpRelay *relay;
+  WzpConnection *conn;
+} AuthCtx;
+
+static void
+on_auth_done (gboolean ok, const gchar *fingerprint, const gchar *alias, const gchar *error,
+              gpointer data)
+{
+  AuthCtx *ctx = data;
+  WzpRelay *r = ctx->relay;
+  Peer *p = g_hash_table_lookup (r->peers, ctx->conn);
+
+  g_object_unref (ctx->conn);
+  g_free (ctx);
+  if (p == NULL || p->state != PEER_AUTH_PENDING)
+    return;                     /* gone meanwhile */
+  g_clear_object (&p->auth_cancel);
+  if (!ok) {
+    r->n.auth_fail++;
+    g_debug ("%s: auth refused: %s", wzp_connection_get_remote_address (p->conn), error);
+    peer_close (p, "auth-failed");
+    return;
+  }
+  r->n.auth_ok++;
+  p->auth_fp = g_strdup (fingerprint);
+  p->auth_alias = g_strdup (alias);
+  p->state = p->is_signal ? PEER_AWAIT_REGISTER : PEER_AWAIT_OFFER;
+  while (!g_queue_is_empty (&p->held) && p->state != PEER_DONE) {
+    g_autoptr (WzpSignal) held = g_queue_pop_head (&p->held);
+    dispatch (p, held);
+  }
+}
+
+static void
+on_auth_token (Peer *p, const WzpSignal *msg)
+{
+  WzpRelay *r = p->relay;
+  AuthCtx *ctx;
+
+  if (msg->type != WZP_SIGNAL_AUTH_TOKEN) {
+    r->n.auth_fail++;
+    peer_close (p, "expected AuthToken");
+    return;
+  }
+  p->state = PEER_AUTH_PENDING;
+  p->auth_cancel = g_cancellable_new ();
+  ctx = g_new0 (AuthCtx, 1);
+  ctx->relay = r;
+  ctx->conn = g_object_ref (p->conn);
+  wzp_auth_validate (r->auth, msg->auth_token.token, p->auth_cancel, on_auth_done, ctx);
 }
 
 static void
@@ -747,10 +830,18 @@ on_peer_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
     return;
   if (!rate_ok (p))
     return;
-  if (p->state == PEER_AWAIT_REGISTER || p->state == PEER_REGISTERED)
-    on_signal_message (p, (WzpSignal *) msg);
-  else
-    on_room_message (p, (WzpSignal *) msg);
+  switch (p->state) {
+    case PEER_AWAIT_AUTH:
+      on_auth_token (p, msg);
+      break;
+    case PEER_AUTH_PENDING:
+      /* clients need not wait for the verdict; keep a few messages */
+      if (g_queue_get_length (&p->held) < 8)
+        g_queue_push_tail (&p->held, wzp_signal_copy (msg));
+      break;
+    default:
+      dispatch (p, (WzpSignal *) msg);
+  }
 }
 
 static void
@@ -776,11 +867,11 @@ on_deadline (gpointer data)
   Peer *p = data;
 
   p->timer = 0;
-  if (p->state == PEER_AWAIT_REGISTER)
+  if (p->is_signal)
     p->relay->n.register_failures++;
   else
     p->relay->n.handshake_failures++;
-  peer_close (p, p->state == PEER_AWAIT_REGISTER ? "register-timeout" : "handshake-timeout");
+  peer_close (p, p->is_signal ? "register-timeout" : "handshake-timeout");
   return G_SOURCE_REMOVE;
 }
 
@@ -842,6 +933,7 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
   p->conn = g_object_ref (conn);
   p->source = g_steal_pointer (&ip);
   if (strcmp (sni, "_signal") == 0) {
+    p->is_signal = TRUE;
     p->state = PEER_AWAIT_REGISTER;
     p->timer = g_timeout_add (r->settings.register_timeout_ms, on_deadline, p);
   } else {
@@ -849,15 +941,24 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
     p->room_name = g_strdup (sni);
     p->timer = g_timeout_add (r->settings.handshake_timeout_ms, on_deadline, p);
   }
+  if (r->auth)
+    p->state = PEER_AWAIT_AUTH;
   g_hash_table_insert (r->peers, conn, p);
   g_signal_connect (conn, "signal", G_CALLBACK (on_peer_signal), p);
   g_signal_connect (conn, "closed", G_CALLBACK (on_peer_closed), p);
 }
 
 WzpRelay *
-wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySettings *settings)
+wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySettings *settings,
+               GError **error)
 {
-  WzpRelay *r = g_new0 (WzpRelay, 1);
+  WzpAuth *auth = NULL;
+  WzpRelay *r;
+
+  if (settings->auth_url && (auth = wzp_auth_new (settings->auth_url, 5, error)) == NULL)
+    return NULL;
+  r = g_new0 (WzpRelay, 1);
+  r->auth = auth;
 
   r->endpoint = g_object_ref (endpoint);
   r->identity = wzp_identity_ref (identity);
@@ -902,6 +1003,7 @@ wzp_relay_free (WzpRelay *r)
   g_hash_table_destroy (r->rooms);
   g_hash_table_destroy (r->per_address);
   wzp_relay_settings_clear (&r->settings);
+  wzp_auth_free (r->auth);
   wzp_identity_unref (r->identity);
   g_object_unref (r->endpoint);
   g_free (r);
@@ -934,12 +1036,12 @@ wzp_relay_metrics_text (WzpRelay *r)
   g_hash_table_iter_init (&it, r->peers);
   while (g_hash_table_iter_next (&it, NULL, &v)) {
     Peer *p = v;
-    if (p->state == PEER_IN_ROOM || p->state == PEER_AWAIT_OFFER)
-      in_rooms++;
-    else if (p->state == PEER_REGISTERED || p->state == PEER_AWAIT_REGISTER)
+    if (p->state == PEER_DONE)
+      other++;
+    else if (p->is_signal)
       on_signal++;
     else
-      other++;
+      in_rooms++;
   }
   wzp_endpoint_get_stats (r->endpoint, &es);
   g_string_append (s, "# HELP wzp_relay_connections Open connections by purpose.\n"
@@ -1000,6 +1102,11 @@ wzp_relay_metrics_text (WzpRelay *r)
       r->n.calls_offered, r->n.calls_unreachable, r->n.calls_rejected, r->n.calls_timed_out,
       r->n.calls_refused);
   metric (s, "wzp_relay_reflects_total", "counter", "Reflect requests answered.", r->n.reflects);
+  g_string_append (s, "# HELP wzp_relay_auth_attempts_total Token validations, by result.\n"
+                   "# TYPE wzp_relay_auth_attempts_total counter\n");
+  g_string_append_printf (s, "wzp_relay_auth_attempts_total{result=\"ok\"} %" G_GUINT64_FORMAT "\n"
+                          "wzp_relay_auth_attempts_total{result=\"fail\"} %" G_GUINT64_FORMAT "\n",
+                          r->n.auth_ok, r->n.auth_fail);
   metric (s, "wzp_relay_udp_packets_received_total", "counter", "UDP datagrams received.",
           es.packets_received);
   metric (s, "wzp_relay_udp_packets_sent_total", "counter", "UDP datagrams sent.", es.packets_sent);

@@ -29,9 +29,10 @@ void wzp_relay_settings_clear (WzpRelaySettings *s);
 
 typedef struct _WzpRelay WzpRelay;
 
-/* Takes the endpoint (listening already) and the relay's identity. */
+/* Takes the endpoint (listening already) and the relay's identity. Fails
+ * only for a bad auth URL. */
 WzpRelay *wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity,
-                         const WzpRelaySettings *settings);
+                         const WzpRelaySettings *settings, GError **error);
 void wzp_relay_free (WzpRelay *relay);
 /* Hangs up every call, closes every connection with reason "shutdown". */
 void wzp_relay_shutdown (WzpRelay *relay);

@@ -6,6 +6,8 @@
 #include <sys/prctl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
 
 #include "wzp-identity.h"
 #include "wzp-quic.h"
@@ -880,6 +882,144 @@ test_metrics_format_and_shutdown (void)
   client_free (b);
 }
 
+
+/* ---- auth against a stub auth server in this process ----------------- */
+
+static GPtrArray *paused;
+
+static void
+auth_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+              gpointer data)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  const gchar *token = "";
+  const gchar *reply;
+
+  if (json_parser_load_from_data (parser, g_bytes_get_data (bytes, NULL), (gssize) g_bytes_get_size (bytes), NULL))
+    token = json_object_get_string_member (json_node_get_object (json_parser_get_root (parser)), "token");
+  if (g_str_has_prefix (token, "good-")) {
+    g_autofree gchar *r = g_strdup_printf ("{\"valid\":true,\"fingerprint\":\"auth-%s\","
+                                           "\"alias\":\"Auth User\",\"eth_address\":\"0x1\"}", token + 5);
+    soup_server_message_set_status (msg, 200, NULL);
+    soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, r, strlen (r));
+    return;
+  }
+  if (strcmp (token, "slow") == 0) {
+    soup_server_message_pause (msg);
+    g_ptr_array_add (paused, g_object_ref (msg));
+    return;
+  }
+  reply = strcmp (token, "error") == 0 ? "{}" : "{\"valid\":false}";
+  soup_server_message_set_status (msg, strcmp (token, "error") == 0 ? 500 : 200, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, reply, strlen (reply));
+}
+
+static WzpSignal *
+token_msg (const gchar *token)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_AUTH_TOKEN);
+  m->auth_token.token = g_strdup (token);
+  return m;
+}
+
+static void
+test_auth (void)
+{
+  g_autoptr (SoupServer) stub = soup_server_new (NULL, NULL);
+  g_autoptr (GSocketAddress) any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
+  g_autofree gchar *url = NULL, *metrics = NULL;
+  GSList *uris;
+  Relay *r;
+  Client *a = client_new (0x2a), *b = client_new (0x11), *bad = client_new (0x55), *m = client_new (0x66);
+  g_autoptr (WzpSignal) ack = NULL, offer = NULL, answer = NULL, update = NULL;
+  const gchar *args[3] = { "--auth-url", NULL, NULL };
+  gint64 t0;
+
+  paused = g_ptr_array_new_with_free_func (g_object_unref);
+  soup_server_add_handler (stub, "/v1/auth/validate", auth_handler, NULL, NULL);
+  g_assert_true (soup_server_listen (stub, any, 0, NULL));
+  uris = soup_server_get_uris (stub);
+  {
+    g_autofree gchar *base = g_uri_to_string (uris->data);
+    url = g_strdup_printf ("%sv1/auth/validate", base);
+  }
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  args[1] = url;
+  r = relay_start (args);
+
+  /* a valid token: the auth server's fingerprint is the identity, and the
+   * client need not wait for the verdict before registering */
+  client_connect (a, r, "_signal");
+  client_send (a, token_msg ("good-alice"));
+  client_send (a, register_msg (a, FALSE, FALSE));
+  ack = client_expect (a, WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+  g_assert_true (ack->register_presence_ack.success);
+  client_connect (b, r, "_signal");
+  client_send (b, token_msg ("good-bob"));
+  client_send (b, register_msg (b, FALSE, FALSE));
+  wzp_signal_free (client_expect (b, WZP_SIGNAL_REGISTER_PRESENCE_ACK));
+  {
+    WzpSignal *o = offer_msg (b, a, "authcall", FALSE);
+    g_free (o->direct_call_offer.caller_fingerprint);
+    o->direct_call_offer.caller_fingerprint = g_strdup ("auth-bob");
+    g_free (o->direct_call_offer.target_fingerprint);
+    o->direct_call_offer.target_fingerprint = g_strdup ("auth-alice");
+    client_send (b, o);
+  }
+  offer = client_expect (a, WZP_SIGNAL_DIRECT_CALL_OFFER);
+  g_assert_cmpstr (offer->direct_call_offer.caller_fingerprint, ==, "auth-bob");
+
+  /* rooms too: the participant list shows the auth identity */
+  client_connect (m, r, "authroom");
+  client_send (m, token_msg ("good-carol"));
+  client_send (m, call_offer_msg (m));
+  answer = client_expect (m, WZP_SIGNAL_CALL_ANSWER);
+  update = client_expect (m, WZP_SIGNAL_ROOM_UPDATE);
+  g_assert_cmpstr (((WzpRoomParticipant *) g_ptr_array_index (update->room_update.participants, 0))->fingerprint,
+                   ==, "auth-carol");
+
+  /* refused, server error, missing token: closed */
+  client_connect (bad, r, "_signal");
+  client_send (bad, token_msg ("wrong"));
+  g_assert_true (spin (c_is_closed, bad, 5000));
+  g_assert_nonnull (strstr (bad->close_error->message, "auth-failed"));
+  client_connect (bad, r, "_signal");
+  client_send (bad, token_msg ("error"));
+  g_assert_true (spin (c_is_closed, bad, 5000));
+  client_connect (bad, r, "_signal");
+  client_send (bad, register_msg (bad, FALSE, FALSE));
+  g_assert_true (spin (c_is_closed, bad, 5000));
+  g_assert_nonnull (strstr (bad->close_error->message, "expected AuthToken"));
+
+  /* an auth server that does not answer: refused after its 5 s timeout */
+  t0 = g_get_monotonic_time ();
+  client_connect (bad, r, "_signal");
+  client_send (bad, token_msg ("slow"));
+  g_assert_true (spin (c_is_closed, bad, 9000));
+  g_assert_nonnull (strstr (bad->close_error->message, "auth-failed"));
+  g_assert_cmpint (g_get_monotonic_time () - t0, >=, 4500000);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 8000000);
+
+  metrics = fetch_metrics (r);
+  g_assert_nonnull (strstr (metrics, "wzp_relay_auth_attempts_total{result=\"ok\"} 3"));
+  g_assert_nonnull (strstr (metrics, "wzp_relay_auth_attempts_total{result=\"fail\"} 4"));
+  for (guint i = 0; i < paused->len; i++) {
+    SoupServerMessage *msg = g_ptr_array_index (paused, i);
+    soup_server_message_set_status (msg, 504, NULL);
+    soup_server_message_unpause (msg);
+  }
+  settle (100);
+  g_ptr_array_unref (paused);
+  client_free (a);
+  client_free (b);
+  client_free (bad);
+  client_free (m);
+  relay_stop (r);
+  soup_server_disconnect (stub);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -896,5 +1036,6 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/bad-names-and-timeouts", test_bad_names_and_timeouts);
   g_test_add_func ("/relay/bad-input-during-call", test_bad_input_during_call);
   g_test_add_func ("/relay/metrics-and-shutdown", test_metrics_format_and_shutdown);
+  g_test_add_func ("/relay/auth", test_auth);
   return g_test_run ();
 }

@@ -639,7 +639,8 @@ conn_release (WzpConnection *c)
   }
   g_clear_pointer (&c->conn, ngtcp2_conn_del);
   g_clear_pointer (&c->tls, wzp_tls_session_free);
-  g_queue_clear (&c->pending_open);
+  /* streams waiting for credit are in no table yet */
+  g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
   g_queue_clear (&c->out_streams);
   g_hash_table_remove_all (c->streams);
   g_queue_clear_full (&c->out_dgrams, (GDestroyNotify) g_bytes_unref);
