@@ -883,6 +883,40 @@ test_metrics_format_and_shutdown (void)
 }
 
 
+static void
+test_ipv6 (void)
+{
+  const gchar *args[] = { "--listen", "[::1]:0", NULL };
+  g_autoptr (GSocket) probe = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
+                                            G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) v6 = wzp_socket_address_parse ("[::1]:0", NULL);
+  g_autoptr (WzpSignal) refl = NULL, setup = NULL;
+  Relay *r;
+  Client *a, *b;
+
+  if (probe == NULL || !g_socket_bind (probe, v6, FALSE, NULL)) {
+    g_test_skip ("no IPv6 loopback on this machine");
+    return;
+  }
+  r = relay_start (args);
+  g_assert_true (g_str_has_prefix (r->addr, "[::1]:"));
+  a = client_new (0x2a);
+  b = client_new (0x11);
+  g_clear_object (&a->ep);
+  g_clear_object (&b->ep);
+  a->ep = wzp_endpoint_new (v6, NULL, NULL, NULL);
+  b->ep = wzp_endpoint_new (v6, NULL, NULL, NULL);
+  client_register (a, r);
+  client_register (b, r);
+  client_send (a, wzp_signal_new (WZP_SIGNAL_REFLECT));
+  refl = client_expect (a, WZP_SIGNAL_REFLECT_RESPONSE);
+  g_assert_true (g_str_has_prefix (refl->reflect_response.observed_addr, "[::1]:"));
+  set_up_call (r, a, b, "v6call");
+  client_free (a);
+  client_free (b);
+  relay_stop (r);
+}
+
 /* ---- auth against a stub auth server in this process ----------------- */
 
 static GPtrArray *paused;
@@ -1037,5 +1071,6 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/bad-input-during-call", test_bad_input_during_call);
   g_test_add_func ("/relay/metrics-and-shutdown", test_metrics_format_and_shutdown);
   g_test_add_func ("/relay/auth", test_auth);
+  g_test_add_func ("/relay/ipv6", test_ipv6);
   return g_test_run ();
 }
