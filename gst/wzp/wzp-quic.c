@@ -23,6 +23,7 @@ G_DEFINE_QUARK (wzp-quic-error-quark, wzp_quic_error)
 #define CID_LEN 16
 #define MAX_PKT 1500
 #define RECV_BATCH 32
+#define SEND_BATCH 64
 #define UNI_MAX (64 * 1024)
 #define MAX_PENDING_STREAMS 1024
 #define SOCKET_BUFFER (4 * 1024 * 1024)
@@ -119,6 +120,17 @@ struct _WzpEndpoint {
   guint processing;
   gboolean shut_down;
   WzpEndpointStats stats;
+  /* packets written during a receive cycle leave in one sendmmsg() */
+  gboolean batching;
+  guint ntx;
+  struct TxBatch *tx;
+};
+
+struct TxBatch {
+  struct mmsghdr msg[SEND_BATCH];
+  struct iovec iov[SEND_BATCH];
+  struct sockaddr_storage addr[SEND_BATCH];
+  guint8 buf[SEND_BATCH][MAX_PKT];
 };
 
 struct _WzpConnection {
@@ -751,10 +763,56 @@ conn_path (WzpConnection *c, ngtcp2_path *path)
 /* ---- sending -------------------------------------------------------------- */
 
 static void
+endpoint_send_batch (WzpEndpoint *ep)
+{
+  guint done = 0;
+
+  while (done < ep->ntx) {
+    int r = sendmmsg (ep->fd, ep->tx->msg + done, ep->ntx - done, 0);
+
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      /* drop this one (QUIC recovers from a lost packet) and go on */
+      ep->stats.send_errors++;
+      done++;
+      continue;
+    }
+    for (int i = 0; i < r; i++) {
+      ep->stats.packets_sent++;
+      ep->stats.bytes_sent += ep->tx->iov[done + i].iov_len;
+    }
+    done += (guint) r;
+  }
+  ep->ntx = 0;
+}
+
+static void
 send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n)
 {
   gssize r;
 
+  if (c) {
+    c->stats.packets_sent++;
+    c->stats.bytes_sent += n;
+  }
+  if (ep->batching && n <= MAX_PKT && path->remote.addrlen <= sizeof (struct sockaddr_storage)) {
+    struct TxBatch *t = ep->tx;
+    guint i = ep->ntx++;
+
+    memcpy (t->buf[i], buf, n);
+    memcpy (&t->addr[i], path->remote.addr, path->remote.addrlen);
+    t->iov[i].iov_base = t->buf[i];
+    t->iov[i].iov_len = n;
+    memset (&t->msg[i].msg_hdr, 0, sizeof t->msg[i].msg_hdr);
+    t->msg[i].msg_hdr.msg_name = &t->addr[i];
+    t->msg[i].msg_hdr.msg_namelen = path->remote.addrlen;
+    t->msg[i].msg_hdr.msg_iov = &t->iov[i];
+    t->msg[i].msg_hdr.msg_iovlen = 1;
+    if (ep->ntx == SEND_BATCH)
+      endpoint_send_batch (ep);
+    return;
+  }
   do
     r = sendto (ep->fd, buf, n, 0, (const struct sockaddr *) path->remote.addr, path->remote.addrlen);
   while (r < 0 && errno == EINTR);
@@ -764,10 +822,6 @@ send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const g
   }
   ep->stats.packets_sent++;
   ep->stats.bytes_sent += n;
-  if (c) {
-    c->stats.packets_sent++;
-    c->stats.bytes_sent += n;
-  }
 }
 
 static GError *
@@ -1167,6 +1221,9 @@ conn_kick (WzpConnection *c)
 static void
 endpoint_flush_dirty (WzpEndpoint *ep)
 {
+  gboolean outer = !ep->batching;
+
+  ep->batching = TRUE;
   while (g_hash_table_size (ep->dirty) > 0) {
     GHashTableIter it;
     gpointer key;
@@ -1178,6 +1235,10 @@ endpoint_flush_dirty (WzpEndpoint *ep)
     g_hash_table_iter_remove (&it);
     conn_flush (c);
     g_object_unref (c);
+  }
+  if (outer) {
+    endpoint_send_batch (ep);
+    ep->batching = FALSE;
   }
 }
 
@@ -1419,6 +1480,7 @@ wzp_endpoint_init (WzpEndpoint *ep)
   ep->dirty = g_hash_table_new (NULL, NULL);
   wzp_endpoint_settings_init (&ep->settings);
   wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
+  ep->tx = g_new (struct TxBatch, 1);
 }
 
 static void
@@ -1439,6 +1501,7 @@ wzp_endpoint_finalize (GObject *object)
   g_hash_table_destroy (ep->conns);
   g_hash_table_destroy (ep->cids);
   g_hash_table_destroy (ep->dirty);
+  g_free (ep->tx);
   g_clear_pointer (&ep->client_tls, wzp_tls_context_unref);
   g_clear_pointer (&ep->server_tls, wzp_tls_context_unref);
   g_clear_object (&ep->socket);
