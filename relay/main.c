@@ -269,12 +269,13 @@ main (int argc, char **argv)
   printf ("TLS fingerprint: %s\n", wzp_endpoint_get_fingerprint (ep));
   printf ("advertised address: %s\n", settings.advertise);
   if (http) {
-    GSList *uris = soup_server_get_uris (http);
-    for (GSList *l = uris; l; l = l->next) {
-      g_autofree gchar *u = g_uri_to_string (l->data);
-      printf ("metrics: %smetrics\n", u);
+    /* the listeners' own addresses: soup_server_get_uris() leaks in libsoup 3.2 */
+    for (GSList *l = soup_server_get_listeners (http); l; l = l->next) {
+      g_autoptr (GSocketAddress) a = g_socket_get_local_address (l->data, NULL);
+      g_autofree gchar *text = a ? wzp_socket_address_to_string (a) : NULL;
+      if (text)
+        printf ("metrics: http://%s/metrics\n", text);
     }
-    g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
   }
   fflush (stdout);
 
