@@ -270,12 +270,15 @@ main (int argc, char **argv)
   printf ("advertised address: %s\n", settings.advertise);
   if (http) {
     /* the listeners' own addresses: soup_server_get_uris() leaks in libsoup 3.2 */
-    for (GSList *l = soup_server_get_listeners (http); l; l = l->next) {
+    GSList *listeners = soup_server_get_listeners (http);
+
+    for (GSList *l = listeners; l; l = l->next) {
       g_autoptr (GSocketAddress) a = g_socket_get_local_address (l->data, NULL);
       g_autofree gchar *text = a ? wzp_socket_address_to_string (a) : NULL;
       if (text)
         printf ("metrics: http://%s/metrics\n", text);
     }
+    g_slist_free (listeners);
   }
   fflush (stdout);
 

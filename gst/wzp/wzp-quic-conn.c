@@ -1,0 +1,1100 @@
+/* wzp-quic-conn: one QUIC connection of a WzpEndpoint (see wzp-quic.h):
+ * signal messages on streams, datagrams, the events the application sees and
+ * the connection's life. ngtcp2 is never re-entered from its own callbacks:
+ * callbacks only record events, which are delivered (and packets written)
+ * after ngtcp2 returns. */
+#define G_LOG_DOMAIN "wzp-quic"
+
+#include "wzp-quic-private.h"
+
+#include <errno.h>
+#include <string.h>
+
+G_DEFINE_TYPE (WzpConnection, wzp_connection, G_TYPE_OBJECT)
+
+enum { CONN_SIGNAL_ESTABLISHED, CONN_SIGNAL_CLOSED, CONN_SIGNAL_SIGNAL, CONN_SIGNAL_UNI,
+  CONN_SIGNAL_DATAGRAM, CONN_N_SIGNALS };
+static guint conn_signals[CONN_N_SIGNALS];
+
+static void conn_close_with (WzpConnection *c, const ngtcp2_ccerr *ccerr, GError *reason);
+static gboolean conn_on_timer (gpointer data);
+
+/* ---- streams --------------------------------------------------------------- */
+
+static void
+stream_free (Stream *s)
+{
+  g_clear_pointer (&s->out, g_bytes_unref);
+  g_clear_pointer (&s->reader, wzp_frame_reader_free);
+  g_clear_pointer (&s->uni_data, g_byte_array_unref);
+  g_free (s);
+}
+
+static Stream *
+stream_get (WzpConnection *c, gint64 id, gboolean create)
+{
+  Stream *s = g_hash_table_lookup (c->streams, &id);
+
+  if (s == NULL && create) {
+    gint64 *key = g_new (gint64, 1);
+    s = g_new0 (Stream, 1);
+    s->id = id;
+    s->opened_us = g_get_monotonic_time ();
+    *key = id;
+    g_hash_table_insert (c->streams, key, s);
+  }
+  return s;
+}
+
+static void
+stream_queue_send (WzpConnection *c, Stream *s)
+{
+  if (!s->queued) {
+    s->queued = TRUE;
+    g_queue_push_tail (&c->out_streams, s);
+  }
+}
+
+static void
+push_event (WzpConnection *c, EventType type, gpointer data)
+{
+  Event *e = g_new (Event, 1);
+
+  e->type = type;
+  e->data = data;
+  g_queue_push_tail (&c->events, e);
+}
+
+/* A peer stream whose message is complete, failed or abandoned. */
+static void
+stream_finish_rx (WzpConnection *c, Stream *s, WzpSignal *msg)
+{
+  gint64 *key;
+
+  if (s->rx_done)
+    return;
+  s->rx_done = TRUE;
+  g_clear_pointer (&s->reader, wzp_frame_reader_free);
+  if (!s->uni) {
+    key = g_new (gint64, 1);
+    *key = s->id;
+    g_hash_table_replace (c->ready, key, msg ? (gpointer) msg : STREAM_FAILED);
+  }
+}
+
+void
+stream_reject (WzpConnection *c, Stream *s, const gchar *why)
+{
+  g_debug ("%s: stream %" G_GINT64_FORMAT " dropped: %s", c->remote_str, s->id, why);
+  c->stats.bad_streams++;
+  ngtcp2_conn_shutdown_stream (c->conn, 0, s->id, 1);
+  stream_finish_rx (c, s, NULL);
+}
+
+static void
+stream_rx_signal (WzpConnection *c, Stream *s, const uint8_t *data, size_t len, gboolean fin)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (s->rx_done)
+    return;                     /* bytes after the frame are ignored */
+  if (s->reader == NULL)
+    s->reader = wzp_frame_reader_new (0);
+  while (len > 0) {
+    gsize used = 0;
+    WzpFrameStatus st = wzp_frame_reader_feed (s->reader, data, len, &used, &error);
+
+    if (st == WZP_FRAME_ERROR) {
+      stream_reject (c, s, error->message);
+      return;
+    }
+    data += used;
+    len -= used;
+    if (st == WZP_FRAME_READY) {
+      g_autoptr (GBytes) body = wzp_frame_reader_take (s->reader);
+      gsize blen;
+      const gchar *json = g_bytes_get_data (body, &blen);
+      WzpSignal *msg = wzp_signal_from_json (json, blen, &error);
+
+      if (msg == NULL) {
+        if (g_error_matches (error, WZP_SIGNAL_ERROR, WZP_SIGNAL_ERROR_UNKNOWN_VARIANT)) {
+          c->stats.unknown_signals++;
+          stream_finish_rx (c, s, NULL);
+        } else {
+          stream_reject (c, s, error->message);
+        }
+        return;
+      }
+      stream_finish_rx (c, s, msg);
+      return;
+    }
+  }
+  if (fin) {
+    if (wzp_frame_reader_in_frame (s->reader))
+      stream_reject (c, s, "stream ended inside a message");
+    else
+      stream_finish_rx (c, s, NULL);    /* an empty stream */
+  }
+}
+
+static void
+stream_rx_uni (WzpConnection *c, Stream *s, const uint8_t *data, size_t len, gboolean fin)
+{
+  if (s->rx_done)
+    return;
+  if (s->uni_data == NULL)
+    s->uni_data = g_byte_array_new ();
+  if (s->uni_data->len + len > UNI_MAX) {
+    stream_reject (c, s, "unidirectional stream over 64 KiB");
+    return;
+  }
+  g_byte_array_append (s->uni_data, data, (guint) len);
+  if (fin) {
+    push_event (c, EV_UNI, g_byte_array_free_to_bytes (g_steal_pointer (&s->uni_data)));
+    stream_finish_rx (c, s, NULL);
+  }
+}
+
+/* ---- ngtcp2 callbacks ------------------------------------------------------ */
+
+static int
+recv_stream_data_cb (ngtcp2_conn *conn, uint32_t flags, int64_t stream_id, uint64_t offset,
+                     const uint8_t *data, size_t datalen, void *user_data, void *stream_user_data)
+{
+  WzpConnection *c = user_data;
+  gboolean fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+  Stream *s;
+
+  ngtcp2_conn_extend_max_stream_offset (conn, stream_id, datalen);
+  ngtcp2_conn_extend_max_offset (conn, datalen);
+  if (ngtcp2_conn_is_local_stream (conn, stream_id))
+    return 0;                   /* the peer's (empty) half of our own stream */
+  s = stream_get (c, stream_id, TRUE);
+  if ((stream_id & 0x2) != 0) {
+    s->uni = TRUE;
+    stream_rx_uni (c, s, data, datalen, fin);
+    return 0;
+  }
+  stream_rx_signal (c, s, data, datalen, fin);
+  if (fin && !s->want_fin) {
+    /* close our half with an empty FIN, as upstream's dropped sender does */
+    s->want_fin = TRUE;
+    stream_queue_send (c, s);
+  }
+  return 0;
+}
+
+static int
+acked_stream_data_cb (ngtcp2_conn *conn, int64_t stream_id, uint64_t offset, uint64_t datalen,
+                      void *user_data, void *stream_user_data)
+{
+  WzpConnection *c = user_data;
+  Stream *s = stream_get (c, stream_id, FALSE);
+
+  if (s && s->out && offset + datalen >= g_bytes_get_size (s->out) && s->fin_sent) {
+    g_clear_pointer (&s->out, g_bytes_unref);
+    /* like upstream, the sender never reads its own stream */
+    if (ngtcp2_conn_is_local_stream (conn, stream_id))
+      ngtcp2_conn_shutdown_stream_read (conn, 0, stream_id, 0);
+  }
+  return 0;
+}
+
+static int
+stream_close_cb (ngtcp2_conn *conn, uint32_t flags, int64_t stream_id, uint64_t app_error_code,
+                 void *user_data, void *stream_user_data)
+{
+  WzpConnection *c = user_data;
+  Stream *s = stream_get (c, stream_id, FALSE);
+
+  if (s) {
+    if (!ngtcp2_conn_is_local_stream (conn, stream_id) && !s->rx_done) {
+      c->stats.bad_streams++;
+      stream_finish_rx (c, s, NULL);
+    }
+    if (s->queued)
+      g_queue_remove (&c->out_streams, s);
+    g_hash_table_remove (c->streams, &stream_id);
+  }
+  if (!ngtcp2_conn_is_local_stream (conn, stream_id)) {
+    if (stream_id & 0x2)
+      ngtcp2_conn_extend_max_streams_uni (conn, 1);
+    else
+      ngtcp2_conn_extend_max_streams_bidi (conn, 1);
+  }
+  return 0;
+}
+
+static int
+stream_reset_cb (ngtcp2_conn *conn, int64_t stream_id, uint64_t final_size,
+                 uint64_t app_error_code, void *user_data, void *stream_user_data)
+{
+  WzpConnection *c = user_data;
+  Stream *s = stream_get (c, stream_id, FALSE);
+
+  if (s && !ngtcp2_conn_is_local_stream (conn, stream_id) && !s->rx_done) {
+    c->stats.bad_streams++;
+    stream_finish_rx (c, s, NULL);
+  }
+  return 0;
+}
+
+static int
+extend_max_streams_cb (ngtcp2_conn *conn, uint64_t max_streams, void *user_data)
+{
+  return 0;                     /* conn_flush() retries pending opens */
+}
+
+static int
+recv_datagram_cb (ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t datalen,
+                  void *user_data)
+{
+  WzpConnection *c = user_data;
+
+  c->stats.datagrams_received++;
+  push_event (c, EV_DATAGRAM, g_bytes_new (data, datalen));
+  return 0;
+}
+
+static int
+lost_datagram_cb (ngtcp2_conn *conn, uint64_t dgram_id, void *user_data)
+{
+  ((WzpConnection *) user_data)->stats.datagrams_lost++;
+  return 0;
+}
+
+static int
+handshake_completed_cb (ngtcp2_conn *conn, void *user_data)
+{
+  WzpConnection *c = user_data;
+
+  push_event (c, EV_ESTABLISHED, NULL);
+  return 0;
+}
+
+void
+register_cid (WzpConnection *c, const guint8 *data, gsize len)
+{
+  CidKey k = cid_key (data, len);
+
+  if (c->endpoint == NULL)
+    return;
+  g_array_append_val (c->cids, k);
+  g_hash_table_insert (c->endpoint->cids, g_memdup2 (&k, sizeof k), c);
+}
+
+static void
+unregister_cid (WzpConnection *c, const guint8 *data, gsize len)
+{
+  CidKey k = cid_key (data, len);
+
+  for (guint i = 0; i < c->cids->len; i++) {
+    if (cid_equal (&g_array_index (c->cids, CidKey, i), &k)) {
+      g_array_remove_index_fast (c->cids, i);
+      break;
+    }
+  }
+  if (c->endpoint && g_hash_table_lookup (c->endpoint->cids, &k) == c)
+    g_hash_table_remove (c->endpoint->cids, &k);
+}
+
+static int
+get_new_cid_cb (ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen, void *user_data)
+{
+  WzpConnection *c = user_data;
+
+  wzp_tls_random (cid->data, cidlen);
+  cid->datalen = cidlen;
+  if (c->endpoint)
+    wzp_tls_stateless_reset_token (c->endpoint->reset_secret, cid->data, cidlen, token);
+  register_cid (c, cid->data, cidlen);
+  return 0;
+}
+
+static int
+remove_cid_cb (ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_data)
+{
+  unregister_cid (user_data, cid->data, cid->datalen);
+  return 0;
+}
+
+void
+fill_callbacks (ngtcp2_callbacks *cb, gboolean server)
+{
+  memset (cb, 0, sizeof *cb);
+  wzp_tls_fill_callbacks (cb, server);
+  cb->recv_stream_data = recv_stream_data_cb;
+  cb->acked_stream_data_offset = acked_stream_data_cb;
+  cb->stream_close = stream_close_cb;
+  cb->stream_reset = stream_reset_cb;
+  cb->extend_max_local_streams_bidi = extend_max_streams_cb;
+  cb->extend_max_local_streams_uni = extend_max_streams_cb;
+  cb->recv_datagram = recv_datagram_cb;
+  cb->lost_datagram = lost_datagram_cb;
+  cb->handshake_completed = handshake_completed_cb;
+  cb->get_new_connection_id = get_new_cid_cb;
+  cb->remove_connection_id = remove_cid_cb;
+}
+
+/* ---- connection object --------------------------------------------------- */
+
+static void
+wzp_connection_init (WzpConnection *c)
+{
+  c->streams = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                      (GDestroyNotify) stream_free);
+  c->ready = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  c->cids = g_array_new (FALSE, FALSE, sizeof (CidKey));
+  c->remote_str = g_strdup ("unknown");
+}
+
+static void
+free_ready (gpointer key, gpointer value, gpointer data)
+{
+  if (value != STREAM_FAILED)
+    wzp_signal_free (value);
+}
+
+static void
+event_free (Event *e)
+{
+  if (e->type == EV_SIGNAL)
+    wzp_signal_free (e->data);
+  else if (e->data)
+    g_bytes_unref (e->data);
+  g_free (e);
+}
+
+static void
+conn_release (WzpConnection *c)
+{
+  if (c->timer) {
+    g_source_destroy (c->timer);
+    g_source_unref (c->timer);
+    c->timer = NULL;
+  }
+  while (c->cids->len > 0) {
+    CidKey k = g_array_index (c->cids, CidKey, c->cids->len - 1);
+    unregister_cid (c, k.data, k.len);
+  }
+  g_clear_pointer (&c->conn, ngtcp2_conn_del);
+  g_clear_pointer (&c->tls, wzp_tls_session_free);
+  /* streams waiting for credit are in no table yet */
+  g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
+  g_queue_clear (&c->out_streams);
+  g_hash_table_remove_all (c->streams);
+  g_queue_clear_full (&c->out_dgrams, (GDestroyNotify) g_bytes_unref);
+}
+
+static void
+wzp_connection_finalize (GObject *object)
+{
+  WzpConnection *c = WZP_CONNECTION (object);
+
+  conn_release (c);
+  g_queue_clear_full (&c->in_dgrams, (GDestroyNotify) g_bytes_unref);
+  g_queue_clear_full (&c->events, (GDestroyNotify) event_free);
+  g_hash_table_foreach (c->ready, free_ready, NULL);
+  g_hash_table_destroy (c->ready);
+  g_hash_table_destroy (c->streams);
+  g_array_free (c->cids, TRUE);
+  if (c->dgram_destroy)
+    c->dgram_destroy (c->dgram_data);
+  g_free (c->remote_str);
+  g_free (c->sni);
+  g_free (c->pin);
+  g_clear_error (&c->close_error);
+  G_OBJECT_CLASS (wzp_connection_parent_class)->finalize (object);
+}
+
+static void
+wzp_connection_class_init (WzpConnectionClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = wzp_connection_finalize;
+  /* "established": the handshake is complete. */
+  conn_signals[CONN_SIGNAL_ESTABLISHED] = g_signal_new ("established", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+  /* "closed" (const GError *why): emitted once; the connection is dead. */
+  conn_signals[CONN_SIGNAL_CLOSED] = g_signal_new ("closed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+  /* "signal" (const WzpSignal *msg): one message, in the peer's stream order;
+   * valid during the emission only. */
+  conn_signals[CONN_SIGNAL_SIGNAL] = g_signal_new ("signal", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+  /* "uni-stream" (GBytes *data): a finished unidirectional stream. */
+  conn_signals[CONN_SIGNAL_UNI] = g_signal_new ("uni-stream", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_BYTES);
+  /* "datagram": a datagram was queued for wzp_connection_pop_datagram(). */
+  conn_signals[CONN_SIGNAL_DATAGRAM] = g_signal_new ("datagram", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static gboolean
+timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs timer_funcs = { NULL, NULL, timer_dispatch, NULL, NULL, NULL };
+
+static void
+conn_schedule (WzpConnection *c)
+{
+  ngtcp2_tstamp expiry;
+  guint64 now;
+
+  if (c->conn == NULL || c->timer == NULL)
+    return;
+  expiry = ngtcp2_conn_get_expiry (c->conn);
+  if (expiry == UINT64_MAX) {
+    g_source_set_ready_time (c->timer, -1);
+    return;
+  }
+  now = now_ns ();
+  g_source_set_ready_time (c->timer, g_get_monotonic_time () +
+                           (gint64) (expiry > now ? (expiry - now + 999) / 1000 : 0));
+}
+
+WzpConnection *
+conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, gboolean server)
+{
+  WzpConnection *c = g_object_new (WZP_TYPE_CONNECTION, NULL);
+
+  c->endpoint = ep;
+  c->server = server;
+  c->next_remote_bidi = server ? 0 : 1;
+  memcpy (&c->remote, remote, remote_len);
+  c->remote_len = remote_len;
+  g_free (c->remote_str);
+  c->remote_str = sockaddr_to_string (remote);
+  c->timer = g_source_new (&timer_funcs, sizeof (GSource));
+  g_source_set_callback (c->timer, conn_on_timer, c, NULL);
+  g_source_attach (c->timer, ep->context);
+  g_hash_table_add (ep->conns, c);      /* the endpoint's reference */
+  if (server)
+    ep->stats.half_open++;
+  return c;
+}
+
+void
+conn_path (WzpConnection *c, ngtcp2_path *path)
+{
+  path->local.addr = (ngtcp2_sockaddr *) &c->endpoint->local;
+  path->local.addrlen = c->endpoint->local_len;
+  path->remote.addr = (ngtcp2_sockaddr *) &c->remote;
+  path->remote.addrlen = c->remote_len;
+  path->user_data = NULL;
+}
+
+static GError *
+error_from_liberr (int rv, const gchar *what)
+{
+  return g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PROTOCOL, "%s: %s", what, ngtcp2_strerror (rv));
+}
+
+static void
+conn_open_pending (WzpConnection *c)
+{
+  while (!g_queue_is_empty (&c->pending_open)) {
+    Stream *s = g_queue_peek_head (&c->pending_open);
+    int64_t id;
+    int rv = s->uni ? ngtcp2_conn_open_uni_stream (c->conn, &id, NULL) :
+        ngtcp2_conn_open_bidi_stream (c->conn, &id, NULL);
+    gint64 *key;
+
+    if (rv != 0)
+      break;                    /* no stream credit yet */
+    g_queue_pop_head (&c->pending_open);
+    s->id = id;
+    key = g_new (gint64, 1);
+    *key = id;
+    g_hash_table_insert (c->streams, key, s);
+    stream_queue_send (c, s);
+  }
+}
+
+/* Writes every packet ngtcp2 wants to send now: datagrams first (media is
+ * late once it waits), then stream data, then acks and control frames. */
+static void
+conn_write (WzpConnection *c)
+{
+  WzpEndpoint *ep = c->endpoint;
+  guint8 buf[MAX_PKT];
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  guint64 ts = now_ns ();
+  GQueue blocked = G_QUEUE_INIT;
+
+  ngtcp2_path_storage_zero (&ps);
+  conn_open_pending (c);
+  for (guint round = 0; round < 4096; round++) {
+    GBytes *dg = g_queue_peek_head (&c->out_dgrams);
+    Stream *s = dg ? NULL : g_queue_peek_head (&c->out_streams);
+    ngtcp2_ssize n;
+
+    if (dg) {
+      gsize len;
+      const guint8 *d = g_bytes_get_data (dg, &len);
+      int accepted = 0;
+
+      n = ngtcp2_conn_write_datagram (c->conn, &ps.path, &pi, buf, sizeof buf, &accepted,
+                                      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, c->stats.datagrams_sent,
+                                      d, len, ts);
+      if (accepted) {
+        g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+        c->stats.datagrams_sent++;
+      }
+      if (n == NGTCP2_ERR_WRITE_MORE)
+        continue;
+      if (n < 0 && !accepted) {
+        /* cannot ever fit (path shrank): drop it rather than stall */
+        g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+        c->stats.datagrams_lost++;
+        if (n == NGTCP2_ERR_INVALID_ARGUMENT)
+          continue;
+      }
+    } else if (s) {
+      ngtcp2_vec vec;
+      ngtcp2_ssize taken = -1;
+      gsize total = s->out ? g_bytes_get_size (s->out) : 0;
+      guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+
+      vec.base = s->out ? (guint8 *) g_bytes_get_data (s->out, NULL) + s->sent : NULL;
+      vec.len = total - s->sent;
+      if (s->want_fin)
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      n = ngtcp2_conn_writev_stream (c->conn, &ps.path, &pi, buf, sizeof buf, &taken, flags,
+                                     s->id, &vec, vec.len ? 1 : 0, ts);
+      if (taken >= 0) {
+        s->sent += (gsize) taken;
+        if (s->sent == total && s->want_fin)
+          s->fin_sent = TRUE;
+      }
+      if (s->sent == total && (s->fin_sent || !s->want_fin)) {
+        g_queue_pop_head (&c->out_streams);
+        s->queued = FALSE;
+      }
+      if (n == NGTCP2_ERR_WRITE_MORE)
+        continue;
+      if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+          n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        if (s->queued) {
+          g_queue_pop_head (&c->out_streams);
+          if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED)
+            g_queue_push_tail (&blocked, s);
+          else
+            s->queued = FALSE;
+        }
+        continue;
+      }
+    } else {
+      n = ngtcp2_conn_write_pkt (c->conn, &ps.path, &pi, buf, sizeof buf, ts);
+    }
+    if (n < 0) {
+      conn_terminate (c, error_from_liberr ((int) n, "cannot write a packet"));
+      g_queue_clear (&blocked);
+      return;
+    }
+    if (n == 0)
+      break;
+    send_packet (ep, c, &ps.path, buf, (gsize) n);
+  }
+  /* flow-control blocked streams wait for credit */
+  while (!g_queue_is_empty (&blocked))
+    g_queue_push_tail (&c->out_streams, g_queue_pop_head (&blocked));
+  ngtcp2_conn_update_pkt_tx_time (c->conn, ts);
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+static void
+deliver_datagram (WzpConnection *c, GBytes *b)
+{
+  if (c->dgram_func) {
+    gsize len;
+    const guint8 *d = g_bytes_get_data (b, &len);
+    c->dgram_func (c, d, len, c->dgram_data);
+    g_bytes_unref (b);
+    return;
+  }
+  if (c->endpoint && g_queue_get_length (&c->in_dgrams) >= c->endpoint->settings.datagram_queue) {
+    g_bytes_unref (g_queue_pop_head (&c->in_dgrams));
+    c->stats.datagrams_dropped++;
+  }
+  g_queue_push_tail (&c->in_dgrams, b);
+  g_signal_emit (c, conn_signals[CONN_SIGNAL_DATAGRAM], 0);
+}
+
+static void
+check_pin (WzpConnection *c)
+{
+  const gchar *fp = wzp_tls_session_get_peer_fingerprint (c->tls);
+
+  if (c->pin && !wzp_tls_fingerprint_equal (c->pin, fp)) {
+    ngtcp2_ccerr ccerr;
+
+    ngtcp2_ccerr_default (&ccerr);
+    ngtcp2_ccerr_set_application_error (&ccerr, 0, (const guint8 *) "pin-mismatch", 12);
+    conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH,
+                     "the server at %s presented certificate %s, not the pinned %s: "
+                     "check the relay fingerprint setting", c->remote_str,
+                     fp ? fp : "(none)", c->pin));
+  }
+}
+
+/* Moves ordered signal messages to the event queue. */
+static void
+collect_ready (WzpConnection *c)
+{
+  gpointer v;
+
+  while ((v = g_hash_table_lookup (c->ready, &c->next_remote_bidi)) != NULL) {
+    g_hash_table_remove (c->ready, &c->next_remote_bidi);
+    if (v != STREAM_FAILED) {
+      c->stats.signals_received++;
+      push_event (c, EV_SIGNAL, v);
+    }
+    c->next_remote_bidi += 4;
+    c->head_wait_since = 0;
+  }
+  if (g_hash_table_size (c->ready) > 0 && c->head_wait_since == 0)
+    c->head_wait_since = g_get_monotonic_time ();
+}
+
+static void
+conn_deliver (WzpConnection *c)
+{
+  WzpEndpoint *ep = c->endpoint ? g_object_ref (c->endpoint) : NULL;
+  Event *e;
+
+  collect_ready (c);
+  g_object_ref (c);
+  /* sends from the handlers below are written after delivery, not inside it */
+  if (ep)
+    ep->processing++;
+  while ((e = g_queue_pop_head (&c->events)) != NULL) {
+    switch (e->type) {
+      case EV_ESTABLISHED:
+        if (c->state != WZP_CONNECTION_HANDSHAKING)
+          break;
+        c->state = WZP_CONNECTION_ESTABLISHED;
+        if (c->server && c->endpoint) {
+          c->endpoint->stats.half_open--;
+          c->endpoint->stats.connections_accepted++;
+          g_free (c->sni);
+          c->sni = g_strdup (wzp_tls_session_get_sni (c->tls));
+          if (c->sni && *c->sni == '\0')
+            g_clear_pointer (&c->sni, g_free);
+        } else {
+          check_pin (c);
+          if (c->state == WZP_CONNECTION_CLOSED)
+            break;
+        }
+        g_signal_emit (c, conn_signals[CONN_SIGNAL_ESTABLISHED], 0);
+        if (c->server && c->endpoint && c->state == WZP_CONNECTION_ESTABLISHED)
+          wzp_endpoint_emit_incoming (c->endpoint, c);
+        break;
+      case EV_SIGNAL:
+        if (c->state != WZP_CONNECTION_CLOSED)
+          g_signal_emit (c, conn_signals[CONN_SIGNAL_SIGNAL], 0, e->data);
+        break;
+      case EV_UNI:
+        if (c->state != WZP_CONNECTION_CLOSED)
+          g_signal_emit (c, conn_signals[CONN_SIGNAL_UNI], 0, e->data);
+        break;
+      case EV_DATAGRAM:
+        if (c->state != WZP_CONNECTION_CLOSED) {
+          deliver_datagram (c, e->data);
+          e->data = NULL;
+        }
+        break;
+    }
+    event_free (e);
+  }
+  if (ep) {
+    ep->processing--;
+    g_object_unref (ep);
+  }
+  g_object_unref (c);
+}
+
+/* The connection is over: forget it, tell the application once. */
+void
+conn_terminate (WzpConnection *c, GError *reason)
+{
+  WzpEndpoint *ep = c->endpoint;
+
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating) {
+    g_clear_error (&reason);
+    return;
+  }
+  /* what arrived before the close still counts: deliver it first */
+  c->terminating = TRUE;
+  g_object_ref (c);
+  conn_deliver (c);
+  g_object_unref (c);
+  if (c->state == WZP_CONNECTION_HANDSHAKING && c->server && ep)
+    ep->stats.half_open--;
+  c->state = WZP_CONNECTION_CLOSED;
+  if (c->close_error == NULL)
+    c->close_error = reason;
+  else
+    g_clear_error (&reason);
+  g_debug ("%s: closed: %s", c->remote_str, c->close_error->message);
+  conn_release (c);
+  g_object_ref (c);
+  if (ep) {
+    g_hash_table_remove (ep->dirty, c);
+    g_hash_table_remove (ep->conns, c);
+  }
+  g_queue_clear_full (&c->events, (GDestroyNotify) event_free);
+  g_signal_emit (c, conn_signals[CONN_SIGNAL_CLOSED], 0, c->close_error);
+  c->endpoint = NULL;
+  g_object_unref (c);
+}
+
+static GError *
+error_from_ccerr (WzpConnection *c)
+{
+  const ngtcp2_ccerr *cc = ngtcp2_conn_get_ccerr (c->conn);
+  g_autofree gchar *reason = NULL;
+
+  if (cc->reasonlen > 0)
+    reason = g_utf8_make_valid ((const gchar *) cc->reason, (gssize) cc->reasonlen);
+  if (cc->type == NGTCP2_CCERR_TYPE_APPLICATION)
+    return g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED,
+                        "the peer closed the connection (code %" G_GUINT64_FORMAT ", reason \"%s\")",
+                        cc->error_code, reason ? reason : "");
+  return g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED,
+                      "the peer closed the connection with transport error 0x%" G_GINT64_MODIFIER
+                      "x%s%s", cc->error_code, reason ? ": " : "", reason ? reason : "");
+}
+
+/* Sends CONNECTION_CLOSE built from @ccerr, then terminates. */
+static void
+conn_close_with (WzpConnection *c, const ngtcp2_ccerr *ccerr, GError *reason)
+{
+  if (c->conn && c->endpoint && !ngtcp2_conn_in_closing_period (c->conn) &&
+      !ngtcp2_conn_in_draining_period (c->conn)) {
+    guint8 buf[MAX_PKT];
+    ngtcp2_path_storage ps;
+    ngtcp2_pkt_info pi;
+    ngtcp2_ssize n;
+
+    ngtcp2_path_storage_zero (&ps);
+    n = ngtcp2_conn_write_connection_close (c->conn, &ps.path, &pi, buf, sizeof buf, ccerr, now_ns ());
+    if (n > 0)
+      send_packet (c->endpoint, c, &ps.path, buf, (gsize) n);
+  }
+  conn_terminate (c, reason);
+}
+
+static void
+conn_fail_read (WzpConnection *c, int rv)
+{
+  ngtcp2_ccerr ccerr;
+
+  ngtcp2_ccerr_default (&ccerr);
+  switch (rv) {
+    case NGTCP2_ERR_DRAINING:
+      conn_terminate (c, error_from_ccerr (c));
+      return;
+    case NGTCP2_ERR_DROP_CONN:
+      conn_terminate (c, g_error_new_literal (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PROTOCOL,
+                                              "connection dropped"));
+      return;
+    case NGTCP2_ERR_CRYPTO: {
+      const gchar *why = c->tls ? wzp_tls_session_get_error (c->tls) : NULL;
+      ngtcp2_ccerr_set_tls_alert (&ccerr, ngtcp2_conn_get_tls_alert (c->conn), NULL, 0);
+      conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE,
+                       "the TLS handshake with %s failed: %s", c->remote_str,
+                       why ? why : "unknown reason"));
+      return;
+    }
+    default:
+      ngtcp2_ccerr_set_liberr (&ccerr, rv, NULL, 0);
+      conn_close_with (c, &ccerr, error_from_liberr (rv, "QUIC protocol error"));
+  }
+}
+
+static gboolean
+conn_on_timer (gpointer data)
+{
+  WzpConnection *c = data;
+  int rv;
+
+  if (c->conn == NULL)
+    return G_SOURCE_CONTINUE;
+  g_source_set_ready_time (c->timer, -1);
+  rv = ngtcp2_conn_handle_expiry (c->conn, now_ns ());
+  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_IDLE_TIMEOUT,
+                                    "nothing heard from %s within the idle timeout", c->remote_str));
+    return G_SOURCE_CONTINUE;
+  }
+  if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE_TIMEOUT,
+                                    "no QUIC handshake with %s within %u ms: is it running and "
+                                    "reachable?", c->remote_str,
+                                    c->endpoint ? c->endpoint->settings.handshake_timeout_ms : 0));
+    return G_SOURCE_CONTINUE;
+  }
+  if (rv != 0) {
+    conn_fail_read (c, rv);
+    return G_SOURCE_CONTINUE;
+  }
+  conn_flush (c);
+  return G_SOURCE_CONTINUE;
+}
+
+/* Delivers pending events, then writes, then re-arms the timer. */
+void
+conn_flush (WzpConnection *c)
+{
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating)
+    return;
+  g_object_ref (c);
+  conn_deliver (c);
+  if (c->conn && c->state != WZP_CONNECTION_CLOSED) {
+    conn_write (c);
+    conn_schedule (c);
+  }
+  g_object_unref (c);
+}
+
+/* After a call from the application: write now unless a batch is running. */
+void
+conn_kick (WzpConnection *c)
+{
+  if (c->endpoint && c->endpoint->processing)
+    endpoint_mark_dirty (c->endpoint, c);
+  else
+    conn_flush (c);
+}
+
+/* ---- receiving -------------------------------------------------------------- */
+
+void
+conn_read (WzpConnection *c, const guint8 *data, gsize len)
+{
+  ngtcp2_path path;
+  ngtcp2_pkt_info pi = { 0 };
+  int rv;
+
+  conn_path (c, &path);
+  c->stats.packets_received++;
+  c->stats.bytes_received += len;
+  rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, now_ns ());
+  if (rv != 0) {
+    conn_fail_read (c, rv);
+    return;
+  }
+  endpoint_mark_dirty (c->endpoint, c);
+}
+
+/* ---- connection API ---------------------------------------------------------- */
+
+static gboolean
+conn_check_open (WzpConnection *c, GError **error)
+{
+  if (c->state == WZP_CONNECTION_CLOSED || c->conn == NULL || c->terminating) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_CLOSED, "the connection to %s is closed",
+                 c->remote_str);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+queue_stream (WzpConnection *c, GBytes *data, gboolean uni, GError **error)
+{
+  Stream *s;
+
+  if (!conn_check_open (c, error))
+    return FALSE;
+  /* a peer that grants no stream credit must not make us hoard messages */
+  if (g_queue_get_length (&c->pending_open) >= MAX_PENDING_STREAMS) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_TOO_LARGE,
+                 "%u messages to %s are already waiting for the peer to accept streams",
+                 MAX_PENDING_STREAMS, c->remote_str);
+    return FALSE;
+  }
+  s = g_new0 (Stream, 1);
+  s->id = -1;
+  s->uni = uni;
+  s->out = g_bytes_ref (data);
+  s->want_fin = TRUE;
+  s->rx_done = TRUE;
+  s->opened_us = g_get_monotonic_time ();
+  g_queue_push_tail (&c->pending_open, s);
+  conn_kick (c);
+  return TRUE;
+}
+
+gboolean
+wzp_connection_send_signal (WzpConnection *c, const WzpSignal *msg, GError **error)
+{
+  g_autoptr (GBytes) frame = wzp_signal_to_frame (msg, error);
+
+  if (frame == NULL || !queue_stream (c, frame, FALSE, error))
+    return FALSE;
+  c->stats.signals_sent++;
+  return TRUE;
+}
+
+gboolean
+wzp_connection_send_frame (WzpConnection *c, GBytes *frame, GError **error)
+{
+  if (!queue_stream (c, frame, FALSE, error))
+    return FALSE;
+  c->stats.signals_sent++;
+  return TRUE;
+}
+
+gboolean
+wzp_connection_send_uni (WzpConnection *c, GBytes *data, GError **error)
+{
+  return queue_stream (c, data, TRUE, error);
+}
+
+gsize
+wzp_connection_get_max_datagram_size (WzpConnection *c)
+{
+  const ngtcp2_transport_params *rp;
+  gsize frame_max, path_max, overhead;
+
+  if (c->conn == NULL || c->state != WZP_CONNECTION_ESTABLISHED)
+    return 0;
+  rp = ngtcp2_conn_get_remote_transport_params (c->conn);
+  if (rp == NULL || rp->max_datagram_frame_size < 4)
+    return 0;
+  frame_max = (gsize) MIN (rp->max_datagram_frame_size, 65535) - 3;
+  /* short header: flags, DCID, packet number (up to 4), AEAD tag; frame
+   * type and length */
+  overhead = 1 + ngtcp2_conn_get_dcid (c->conn)->datalen + 4 + 16 + 3;
+  path_max = ngtcp2_conn_get_path_max_tx_udp_payload_size (c->conn);
+  return MIN (frame_max, path_max > overhead ? path_max - overhead : 0);
+}
+
+gboolean
+wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, GError **error)
+{
+  gsize max;
+
+  if (!conn_check_open (c, error))
+    return FALSE;
+  if (c->state != WZP_CONNECTION_ESTABLISHED) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_NOT_READY,
+                 "the connection to %s is not established yet", c->remote_str);
+    return FALSE;
+  }
+  max = wzp_connection_get_max_datagram_size (c);
+  if (len > max) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_TOO_LARGE,
+                 "a datagram of %" G_GSIZE_FORMAT " bytes is over the %" G_GSIZE_FORMAT
+                 " bytes the path to %s takes", len, max, c->remote_str);
+    return FALSE;
+  }
+  /* media waiting behind congestion control is late: keep the newest */
+  if (g_queue_get_length (&c->out_dgrams) >= c->endpoint->settings.datagram_queue) {
+    g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+    c->stats.datagrams_dropped++;
+  }
+  g_queue_push_tail (&c->out_dgrams, g_bytes_new (data, len));
+  conn_kick (c);
+  return TRUE;
+}
+
+void
+wzp_connection_set_datagram_handler (WzpConnection *c, WzpDatagramFunc func, gpointer user_data,
+                                     GDestroyNotify destroy)
+{
+  if (c->dgram_destroy)
+    c->dgram_destroy (c->dgram_data);
+  c->dgram_func = func;
+  c->dgram_data = user_data;
+  c->dgram_destroy = destroy;
+}
+
+GBytes *
+wzp_connection_pop_datagram (WzpConnection *c)
+{
+  return g_queue_pop_head (&c->in_dgrams);
+}
+
+void
+wzp_connection_close (WzpConnection *c, guint64 code, const gchar *reason)
+{
+  ngtcp2_ccerr ccerr;
+
+  if (c->state == WZP_CONNECTION_CLOSED || c->terminating)
+    return;
+  /* what the application queued before closing (a refusal, a last Hangup)
+   * goes out ahead of the CONNECTION_CLOSE */
+  if (c->conn && c->state == WZP_CONNECTION_ESTABLISHED)
+    conn_write (c);
+  if (c->state == WZP_CONNECTION_CLOSED)
+    return;
+  ngtcp2_ccerr_default (&ccerr);
+  ngtcp2_ccerr_set_application_error (&ccerr, code, (const guint8 *) reason,
+                                      reason ? strlen (reason) : 0);
+  conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_CLOSED,
+                                           "closed locally (%s)", reason ? reason : ""));
+}
+
+WzpConnectionState
+wzp_connection_get_state (WzpConnection *c)
+{
+  return c->state;
+}
+
+gboolean
+wzp_connection_is_server (WzpConnection *c)
+{
+  return c->server;
+}
+
+WzpEndpoint *
+wzp_connection_get_endpoint (WzpConnection *c)
+{
+  return c->endpoint;
+}
+
+const gchar *
+wzp_connection_get_sni (WzpConnection *c)
+{
+  return c->sni;
+}
+
+const gchar *
+wzp_connection_get_peer_fingerprint (WzpConnection *c)
+{
+  return c->tls ? wzp_tls_session_get_peer_fingerprint (c->tls) : NULL;
+}
+
+const gchar *
+wzp_connection_get_remote_address (WzpConnection *c)
+{
+  return c->remote_str;
+}
+
+void
+wzp_connection_get_stats (WzpConnection *c, WzpConnectionStats *stats)
+{
+  *stats = c->stats;
+  stats->datagrams_queued = g_queue_get_length (&c->out_dgrams);
+  if (c->conn) {
+    ngtcp2_conn_info ci;
+    ngtcp2_conn_get_conn_info (c->conn, &ci);
+    stats->rtt_us = ci.smoothed_rtt / NGTCP2_MICROSECONDS;
+    stats->min_rtt_us = ci.min_rtt / NGTCP2_MICROSECONDS;
+    stats->rttvar_us = ci.rttvar / NGTCP2_MICROSECONDS;
+    stats->cwnd = ci.cwnd;
+  }
+}
+
+const GError *
+wzp_connection_get_close_error (WzpConnection *c)
+{
+  return c->close_error;
+}

@@ -1,0 +1,139 @@
+/* Private to wzp-quic.c (the endpoint: socket, routing, accepting) and
+ * wzp-quic-conn.c (a connection: streams, datagrams, events, life cycle). */
+#pragma once
+
+#include <sys/socket.h>
+#include <ngtcp2/ngtcp2.h>
+
+#include "wzp-quic.h"
+#include "wzp-tls.h"
+
+G_BEGIN_DECLS
+
+#define CID_LEN 16
+#define MAX_PKT 1500
+#define RECV_BATCH 32
+#define SEND_BATCH 64
+#define UNI_MAX (64 * 1024)
+#define MAX_PENDING_STREAMS 1024
+#define SOCKET_BUFFER (4 * 1024 * 1024)
+
+static inline guint64
+now_ns (void)
+{
+  return (guint64) g_get_monotonic_time () * 1000;
+}
+
+typedef struct {
+  guint8 len;
+  guint8 data[NGTCP2_MAX_CIDLEN];
+} CidKey;
+
+typedef enum {
+  EV_ESTABLISHED,
+  EV_SIGNAL,
+  EV_UNI,
+  EV_DATAGRAM,
+} EventType;
+
+typedef struct {
+  EventType type;
+  gpointer data;                /* WzpSignal* or GBytes* */
+} Event;
+
+typedef struct {
+  gint64 id;                    /* -1 until opened */
+  gboolean uni;
+  /* send side */
+  GBytes *out;
+  gsize sent;
+  gboolean want_fin;
+  gboolean fin_sent;
+  gboolean queued;
+  /* receive side */
+  WzpFrameReader *reader;
+  GByteArray *uni_data;
+  gboolean rx_done;
+  gint64 opened_us;
+} Stream;
+
+#define STREAM_FAILED ((gpointer) 1)
+
+/* send batch buffers, in wzp-quic.c */
+struct TxBatch;
+
+struct _WzpEndpoint {
+  GObject parent;
+  GMainContext *context;
+  GSocket *socket;
+  int fd;
+  GSource *source;
+  GSource *tick;
+  struct sockaddr_storage local;
+  socklen_t local_len;
+  WzpEndpointSettings settings;
+  WzpTlsContext *client_tls;
+  WzpTlsContext *server_tls;
+  GHashTable *cids;             /* CidKey* -> WzpConnection* (borrowed) */
+  GHashTable *conns;            /* WzpConnection* -> owned reference */
+  GHashTable *dirty;            /* WzpConnection* set, flushed after a batch */
+  guint8 reset_secret[32];
+  guint processing;
+  gboolean shut_down;
+  WzpEndpointStats stats;
+  /* packets written during a receive cycle leave in one sendmmsg() */
+  gboolean batching;
+  guint ntx;
+  struct TxBatch *tx;
+};
+
+
+struct _WzpConnection {
+  GObject parent;
+  WzpEndpoint *endpoint;        /* not owned; cleared when the endpoint goes */
+  ngtcp2_conn *conn;
+  WzpTlsSession *tls;
+  gboolean server;
+  WzpConnectionState state;
+  struct sockaddr_storage remote;
+  socklen_t remote_len;
+  gchar *remote_str;
+  gchar *sni;
+  gchar *pin;
+  GSource *timer;
+  GHashTable *streams;          /* gint64* id -> Stream* */
+  GQueue pending_open;          /* Stream* waiting for stream credit */
+  GQueue out_streams;           /* Stream* with data or FIN to send */
+  GQueue out_dgrams;            /* GBytes* */
+  GQueue in_dgrams;             /* GBytes* when no handler */
+  GQueue events;                /* Event* */
+  GHashTable *ready;            /* stream id -> WzpSignal* or STREAM_FAILED */
+  gint64 next_remote_bidi;
+  gint64 head_wait_since;
+  GArray *cids;                 /* CidKey registered in the endpoint */
+  WzpDatagramFunc dgram_func;
+  gpointer dgram_data;
+  GDestroyNotify dgram_destroy;
+  GError *close_error;
+  gboolean terminating;
+  WzpConnectionStats stats;
+};
+
+G_GNUC_INTERNAL gchar * sockaddr_to_string (const struct sockaddr *sa);
+G_GNUC_INTERNAL void send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n);
+G_GNUC_INTERNAL void endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c);
+G_GNUC_INTERNAL CidKey cid_key (const guint8 *data, gsize len);
+G_GNUC_INTERNAL gboolean cid_equal (gconstpointer a, gconstpointer b);
+G_GNUC_INTERNAL void fill_callbacks (ngtcp2_callbacks *cb, gboolean server);
+G_GNUC_INTERNAL WzpConnection * conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, gboolean server);
+G_GNUC_INTERNAL void conn_path (WzpConnection *c, ngtcp2_path *path);
+G_GNUC_INTERNAL void conn_terminate (WzpConnection *c, GError *reason);
+G_GNUC_INTERNAL void register_cid (WzpConnection *c, const guint8 *data, gsize len);
+G_GNUC_INTERNAL void conn_read (WzpConnection *c, const guint8 *data, gsize len);
+G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
+G_GNUC_INTERNAL void conn_kick (WzpConnection *c);
+G_GNUC_INTERNAL void stream_reject (WzpConnection *c, Stream *s, const gchar *why);
+/* Emits the endpoint's "incoming" for an accepted connection. */
+G_GNUC_INTERNAL void wzp_endpoint_emit_incoming (WzpEndpoint *ep, WzpConnection *c);
+
+G_END_DECLS
