@@ -15,92 +15,7 @@
 
 static const gchar *relay_path;
 
-/* ---- the relay process ---------------------------------------------------- */
-
-typedef struct {
-  GSubprocess *proc;
-  gchar *dir;
-  gchar *addr;              /* 127.0.0.1:port */
-  gchar *tls_fp;
-  gchar *fingerprint;
-  gchar *metrics_url;
-  GSocketAddress *sockaddr;
-} Relay;
-
-static void
-die_with_parent (gpointer data)
-{
-  prctl (PR_SET_PDEATHSIG, SIGTERM);
-}
-
-static Relay *
-relay_start (const gchar *const *extra)
-{
-  Relay *r = g_new0 (Relay, 1);
-  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr (GError) error = NULL;
-  g_autofree gchar *id = NULL;
-  g_autoptr (GDataInputStream) out = NULL;
-
-  r->dir = g_dir_make_tmp ("wzp-relay-test-XXXXXX", NULL);
-  id = g_build_filename (r->dir, "relay.seed", NULL);
-  g_ptr_array_add (argv, (gpointer) relay_path);
-  g_ptr_array_add (argv, "--listen");
-  g_ptr_array_add (argv, "127.0.0.1:0");
-  g_ptr_array_add (argv, "--identity");
-  g_ptr_array_add (argv, id);
-  g_ptr_array_add (argv, "--metrics");
-  g_ptr_array_add (argv, "0");
-  for (guint i = 0; extra && extra[i]; i++)
-    g_ptr_array_add (argv, (gpointer) extra[i]);
-  g_ptr_array_add (argv, NULL);
-  {
-    g_autoptr (GSubprocessLauncher) l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-    /* a test that aborts must not leave its relay behind */
-    g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
-    r->proc = g_subprocess_launcher_spawnv (l, (const gchar *const *) argv->pdata, &error);
-  }
-  g_assert_no_error (error);
-  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (r->proc));
-  for (;;) {
-    g_autofree gchar *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
-    g_assert_nonnull (line);
-    if (g_str_has_prefix (line, "listening on "))
-      r->addr = g_strdup (line + 13);
-    else if (g_str_has_prefix (line, "TLS fingerprint: "))
-      r->tls_fp = g_strdup (line + 17);
-    else if (g_str_has_prefix (line, "identity fingerprint: "))
-      r->fingerprint = g_strdup (line + 22);
-    else if (g_str_has_prefix (line, "metrics: ")) {
-      r->metrics_url = g_strdup (line + 9);
-      break;
-    }
-  }
-  r->sockaddr = wzp_socket_address_parse (r->addr, NULL);
-  g_assert_nonnull (r->sockaddr);
-  return r;
-}
-
-static void
-relay_stop (Relay *r)
-{
-  g_autofree gchar *id = g_build_filename (r->dir, "relay.seed", NULL);
-
-  g_subprocess_send_signal (r->proc, SIGTERM);
-  g_subprocess_wait (r->proc, NULL, NULL);
-  g_assert_true (g_subprocess_get_if_exited (r->proc));
-  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
-  g_object_unref (r->proc);
-  g_unlink (id);
-  g_rmdir (r->dir);
-  g_free (r->dir);
-  g_free (r->addr);
-  g_free (r->tls_fp);
-  g_free (r->fingerprint);
-  g_free (r->metrics_url);
-  g_object_unref (r->sockaddr);
-  g_free (r);
-}
+#include "relay-fixture.h"
 
 /* ---- a client ---------------------------------------------------------------- */
 
@@ -419,7 +334,7 @@ metric_value (const gchar *text, const gchar *name)
 static void
 test_direct_call (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a), *b = client_new (0x11), *x = client_new (0x33);
   g_autoptr (WzpSignal) rep = NULL, h = NULL, stray = NULL;
   g_autofree gchar *metrics = NULL;
@@ -461,7 +376,7 @@ test_direct_call (void)
 static void
 test_disconnect_reject_unreachable (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a), *b = client_new (0x11), *nobody = client_new (0x44);
   g_autoptr (WzpSignal) h1 = NULL, h2 = NULL, h3 = NULL, offer = NULL;
 
@@ -498,7 +413,7 @@ static void
 test_ring_timeout (void)
 {
   const gchar *args[] = { "--ring-timeout-ms", "400", NULL };
-  Relay *r = relay_start (args);
+  Relay *r = relay_start (relay_path, args);
   Client *a = client_new (0x2a), *b = client_new (0x11);
   g_autoptr (WzpSignal) offer = NULL, ha = NULL, hb = NULL;
   gint64 t0;
@@ -524,7 +439,7 @@ test_ring_timeout (void)
 static void
 test_signatures_and_reregistration (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a), *b = client_new (0x11), *a2 = client_new (0x2a);
   g_autoptr (WzpSignal) ack = NULL, ack2 = NULL, offer = NULL, h = NULL, ok = NULL;
 
@@ -573,7 +488,7 @@ test_signatures_and_reregistration (void)
 static void
 test_reflect_ping_and_strays (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a);
   g_autoptr (WzpSignal) refl = NULL, pong = NULL;
   g_autoptr (GInetSocketAddress) local = NULL;
@@ -665,7 +580,7 @@ all_got (gpointer data)
 static void
 test_room_three_members (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *m[3] = { client_new (1), client_new (2), client_new (3) };
   g_autoptr (WzpSignal) last = NULL;
   AllGot w = { m, 3, 40 };
@@ -710,7 +625,7 @@ test_room_three_members (void)
 static void
 test_call_room_acl (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a), *b = client_new (0x11), *x = client_new (0x33);
   Client *ma = client_new (0x2a), *mb = client_new (0x11), *again = client_new (0x2a);
   AllGot w;
@@ -755,7 +670,7 @@ static void
 test_bad_names_and_timeouts (void)
 {
   const gchar *args[] = { "--register-timeout-ms", "300", "--handshake-timeout-ms", "300", NULL };
-  Relay *r = relay_start (args);
+  Relay *r = relay_start (relay_path, args);
   Client *c = client_new (5);
   const gchar *bad[] = { "123", "-room", "room-", "a..b" };
 
@@ -790,7 +705,7 @@ test_bad_names_and_timeouts (void)
 static void
 test_bad_input_during_call (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *ma = client_new (1), *mb = client_new (2), *evil = client_new (9);
   Client *pair[2] = { ma, mb };
   g_autoptr (GSocket) raw = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
@@ -844,7 +759,7 @@ test_bad_input_during_call (void)
 static void
 test_metrics_format_and_shutdown (void)
 {
-  Relay *r = relay_start (NULL);
+  Relay *r = relay_start (relay_path, NULL);
   Client *a = client_new (0x2a), *b = client_new (0x11);
   g_autofree gchar *metrics = NULL;
   g_autoptr (WzpSignal) h = NULL;
@@ -898,7 +813,7 @@ test_ipv6 (void)
     g_test_skip ("no IPv6 loopback on this machine");
     return;
   }
-  r = relay_start (args);
+  r = relay_start (relay_path, args);
   g_assert_true (g_str_has_prefix (r->addr, "[::1]:"));
   a = client_new (0x2a);
   b = client_new (0x11);
@@ -981,7 +896,7 @@ test_auth (void)
   }
   g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
   args[1] = url;
-  r = relay_start (args);
+  r = relay_start (relay_path, args);
 
   /* a valid token: the auth server's fingerprint is the identity, and the
    * client need not wait for the verdict before registering */

@@ -59,7 +59,8 @@ typedef struct {
 
 #define STREAM_FAILED ((gpointer) 1)
 
-/* send batch buffers, in wzp-quic.c */
+/* receive and send batch buffers, in wzp-quic.c */
+struct RxBatch;
 struct TxBatch;
 
 struct _WzpEndpoint {
@@ -85,6 +86,7 @@ struct _WzpEndpoint {
   gboolean batching;
   guint ntx;
   struct TxBatch *tx;
+  struct RxBatch *rx;
 };
 
 

@@ -15,6 +15,13 @@ G_DEFINE_QUARK (wzp-quic-error-quark, wzp_quic_error)
 
 G_DEFINE_TYPE (WzpEndpoint, wzp_endpoint, G_TYPE_OBJECT)
 
+struct RxBatch {
+  struct mmsghdr msg[RECV_BATCH];
+  struct iovec iov[RECV_BATCH];
+  struct sockaddr_storage addr[RECV_BATCH];
+  guint8 buf[RECV_BATCH][2048];
+};
+
 struct TxBatch {
   struct mmsghdr msg[SEND_BATCH];
   struct iovec iov[SEND_BATCH];
@@ -380,10 +387,11 @@ static gboolean
 on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
   WzpEndpoint *ep = data;
-  static guint8 bufs[RECV_BATCH][2048];
-  struct mmsghdr msgs[RECV_BATCH];
-  struct iovec iov[RECV_BATCH];
-  struct sockaddr_storage addrs[RECV_BATCH];
+  /* per endpoint: endpoints may run in different threads */
+  guint8 (*bufs)[2048] = ep->rx->buf;
+  struct mmsghdr *msgs = ep->rx->msg;
+  struct iovec *iov = ep->rx->iov;
+  struct sockaddr_storage *addrs = ep->rx->addr;
 
   g_object_ref (ep);
   ep->processing++;
@@ -485,6 +493,7 @@ wzp_endpoint_init (WzpEndpoint *ep)
   wzp_endpoint_settings_init (&ep->settings);
   wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
   ep->tx = g_new (struct TxBatch, 1);
+  ep->rx = g_new (struct RxBatch, 1);
 }
 
 static void
@@ -506,6 +515,7 @@ wzp_endpoint_finalize (GObject *object)
   g_hash_table_destroy (ep->cids);
   g_hash_table_destroy (ep->dirty);
   g_free (ep->tx);
+  g_free (ep->rx);
   g_clear_pointer (&ep->client_tls, wzp_tls_context_unref);
   g_clear_pointer (&ep->server_tls, wzp_tls_context_unref);
   g_clear_object (&ep->socket);

@@ -1,0 +1,1181 @@
+/* WzpSession: signalling, the dual-path race and the MediaPathReport
+ * negotiation (see wzp-session.h and docs/negotiation.md). */
+#define G_LOG_DOMAIN "wzp-session"
+
+#include "wzp-session.h"
+#include "wzp-config.h"
+#include "wzp-quic.h"
+#include "wzp-signal.h"
+
+#include <string.h>
+
+G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
+
+#define RX_QUEUE_MAX 256
+#define RELAY_GRACE_MS 2000
+
+static WzpMediaFrame interrupt_marker;
+
+struct _WzpSession {
+  GObject parent;
+
+  /* configuration (before start) */
+  gchar *relay, *identity_file, *identity_hex, *alias, *mode, *room, *call_target, *relay_fp;
+  gboolean auto_answer, direct, send_report;
+  guint report_timeout_ms, direct_timeout_ms, local_port;
+
+  /* shared with other threads, under lock */
+  GMutex lock;
+  WzpSessionState state;
+  WzpMediaPath path;          /* negotiated */
+  WzpSessionStats stats;
+  guint16 seq;
+  GAsyncQueue *rx;            /* WzpMediaFrame* */
+  GAsyncQueue *tx;            /* GBytes* packets to send */
+
+  /* the session thread's own */
+  GThread *thread;
+  GMainContext *ctx;
+  GMainLoop *loop;
+  WzpIdentity *identity;
+  WzpEndpoint *ep;
+  GSocketAddress *relay_addr;
+  WzpConnection *sig;
+  gchar *own_reflexive;
+  gchar *call_id;
+  gchar *room_name;           /* call-<id> or the room */
+  gchar *peer_fp;
+  gchar *incoming_call_id;
+  gboolean rang;
+  WzpConnection *relay_conn;
+  gboolean relay_admitted;
+  WzpConnection *direct_conn;
+  GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
+  gboolean race_running, direct_done, direct_ok, report_sent, have_peer_report, peer_direct_ok;
+  gboolean decided;
+  GSource *direct_timer, *report_timer;
+  gint64 call_started_us;
+  gboolean first_send, first_recv;
+  WzpMediaPath send_path;     /* where frames go now */
+};
+
+G_DEFINE_TYPE (WzpSession, wzp_session, G_TYPE_OBJECT)
+
+enum {
+  PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
+  PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
+  PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
+  N_PROPS
+};
+static GParamSpec *props[N_PROPS];
+
+enum { SIG_STATE_CHANGED, SIG_INCOMING_CALL, SIG_CALL_EVENT, SIG_ERROR, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+void
+wzp_media_frame_free (WzpMediaFrame *f)
+{
+  if (f == NULL || f == &interrupt_marker)
+    return;
+  g_bytes_unref (f->payload);
+  g_free (f);
+}
+
+const gchar *
+wzp_session_state_name (WzpSessionState s)
+{
+  static const gchar *const names[] = { "idle", "registering", "registered", "calling", "ringing",
+    "connecting", "active", "ended" };
+  return (guint) s < G_N_ELEMENTS (names) ? names[s] : "unknown";
+}
+
+const gchar *
+wzp_media_path_name (WzpMediaPath p)
+{
+  return p == WZP_MEDIA_PATH_DIRECT ? "direct" : p == WZP_MEDIA_PATH_RELAY ? "relay" : "none";
+}
+
+/* ---- timers on the session's context ------------------------------------- */
+
+static GSource *
+session_timeout (WzpSession *s, guint ms, GSourceFunc func, gpointer data, GDestroyNotify destroy)
+{
+  GSource *src = g_timeout_source_new (ms);
+
+  g_source_set_callback (src, func, data, destroy);
+  g_source_attach (src, s->ctx);
+  return src;
+}
+
+static void
+cancel_timer (GSource **src)
+{
+  if (*src) {
+    g_source_destroy (*src);
+    g_source_unref (*src);
+    *src = NULL;
+  }
+}
+
+/* ---- events, state, errors (session thread) ------------------------------- */
+
+/* Emits "call-event" with @step and a dictionary built from key/value pairs
+ * (const gchar *key, GVariant *value, ..., NULL). */
+static void
+call_event (WzpSession *s, const gchar *step, ...)
+{
+  GVariantBuilder b;
+  va_list ap;
+  const gchar *key;
+  g_autoptr (GVariant) dict = NULL;
+  g_autofree gchar *text = NULL;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
+  va_start (ap, step);
+  while ((key = va_arg (ap, const gchar *)) != NULL)
+    g_variant_builder_add (&b, "{sv}", key, va_arg (ap, GVariant *));
+  va_end (ap);
+  dict = g_variant_ref_sink (g_variant_builder_end (&b));
+  text = g_variant_print (dict, FALSE);
+  g_debug ("%s %s", step, text);
+  g_signal_emit (s, signals[SIG_CALL_EVENT], 0, step, dict);
+}
+
+static void
+set_state (WzpSession *s, WzpSessionState state)
+{
+  g_mutex_lock (&s->lock);
+  if (s->state == state || s->state == WZP_SESSION_STATE_ENDED) {
+    g_mutex_unlock (&s->lock);
+    return;
+  }
+  s->state = state;
+  g_mutex_unlock (&s->lock);
+  g_signal_emit (s, signals[SIG_STATE_CHANGED], 0, state);
+}
+
+static void end_call (WzpSession *s, GError *why);
+static void drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason);
+
+static void
+fail (WzpSession *s, WzpSessionError code, const gchar *fmt, ...)
+{
+  va_list ap;
+  GError *e;
+
+  va_start (ap, fmt);
+  e = g_error_new_valist (WZP_SESSION_ERROR, code, fmt, ap);
+  va_end (ap);
+  end_call (s, e);
+}
+
+static void
+send_sig (WzpSession *s, WzpSignal *msg)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (s->sig && !wzp_connection_send_signal (s->sig, msg, &error))
+    g_debug ("signal not sent: %s", error->message);
+  wzp_signal_free (msg);
+}
+
+/* ---- media ----------------------------------------------------------------- */
+
+static WzpConnection *
+media_conn (WzpSession *s)
+{
+  if (s->send_path == WZP_MEDIA_PATH_DIRECT)
+    return s->direct_conn;
+  if (s->send_path == WZP_MEDIA_PATH_RELAY)
+    return s->relay_admitted ? s->relay_conn : NULL;
+  return NULL;
+}
+
+static gboolean
+flush_tx (gpointer data)
+{
+  WzpSession *s = data;
+  GBytes *pkt;
+
+  while ((pkt = g_async_queue_try_pop (s->tx)) != NULL) {
+    WzpConnection *c = media_conn (s);
+    gsize len;
+    const guint8 *d = g_bytes_get_data (pkt, &len);
+
+    if (c && wzp_connection_send_datagram (c, d, len, NULL)) {
+      g_mutex_lock (&s->lock);
+      s->stats.frames_sent++;
+      s->stats.bytes_sent += len;
+      g_mutex_unlock (&s->lock);
+      if (!s->first_send) {
+        s->first_send = TRUE;
+        call_event (s, "media:first_send", "path", g_variant_new_string (wzp_media_path_name (s->send_path)), NULL);
+      }
+    } else {
+      g_mutex_lock (&s->lock);
+      s->stats.frames_dropped++;
+      g_mutex_unlock (&s->lock);
+    }
+    g_bytes_unref (pkt);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
+{
+  WzpSession *s = user_data;
+  WzpMediaPacket pkt;
+  WzpMediaFrame *f;
+  WzpMediaPath via = c == s->direct_conn ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
+
+  if (!wzp_media_packet_parse (data, len, &pkt, NULL))
+    return;
+  /* the peer's media arriving on the direct path means the peer decided
+   * direct: follow it there (never away from it), so that a split decision
+   * (an old peer, a late report) converges instead of going silent. A peer
+   * that decided relay closes its direct connection, which moves us back. */
+  if (s->decided && via == WZP_MEDIA_PATH_DIRECT && s->send_path != WZP_MEDIA_PATH_DIRECT) {
+    call_event (s, "media:follow_peer", "path", g_variant_new_string ("direct"), NULL);
+    s->send_path = WZP_MEDIA_PATH_DIRECT;
+  }
+  f = g_new0 (WzpMediaFrame, 1);
+  f->seq = pkt.header.seq;
+  f->timestamp = pkt.header.timestamp;
+  f->codec = pkt.header.codec;
+  f->received_us = g_get_monotonic_time ();
+  f->path = via;
+  f->payload = g_bytes_new (pkt.payload, pkt.payload_len);
+  g_mutex_lock (&s->lock);
+  s->stats.frames_received++;
+  s->stats.bytes_received += len;
+  if (!s->first_recv && s->call_started_us)
+    s->stats.setup_us = f->received_us - s->call_started_us;
+  if (g_async_queue_length (s->rx) >= RX_QUEUE_MAX) {
+    wzp_media_frame_free (g_async_queue_try_pop (s->rx));
+    s->stats.frames_dropped++;
+  }
+  g_mutex_unlock (&s->lock);
+  g_async_queue_push (s->rx, f);
+  if (!s->first_recv) {
+    s->first_recv = TRUE;
+    call_event (s, "media:first_recv", "path", g_variant_new_string (wzp_media_path_name (via)), NULL);
+  }
+}
+
+/* ---- the relay path (rooms and call-<id>) ------------------------------ */
+
+static WzpSignal *
+call_offer (WzpSession *s)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
+  guint8 secret[32], sig[64];
+
+  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (s->identity), 32);
+  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
+  wzp_sign_call_offer (s->identity, m->call_offer.ephemeral_pub, sig);
+  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
+  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
+  m->call_offer.alias = g_strdup (s->alias);
+  memset (secret, 0, sizeof secret);
+  return m;
+}
+
+static void decide (WzpSession *s);
+
+static void
+on_relay_established (WzpConnection *c, WzpSession *s)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (WzpSignal) offer = call_offer (s);
+
+  wzp_connection_send_signal (c, offer, &error);
+}
+
+static void
+on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
+{
+  if (msg->type != WZP_SIGNAL_CALL_ANSWER || s->relay_admitted)
+    return;
+  if (!wzp_verify_call_answer (msg->call_answer.identity_pub, msg->call_answer.ephemeral_pub,
+                               g_bytes_get_data (msg->call_answer.signature, NULL),
+                               g_bytes_get_size (msg->call_answer.signature))) {
+    fail (s, WZP_SESSION_ERROR_MEDIA, "the relay's CallAnswer signature does not verify");
+    return;
+  }
+  s->relay_admitted = TRUE;
+  call_event (s, "connect:relay_admitted", NULL);
+  /* audio first: use the relay until (and unless) direct is agreed */
+  if (s->send_path == WZP_MEDIA_PATH_NONE)
+    s->send_path = WZP_MEDIA_PATH_RELAY;
+  set_state (s, WZP_SESSION_STATE_ACTIVE);
+  flush_tx (s);
+}
+
+static void
+on_relay_closed (WzpConnection *c, const GError *why, WzpSession *s)
+{
+  if (c != s->relay_conn)
+    return;
+  s->relay_admitted = FALSE;
+  if (s->send_path == WZP_MEDIA_PATH_RELAY && !(s->direct_conn && s->decided))
+    fail (s, WZP_SESSION_ERROR_MEDIA, "the relay media connection closed: %s", why->message);
+}
+
+static void
+dial_relay (WzpSession *s, GSocketAddress *addr, const gchar *room)
+{
+  g_autoptr (GError) error = NULL;
+
+  s->relay_conn = wzp_endpoint_connect (s->ep, addr, room, s->relay_fp, &error);
+  if (s->relay_conn == NULL) {
+    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot dial the relay: %s", error->message);
+    return;
+  }
+  g_signal_connect (s->relay_conn, "established", G_CALLBACK (on_relay_established), s);
+  g_signal_connect (s->relay_conn, "signal", G_CALLBACK (on_relay_signal), s);
+  g_signal_connect (s->relay_conn, "closed", G_CALLBACK (on_relay_closed), s);
+  wzp_connection_set_datagram_handler (s->relay_conn, on_media, s, NULL);
+}
+
+/* ---- the direct race and the negotiation -------------------------------- */
+
+static void
+send_report (WzpSession *s)
+{
+  if (s->report_sent)
+    return;
+  s->report_sent = TRUE;
+  if (!s->send_report)
+    return;
+  send_sig (s, wzp_signal_new_media_path_report (s->call_id, s->direct_ok,
+                                                 s->direct_ok ? "Direct" : "Relay"));
+  call_event (s, "connect:path_report_sent", "direct_ok", g_variant_new_boolean (s->direct_ok), NULL);
+}
+
+static gboolean
+on_report_timeout (gpointer data)
+{
+  WzpSession *s = data;
+
+  g_clear_pointer (&s->report_timer, g_source_unref);
+  if (!s->have_peer_report) {
+    call_event (s, "connect:peer_report_timeout", NULL);
+    s->have_peer_report = TRUE;
+    s->peer_direct_ok = FALSE;
+    decide (s);
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+direct_done (WzpSession *s, gboolean ok)
+{
+  if (s->direct_done)
+    return;
+  s->direct_done = TRUE;
+  s->direct_ok = ok;
+  cancel_timer (&s->direct_timer);
+  for (guint i = 0; s->dials && i < s->dials->len; i++) {
+    WzpConnection *c = g_ptr_array_index (s->dials, i);
+    if (c != s->direct_conn)
+      wzp_connection_close (c, 0, "not-selected");
+  }
+  call_event (s, ok ? "connect:dual_path_race_done" : "connect:dual_path_race_failed",
+              "direct_ok", g_variant_new_boolean (ok), NULL);
+  /* report as soon as our direct result is known */
+  send_report (s);
+  if (s->have_peer_report)
+    decide (s);
+  else if (s->report_timer == NULL)
+    s->report_timer = session_timeout (s, s->report_timeout_ms, on_report_timeout, s, NULL);
+}
+
+static gboolean
+on_direct_timeout (gpointer data)
+{
+  WzpSession *s = data;
+
+  g_clear_pointer (&s->direct_timer, g_source_unref);
+  direct_done (s, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+/* End of a grace period: close the connection we do not send on. */
+static gboolean
+close_unused (gpointer data)
+{
+  WzpSession *s = data;
+
+  if (s->send_path != WZP_MEDIA_PATH_RELAY && s->relay_conn && s->direct_conn)
+    drop_conn (s, &s->relay_conn, "not-selected");
+  else if (s->send_path != WZP_MEDIA_PATH_DIRECT && s->direct_conn)
+    wzp_connection_close (s->direct_conn, 0, "not-selected");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+decide (WzpSession *s)
+{
+  gboolean use_direct;
+
+  if (s->decided || !s->direct_done || !s->have_peer_report)
+    return;
+  s->decided = TRUE;
+  cancel_timer (&s->report_timer);
+  use_direct = s->direct_ok && s->peer_direct_ok && s->direct_conn != NULL;
+  g_mutex_lock (&s->lock);
+  s->path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
+  s->stats.path = s->path;
+  g_mutex_unlock (&s->lock);
+  call_event (s, "connect:path_negotiated", "use_direct", g_variant_new_boolean (use_direct),
+              "local_direct_ok", g_variant_new_boolean (s->direct_ok),
+              "peer_direct_ok", g_variant_new_boolean (s->peer_direct_ok),
+              "chosen_path", g_variant_new_string (use_direct ? "Direct" : "Relay"), NULL);
+  g_object_notify_by_pspec (G_OBJECT (s), props[PROP_NEGOTIATED_PATH]);
+  /* make-before-break: send on the chosen path now, keep hearing the other
+   * one for a grace period (the peer may still be on it) */
+  s->send_path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
+  if (use_direct)
+    set_state (s, WZP_SESSION_STATE_ACTIVE);
+  g_source_unref (session_timeout (s, RELAY_GRACE_MS, close_unused, g_object_ref (s),
+                                   g_object_unref));
+  flush_tx (s);
+}
+
+static void
+on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
+{
+  if (c != s->direct_conn)
+    return;
+  g_clear_object (&s->direct_conn);
+  if (s->send_path == WZP_MEDIA_PATH_DIRECT)
+    s->send_path = s->relay_admitted ? WZP_MEDIA_PATH_RELAY : WZP_MEDIA_PATH_NONE;
+}
+
+static void
+adopt_direct (WzpSession *s, WzpConnection *c)
+{
+  if (s->direct_conn || s->direct_done)
+    return;
+  s->direct_conn = g_object_ref (c);
+  g_signal_connect (c, "closed", G_CALLBACK (on_direct_closed), s);
+  wzp_connection_set_datagram_handler (c, on_media, s, NULL);
+  direct_done (s, TRUE);
+}
+
+static void
+on_dial_established (WzpConnection *c, WzpSession *s)
+{
+  adopt_direct (s, c);
+}
+
+/* Acceptor: the peer's dial arrives on the shared socket. */
+static void
+on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s)
+{
+  g_autofree gchar *want = s->room_name ? g_strconcat ("call-", s->room_name, NULL) : NULL;
+
+  if (!s->race_running || g_strcmp0 (wzp_connection_get_sni (c), want) != 0) {
+    wzp_connection_close (c, 0, "unexpected");
+    return;
+  }
+  adopt_direct (s, c);
+}
+
+static void
+start_race (WzpSession *s, const WzpCallSetup *setup)
+{
+  gint role;
+  g_autoptr (GPtrArray) candidates = g_ptr_array_new_with_free_func (g_free);
+  g_autofree gchar *sni = g_strconcat ("call-", setup->room, NULL);
+
+  s->race_running = TRUE;
+  call_event (s, "connect:dual_path_race_start", NULL);
+  if (!s->direct || !s->own_reflexive || !setup->peer_direct_addr ||
+      (role = strcmp (s->own_reflexive, setup->peer_direct_addr)) == 0) {
+    call_event (s, "connect:dual_path_skipped", NULL);
+    direct_done (s, FALSE);
+    return;
+  }
+  s->direct_timer = session_timeout (s, s->direct_timeout_ms, on_direct_timeout, s, NULL);
+  if (role < 0) {
+    call_event (s, "connect:role", "role", g_variant_new_string ("Acceptor"), NULL);
+    return;                     /* on_incoming() takes the peer's dial */
+  }
+  call_event (s, "connect:role", "role", g_variant_new_string ("Dialer"), NULL);
+  for (guint i = 0; setup->peer_local_addrs && i < setup->peer_local_addrs->len; i++)
+    g_ptr_array_add (candidates, g_strdup (g_ptr_array_index (setup->peer_local_addrs, i)));
+  if (!g_ptr_array_find_with_equal_func (candidates, setup->peer_direct_addr, g_str_equal, NULL))
+    g_ptr_array_add (candidates, g_strdup (setup->peer_direct_addr));
+  s->dials = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < candidates->len; i++) {
+    g_autoptr (GSocketAddress) a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
+    g_autoptr (GInetSocketAddress) local = wzp_endpoint_get_local_address (s->ep);
+    WzpConnection *c;
+
+    if (a == NULL || g_socket_address_get_family (a) !=
+        g_socket_address_get_family (G_SOCKET_ADDRESS (local)))
+      continue;
+    c = wzp_endpoint_connect (s->ep, a, sni, NULL, NULL);
+    if (c == NULL)
+      continue;
+    g_signal_connect (c, "established", G_CALLBACK (on_dial_established), s);
+    g_ptr_array_add (s->dials, c);
+  }
+  if (s->dials->len == 0)
+    direct_done (s, FALSE);
+}
+
+static void
+on_call_setup (WzpSession *s, const WzpCallSetup *setup)
+{
+  g_autoptr (GSocketAddress) relay = wzp_socket_address_parse (setup->relay_addr, NULL);
+
+  if (g_strcmp0 (setup->call_id, s->call_id) != 0)
+    return;
+  set_state (s, WZP_SESSION_STATE_CONNECTING);
+  g_free (s->room_name);
+  s->room_name = g_strdup (setup->room);
+  call_event (s, "connect:start", "room", g_variant_new_string (setup->room), NULL);
+  /* audio first: the relay is dialled at once, no head start for direct */
+  dial_relay (s, relay ? relay : s->relay_addr, setup->room);
+  start_race (s, setup);
+}
+
+/* ---- signalling ---------------------------------------------------------- */
+
+static WzpSignal *
+register_msg (WzpSession *s)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_REGISTER_PRESENCE);
+  guint8 msg[17 + 32], sig[64];
+
+  memcpy (m->register_presence.identity_pub, wzp_identity_get_public_key (s->identity), 32);
+  /* signed as docs/relay.md says: "register-presence" || identity_pub */
+  memcpy (msg, "register-presence", 17);
+  memcpy (msg + 17, m->register_presence.identity_pub, 32);
+  wzp_identity_sign (s->identity, msg, sizeof msg, sig);
+  m->register_presence.signature = g_bytes_new (sig, sizeof sig);
+  m->register_presence.alias = g_strdup (s->alias);
+  return m;
+}
+
+static void
+do_place_call (WzpSession *s, const gchar *target)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_OFFER);
+  WzpDirectCallOffer *o = &m->direct_call_offer;
+  g_autoptr (GByteArray) signed_bytes = g_byte_array_new ();
+  guint8 secret[32], sig[64];
+
+  g_free (s->call_id);
+  s->call_id = g_strdup_printf ("%016" G_GINT64_MODIFIER "x", g_get_real_time () * 1000 +
+                                g_random_int_range (0, 1000));
+  g_free (s->peer_fp);
+  s->peer_fp = g_strdup (target);
+  s->call_started_us = g_get_monotonic_time ();
+  o->caller_fingerprint = g_strdup (wzp_identity_get_fingerprint (s->identity));
+  o->caller_alias = g_strdup (s->alias);
+  o->target_fingerprint = g_strdup (target);
+  o->call_id = g_strdup (s->call_id);
+  memcpy (o->identity_pub, wzp_identity_get_public_key (s->identity), 32);
+  wzp_x25519_keypair_new (secret, o->ephemeral_pub);
+  g_byte_array_append (signed_bytes, o->ephemeral_pub, 32);
+  g_byte_array_append (signed_bytes, (const guint8 *) target, strlen (target));
+  g_byte_array_append (signed_bytes, (const guint8 *) s->call_id, strlen (s->call_id));
+  wzp_identity_sign (s->identity, signed_bytes->data, signed_bytes->len, sig);
+  o->signature = g_bytes_new (sig, sizeof sig);
+  o->supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (o->supported_profiles, WZP_PROFILE_GOOD);
+  o->caller_reflexive_addr = g_strdup (s->own_reflexive);
+  o->caller_build_version = g_strdup (WZP_BUILD_ID);
+  set_state (s, WZP_SESSION_STATE_CALLING);
+  call_event (s, "call:offer_sent", "call_id", g_variant_new_string (s->call_id),
+              "target", g_variant_new_string (target), NULL);
+  send_sig (s, m);
+}
+
+static void
+do_answer (WzpSession *s, gboolean accept)
+{
+  WzpSignal *m;
+
+  if (s->incoming_call_id == NULL)
+    return;
+  m = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_ANSWER);
+  m->direct_call_answer.call_id = g_strdup (s->incoming_call_id);
+  m->direct_call_answer.accept_mode = accept ? WZP_CALL_ACCEPT_TRUSTED : WZP_CALL_ACCEPT_REJECT;
+  m->direct_call_answer.chosen_profile = g_memdup2 (&WZP_PROFILE_GOOD, sizeof WZP_PROFILE_GOOD);
+  if (accept)
+    m->direct_call_answer.callee_reflexive_addr = g_strdup (s->own_reflexive);
+  m->direct_call_answer.callee_build_version = g_strdup (WZP_BUILD_ID);
+  if (accept) {
+    g_free (s->call_id);
+    s->call_id = g_strdup (s->incoming_call_id);
+    s->call_started_us = g_get_monotonic_time ();
+  }
+  g_clear_pointer (&s->incoming_call_id, g_free);
+  call_event (s, accept ? "call:accepted" : "call:rejected", NULL);
+  send_sig (s, m);
+}
+
+static void
+on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
+{
+  switch (msg->type) {
+    case WZP_SIGNAL_REGISTER_PRESENCE_ACK:
+      if (!msg->register_presence_ack.success) {
+        fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay refused the registration: %s",
+              msg->register_presence_ack.error ? msg->register_presence_ack.error : "no reason given");
+        return;
+      }
+      set_state (s, WZP_SESSION_STATE_REGISTERED);
+      call_event (s, "signal:registered", NULL);
+      send_sig (s, wzp_signal_new (WZP_SIGNAL_REFLECT));
+      break;
+    case WZP_SIGNAL_REFLECT_RESPONSE:
+      if (s->own_reflexive == NULL) {
+        s->own_reflexive = g_strdup (msg->reflect_response.observed_addr);
+        call_event (s, "signal:reflexive", "address", g_variant_new_string (s->own_reflexive), NULL);
+        if (s->call_target && s->call_id == NULL)
+          do_place_call (s, s->call_target);
+      }
+      break;
+    case WZP_SIGNAL_DIRECT_CALL_OFFER:
+      if (s->call_id || s->incoming_call_id) {
+        /* one call at a time */
+        g_autoptr (WzpSignal) busy = wzp_signal_new_hangup (WZP_HANGUP_BUSY, msg->direct_call_offer.call_id);
+        send_sig (s, g_steal_pointer (&busy));
+        return;
+      }
+      s->incoming_call_id = g_strdup (msg->direct_call_offer.call_id);
+      g_free (s->peer_fp);
+      s->peer_fp = g_strdup (msg->direct_call_offer.caller_fingerprint);
+      set_state (s, WZP_SESSION_STATE_RINGING);
+      g_signal_emit (s, signals[SIG_INCOMING_CALL], 0, msg->direct_call_offer.caller_fingerprint,
+                     msg->direct_call_offer.caller_alias);
+      if (s->auto_answer)
+        do_answer (s, TRUE);
+      break;
+    case WZP_SIGNAL_CALL_RINGING:
+      s->rang = TRUE;
+      set_state (s, WZP_SESSION_STATE_RINGING);
+      call_event (s, "call:ringing", NULL);
+      break;
+    case WZP_SIGNAL_CALL_SETUP:
+      on_call_setup (s, &msg->call_setup);
+      break;
+    case WZP_SIGNAL_MEDIA_PATH_REPORT:
+      /* only the report for this call counts (upstream takes any, §9 #13) */
+      if (g_strcmp0 (msg->media_path_report.call_id, s->call_id) != 0 || s->have_peer_report)
+        return;
+      s->have_peer_report = TRUE;
+      s->peer_direct_ok = msg->media_path_report.direct_ok;
+      call_event (s, "connect:peer_report_received", "direct_ok",
+                  g_variant_new_boolean (s->peer_direct_ok), NULL);
+      decide (s);
+      break;
+    case WZP_SIGNAL_HANGUP:
+      if (msg->hangup.call_id && s->call_id && g_ascii_strcasecmp (msg->hangup.call_id, s->call_id) != 0)
+        return;
+      if (msg->hangup.reason == WZP_HANGUP_DECLINED)
+        fail (s, WZP_SESSION_ERROR_REJECTED, "the callee rejected the call");
+      else if (wzp_session_get_state (s) == WZP_SESSION_STATE_CALLING && !s->rang)
+        fail (s, WZP_SESSION_ERROR_PEER_UNREACHABLE,
+              "the callee is not registered on this relay: check the fingerprint");
+      else
+        end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
+                                          "the other side hung up"));
+      break;
+    default:
+      break;
+  }
+}
+
+static void
+on_sig_established (WzpConnection *c, WzpSession *s)
+{
+  call_event (s, "signal:connected", "relay", g_variant_new_string (wzp_connection_get_remote_address (c)), NULL);
+  send_sig (s, register_msg (s));
+}
+
+static void
+on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
+{
+  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
+    return;
+  fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s (is it running and "
+        "reachable?)", s->relay, why->message);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static void
+drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason)
+{
+  if (*c == NULL)
+    return;
+  g_signal_handlers_disconnect_by_data (*c, s);
+  wzp_connection_set_datagram_handler (*c, NULL, NULL, NULL);
+  wzp_connection_close (*c, 0, reason);
+  g_clear_object (c);
+}
+
+static void
+end_call (WzpSession *s, GError *why)
+{
+  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED) {
+    g_clear_error (&why);
+    return;
+  }
+  cancel_timer (&s->direct_timer);
+  cancel_timer (&s->report_timer);
+  drop_conn (s, &s->relay_conn, "hangup");
+  drop_conn (s, &s->direct_conn, "hangup");
+  if (s->dials) {
+    for (guint i = 0; i < s->dials->len; i++) {
+      WzpConnection *c = g_ptr_array_index (s->dials, i);
+      g_signal_handlers_disconnect_by_data (c, s);
+      wzp_connection_close (c, 0, "hangup");
+    }
+    g_clear_pointer (&s->dials, g_ptr_array_unref);
+  }
+  set_state (s, WZP_SESSION_STATE_ENDED);
+  if (why) {
+    call_event (s, "call:ended", "reason", g_variant_new_string (why->message), NULL);
+    g_signal_emit (s, signals[SIG_ERROR], 0, why);
+    g_error_free (why);
+  }
+  wzp_session_interrupt (s);
+}
+
+static gboolean
+do_start (gpointer data)
+{
+  WzpSession *s = data;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GSocketAddress) bind = NULL;
+  g_autofree gchar *bind_text = NULL;
+  gboolean v6 = g_socket_address_get_family (s->relay_addr) == G_SOCKET_FAMILY_IPV6;
+
+  bind_text = g_strdup_printf (v6 ? "[::]:%u" : "0.0.0.0:%u", s->local_port);
+  bind = wzp_socket_address_parse (bind_text, NULL);
+  s->ep = wzp_endpoint_new (bind, s->ctx, NULL, &error);
+  if (s->ep == NULL || !wzp_endpoint_listen (s->ep, NULL, &error)) {
+    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot open a UDP socket: %s", error->message);
+    return G_SOURCE_REMOVE;
+  }
+  g_signal_connect (s->ep, "incoming", G_CALLBACK (on_incoming), s);
+  if (g_strcmp0 (s->mode, "room") == 0) {
+    s->room_name = g_ascii_strdown (s->room ? s->room : "default", -1);
+    s->call_started_us = g_get_monotonic_time ();
+    set_state (s, WZP_SESSION_STATE_CONNECTING);
+    call_event (s, "connect:start", "room", g_variant_new_string (s->room_name), NULL);
+    dial_relay (s, s->relay_addr, s->room_name);
+    s->decided = TRUE;
+    g_mutex_lock (&s->lock);
+    s->path = s->stats.path = WZP_MEDIA_PATH_RELAY;
+    g_mutex_unlock (&s->lock);
+    return G_SOURCE_REMOVE;
+  }
+  set_state (s, WZP_SESSION_STATE_REGISTERING);
+  s->sig = wzp_endpoint_connect (s->ep, s->relay_addr, "_signal", s->relay_fp, &error);
+  if (s->sig == NULL) {
+    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot dial the relay: %s", error->message);
+    return G_SOURCE_REMOVE;
+  }
+  g_signal_connect (s->sig, "established", G_CALLBACK (on_sig_established), s);
+  g_signal_connect (s->sig, "signal", G_CALLBACK (on_signal), s);
+  g_signal_connect (s->sig, "closed", G_CALLBACK (on_sig_closed), s);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+session_thread (gpointer data)
+{
+  WzpSession *s = data;
+
+  g_main_context_push_thread_default (s->ctx);
+  g_main_context_invoke (s->ctx, do_start, s);
+  g_main_loop_run (s->loop);
+  /* leave cleanly: tell the relay, close everything */
+  if (s->sig && s->call_id && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
+    send_sig (s, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, s->call_id));
+  end_call (s, NULL);
+  drop_conn (s, &s->sig, "hangup");
+  if (s->ep) {
+    g_signal_handlers_disconnect_by_data (s->ep, s);
+    wzp_endpoint_shutdown (s->ep, 0, "hangup");
+    g_clear_object (&s->ep);
+  }
+  while (g_main_context_iteration (s->ctx, FALSE));
+  g_main_context_pop_thread_default (s->ctx);
+  return NULL;
+}
+
+gboolean
+wzp_session_start (WzpSession *s, GError **error)
+{
+  g_return_val_if_fail (s->thread == NULL, FALSE);
+  if (s->relay == NULL || (s->relay_addr = wzp_socket_address_parse (s->relay, NULL)) == NULL) {
+    g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID,
+                 "set relay to the relay's address, e.g. 127.0.0.1:4433 or [::1]:4433");
+    return FALSE;
+  }
+  if (s->identity == NULL) {
+    if (s->identity_hex)
+      s->identity = wzp_identity_new_from_hex (s->identity_hex, error);
+    else if (s->identity_file)
+      s->identity = wzp_identity_load_or_create (s->identity_file, NULL, error);
+    else
+      s->identity = wzp_identity_new_random ();
+    if (s->identity == NULL)
+      return FALSE;
+  }
+  s->ctx = g_main_context_new ();
+  s->loop = g_main_loop_new (s->ctx, FALSE);
+  s->thread = g_thread_new ("wzp-session", session_thread, g_object_ref (s));
+  return TRUE;
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  WzpSession *s = data;
+
+  g_main_loop_quit (s->loop);
+  return G_SOURCE_REMOVE;
+}
+
+void
+wzp_session_stop (WzpSession *s)
+{
+  if (s->thread == NULL)
+    return;
+  g_main_context_invoke (s->ctx, quit_loop, s);
+  g_thread_join (s->thread);
+  s->thread = NULL;
+  g_object_unref (s);           /* the thread's reference */
+}
+
+typedef struct {
+  WzpSession *s;
+  gchar *target;
+  gboolean accept;
+} Job;
+
+static gboolean
+run_place_call (gpointer data)
+{
+  Job *j = data;
+
+  if (j->s->own_reflexive || wzp_session_get_state (j->s) == WZP_SESSION_STATE_REGISTERED)
+    do_place_call (j->s, j->target);
+  else {
+    g_free (j->s->call_target);
+    j->s->call_target = g_strdup (j->target);   /* placed once registered */
+  }
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+run_answer (gpointer data)
+{
+  Job *j = data;
+
+  do_answer (j->s, j->accept);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+run_hangup (gpointer data)
+{
+  Job *j = data;
+
+  if (j->s->sig && j->s->call_id)
+    send_sig (j->s, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, j->s->call_id));
+  end_call (j->s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP, "hung up locally"));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+job_free (gpointer data)
+{
+  Job *j = data;
+
+  g_object_unref (j->s);
+  g_free (j->target);
+  g_free (j);
+}
+
+static void
+invoke (WzpSession *s, GSourceFunc func, const gchar *target, gboolean accept)
+{
+  Job *j = g_new0 (Job, 1);
+
+  j->s = g_object_ref (s);
+  j->target = g_strdup (target);
+  j->accept = accept;
+  g_main_context_invoke_full (s->ctx, G_PRIORITY_DEFAULT, func, j, job_free);
+}
+
+void
+wzp_session_place_call (WzpSession *s, const gchar *target)
+{
+  g_return_if_fail (s->ctx != NULL);
+  invoke (s, run_place_call, target, FALSE);
+}
+
+void
+wzp_session_answer (WzpSession *s, gboolean accept)
+{
+  g_return_if_fail (s->ctx != NULL);
+  invoke (s, run_answer, NULL, accept);
+}
+
+void
+wzp_session_hangup (WzpSession *s)
+{
+  if (s->ctx)
+    invoke (s, run_hangup, NULL, FALSE);
+}
+
+gboolean
+wzp_session_send_media (WzpSession *s, const guint8 *frame, gsize len, WzpCodecId codec,
+                        guint32 timestamp_ms)
+{
+  WzpMediaHeader h = { .codec = codec, .timestamp = timestamp_ms };
+  guint8 *buf;
+  gsize n;
+  WzpSessionState st;
+
+  g_mutex_lock (&s->lock);
+  st = s->state;
+  h.seq = s->seq++;
+  if (st != WZP_SESSION_STATE_ACTIVE) {
+    s->stats.frames_dropped++;
+    g_mutex_unlock (&s->lock);
+    return FALSE;
+  }
+  g_mutex_unlock (&s->lock);
+  buf = g_malloc (wzp_media_packet_size (len, FALSE));
+  n = wzp_media_packet_write (&h, frame, len, NULL, buf, wzp_media_packet_size (len, FALSE));
+  g_async_queue_push (s->tx, g_bytes_new_take (buf, n));
+  g_main_context_invoke_full (s->ctx, G_PRIORITY_HIGH, flush_tx, g_object_ref (s), g_object_unref);
+  return TRUE;
+}
+
+WzpMediaFrame *
+wzp_session_recv_media (WzpSession *s, gint64 deadline_us)
+{
+  WzpMediaFrame *f;
+
+  if (deadline_us < 0)
+    f = g_async_queue_pop (s->rx);
+  else {
+    gint64 wait = deadline_us - g_get_monotonic_time ();
+    f = g_async_queue_timeout_pop (s->rx, wait > 0 ? (guint64) wait : 0);
+  }
+  return f == &interrupt_marker ? NULL : f;
+}
+
+void
+wzp_session_interrupt (WzpSession *s)
+{
+  g_async_queue_push (s->rx, &interrupt_marker);
+}
+
+WzpSessionState
+wzp_session_get_state (WzpSession *s)
+{
+  WzpSessionState st;
+
+  g_mutex_lock (&s->lock);
+  st = s->state;
+  g_mutex_unlock (&s->lock);
+  return st;
+}
+
+WzpMediaPath
+wzp_session_get_negotiated_path (WzpSession *s)
+{
+  WzpMediaPath p;
+
+  g_mutex_lock (&s->lock);
+  p = s->path;
+  g_mutex_unlock (&s->lock);
+  return p;
+}
+
+void
+wzp_session_get_stats (WzpSession *s, WzpSessionStats *stats)
+{
+  g_mutex_lock (&s->lock);
+  *stats = s->stats;
+  g_mutex_unlock (&s->lock);
+}
+
+/* ---- GObject --------------------------------------------------------------- */
+
+WzpSession *
+wzp_session_new (void)
+{
+  return g_object_new (WZP_TYPE_SESSION, NULL);
+}
+
+static void
+wzp_session_init (WzpSession *s)
+{
+  g_mutex_init (&s->lock);
+  s->direct = TRUE;
+  s->send_report = TRUE;
+  s->report_timeout_ms = 3000;
+  s->direct_timeout_ms = 2000;
+  s->mode = g_strdup ("call");
+  s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
+  s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
+}
+
+static void
+wzp_session_finalize (GObject *object)
+{
+  WzpSession *s = WZP_SESSION (object);
+
+  wzp_session_stop (s);
+  g_free (s->relay);
+  g_free (s->identity_file);
+  g_free (s->identity_hex);
+  g_free (s->alias);
+  g_free (s->mode);
+  g_free (s->room);
+  g_free (s->call_target);
+  g_free (s->relay_fp);
+  g_free (s->own_reflexive);
+  g_free (s->call_id);
+  g_free (s->room_name);
+  g_free (s->peer_fp);
+  g_free (s->incoming_call_id);
+  g_clear_object (&s->relay_addr);
+  if (s->identity)
+    wzp_identity_unref (s->identity);
+  if (s->loop)
+    g_main_loop_unref (s->loop);
+  if (s->ctx)
+    g_main_context_unref (s->ctx);
+  g_async_queue_unref (s->rx);
+  g_async_queue_unref (s->tx);
+  g_mutex_clear (&s->lock);
+  G_OBJECT_CLASS (wzp_session_parent_class)->finalize (object);
+}
+
+static void
+wzp_session_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
+{
+  WzpSession *s = WZP_SESSION (object);
+  gchar **str = NULL;
+
+  switch (id) {
+    case PROP_RELAY: str = &s->relay; break;
+    case PROP_IDENTITY_FILE: str = &s->identity_file; break;
+    case PROP_IDENTITY_HEX: str = &s->identity_hex; break;
+    case PROP_ALIAS: str = &s->alias; break;
+    case PROP_MODE: str = &s->mode; break;
+    case PROP_ROOM: str = &s->room; break;
+    case PROP_CALL_TARGET: str = &s->call_target; break;
+    case PROP_RELAY_FINGERPRINT: str = &s->relay_fp; break;
+    case PROP_AUTO_ANSWER: s->auto_answer = g_value_get_boolean (value); return;
+    case PROP_DIRECT: s->direct = g_value_get_boolean (value); return;
+    case PROP_SEND_PATH_REPORT: s->send_report = g_value_get_boolean (value); return;
+    case PROP_REPORT_TIMEOUT_MS: s->report_timeout_ms = g_value_get_uint (value); return;
+    case PROP_DIRECT_TIMEOUT_MS: s->direct_timeout_ms = g_value_get_uint (value); return;
+    case PROP_LOCAL_PORT: s->local_port = g_value_get_uint (value); return;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+      return;
+  }
+  g_free (*str);
+  *str = g_value_dup_string (value);
+}
+
+static void
+wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
+{
+  WzpSession *s = WZP_SESSION (object);
+
+  switch (id) {
+    case PROP_RELAY: g_value_set_string (value, s->relay); break;
+    case PROP_IDENTITY_FILE: g_value_set_string (value, s->identity_file); break;
+    case PROP_IDENTITY_HEX: g_value_set_string (value, NULL); break;   /* a secret */
+    case PROP_ALIAS: g_value_set_string (value, s->alias); break;
+    case PROP_MODE: g_value_set_string (value, s->mode); break;
+    case PROP_ROOM: g_value_set_string (value, s->room); break;
+    case PROP_CALL_TARGET: g_value_set_string (value, s->call_target); break;
+    case PROP_RELAY_FINGERPRINT: g_value_set_string (value, s->relay_fp); break;
+    case PROP_AUTO_ANSWER: g_value_set_boolean (value, s->auto_answer); break;
+    case PROP_DIRECT: g_value_set_boolean (value, s->direct); break;
+    case PROP_SEND_PATH_REPORT: g_value_set_boolean (value, s->send_report); break;
+    case PROP_REPORT_TIMEOUT_MS: g_value_set_uint (value, s->report_timeout_ms); break;
+    case PROP_DIRECT_TIMEOUT_MS: g_value_set_uint (value, s->direct_timeout_ms); break;
+    case PROP_LOCAL_PORT: g_value_set_uint (value, s->local_port); break;
+    case PROP_STATE: g_value_set_int (value, wzp_session_get_state (s)); break;
+    case PROP_NEGOTIATED_PATH: g_value_set_int (value, wzp_session_get_negotiated_path (s)); break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
+  }
+}
+
+static void
+wzp_session_class_init (WzpSessionClass *klass)
+{
+  GObjectClass *oc = G_OBJECT_CLASS (klass);
+  GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
+  GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS;
+
+  oc->finalize = wzp_session_finalize;
+  oc->set_property = wzp_session_set_property;
+  oc->get_property = wzp_session_get_property;
+  props[PROP_RELAY] = g_param_spec_string ("relay", "Relay", "Relay address, host:port", NULL, rw);
+  props[PROP_IDENTITY_FILE] = g_param_spec_string ("identity-file", "Identity file",
+      "Seed file (created when missing)", NULL, rw);
+  props[PROP_IDENTITY_HEX] = g_param_spec_string ("identity-hex", "Identity",
+      "Seed as 64 hex digits", NULL, rw);
+  props[PROP_ALIAS] = g_param_spec_string ("alias", "Alias", "Display name", NULL, rw);
+  props[PROP_MODE] = g_param_spec_string ("mode", "Mode", "\"call\" or \"room\"", "call", rw);
+  props[PROP_ROOM] = g_param_spec_string ("room", "Room", "Room name (room mode)", NULL, rw);
+  props[PROP_CALL_TARGET] = g_param_spec_string ("call-target", "Call target",
+      "Fingerprint to call once registered", NULL, rw);
+  props[PROP_AUTO_ANSWER] = g_param_spec_boolean ("auto-answer", "Auto-answer",
+      "Accept incoming calls", FALSE, rw);
+  props[PROP_RELAY_FINGERPRINT] = g_param_spec_string ("relay-fingerprint", "Relay fingerprint",
+      "Expected TLS fingerprint of the relay", NULL, rw);
+  props[PROP_DIRECT] = g_param_spec_boolean ("direct", "Direct", "Race a direct path", TRUE, rw);
+  props[PROP_SEND_PATH_REPORT] = g_param_spec_boolean ("send-path-report", "Send path report",
+      "Send MediaPathReport (FALSE imitates peers that predate it)", TRUE, rw);
+  props[PROP_REPORT_TIMEOUT_MS] = g_param_spec_uint ("report-timeout-ms", "Report timeout",
+      "Wait for the peer's MediaPathReport", 1, 60000, 3000, rw);
+  props[PROP_DIRECT_TIMEOUT_MS] = g_param_spec_uint ("direct-timeout-ms", "Direct timeout",
+      "Limit of the direct race", 1, 60000, 2000, rw);
+  props[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", "Local port", "UDP port (0 = any)",
+      0, 65535, 0, rw);
+  props[PROP_STATE] = g_param_spec_int ("state", "State", "WzpSessionState", 0,
+      WZP_SESSION_STATE_ENDED, 0, ro);
+  props[PROP_NEGOTIATED_PATH] = g_param_spec_int ("negotiated-path", "Negotiated path",
+      "WzpMediaPath", 0, WZP_MEDIA_PATH_RELAY, 0, ro);
+  g_object_class_install_properties (oc, N_PROPS, props);
+
+  /* "state-changed" (WzpSessionState): session thread. */
+  signals[SIG_STATE_CHANGED] = g_signal_new ("state-changed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT);
+  /* "incoming-call" (fingerprint, alias or NULL): session thread; answer
+   * with wzp_session_answer(). */
+  signals[SIG_INCOMING_CALL] = g_signal_new ("incoming-call", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /* "call-event" (step, GVariant a{sv}): session thread; upstream's step names. */
+  signals[SIG_CALL_EVENT] = g_signal_new ("call-event", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_VARIANT);
+  /* "error" (const GError *): session thread; the call has ended. */
+  signals[SIG_ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+}

@@ -1,0 +1,122 @@
+/* WzpSession: one WZP call (or room membership) with exactly one agreed media
+ * path (protocol §5.5, §6; docs/negotiation.md). No GStreamer.
+ *
+ * Threading: the session runs its own thread and GMainContext; the endpoint
+ * and every connection live there. Public functions may be called from any
+ * thread. Signals are emitted from the session's thread.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "wzp-identity.h"
+#include "wzp-wire.h"
+
+G_BEGIN_DECLS
+
+#define WZP_SESSION_ERROR (wzp_session_error_quark ())
+GQuark wzp_session_error_quark (void);
+
+typedef enum {
+  WZP_SESSION_ERROR_RELAY_UNREACHABLE,
+  WZP_SESSION_ERROR_REGISTRATION,
+  WZP_SESSION_ERROR_PEER_UNREACHABLE,   /* the callee is not registered */
+  WZP_SESSION_ERROR_REJECTED,
+  WZP_SESSION_ERROR_HUNG_UP,
+  WZP_SESSION_ERROR_MEDIA,              /* no media path could be set up */
+  WZP_SESSION_ERROR_INVALID,            /* bad property value */
+} WzpSessionError;
+
+typedef enum {
+  WZP_SESSION_STATE_IDLE,
+  WZP_SESSION_STATE_REGISTERING,
+  WZP_SESSION_STATE_REGISTERED,
+  WZP_SESSION_STATE_CALLING,
+  WZP_SESSION_STATE_RINGING,
+  WZP_SESSION_STATE_CONNECTING,
+  WZP_SESSION_STATE_ACTIVE,
+  WZP_SESSION_STATE_ENDED,
+} WzpSessionState;
+
+typedef enum {
+  WZP_MEDIA_PATH_NONE,
+  WZP_MEDIA_PATH_DIRECT,
+  WZP_MEDIA_PATH_RELAY,
+} WzpMediaPath;
+
+/* A received media frame. */
+typedef struct {
+  guint16 seq;
+  guint32 timestamp;        /* media clock, ms */
+  WzpCodecId codec;
+  gint64 received_us;       /* monotonic */
+  WzpMediaPath path;
+  GBytes *payload;
+} WzpMediaFrame;
+
+void wzp_media_frame_free (WzpMediaFrame *frame);
+
+#define WZP_TYPE_SESSION (wzp_session_get_type ())
+G_DECLARE_FINAL_TYPE (WzpSession, wzp_session, WZP, SESSION, GObject)
+
+/* Properties (construct or set before start):
+ *   relay             "host:port" of the relay (numeric, IPv4 or [IPv6])
+ *   identity          a WzpIdentity (boxed pointer) — or identity-file / identity-hex
+ *   alias             display name sent to the relay
+ *   mode              "call" or "room"
+ *   room              room name (room mode)
+ *   call-target       fingerprint to call once registered (call mode)
+ *   auto-answer       accept incoming calls without the application
+ *   relay-fingerprint pin for the relay's TLS certificate
+ *   direct            race a direct path (default TRUE)
+ *   send-path-report  send MediaPathReport (default TRUE; FALSE imitates old peers)
+ *   report-timeout-ms wait for the peer's report (3000)
+ *   direct-timeout-ms limit of the direct race (2000)
+ *   local-port        UDP port of the shared socket (0 = any)
+ *   state, negotiated-path (read-only)
+ */
+WzpSession *wzp_session_new (void);
+
+/* Starts the session thread: registers (call mode) or joins (room mode). */
+gboolean wzp_session_start (WzpSession *session, GError **error);
+/* Calls @target (a fingerprint) once registered. */
+void wzp_session_place_call (WzpSession *session, const gchar *target);
+/* Answers the pending incoming call. */
+void wzp_session_answer (WzpSession *session, gboolean accept);
+/* Ends the call (Hangup with call_id) and the session; returns at once. */
+void wzp_session_hangup (WzpSession *session);
+/* Stops the thread; blocks until it has ended (bounded: at most ~1 s). */
+void wzp_session_stop (WzpSession *session);
+
+/* Queues one encoded frame for sending; never blocks on the network.
+ * FALSE when no media path is up yet (the frame is dropped and counted). */
+gboolean wzp_session_send_media (WzpSession *session, const guint8 *frame, gsize len,
+                                 WzpCodecId codec, guint32 timestamp_ms);
+/* Waits until @deadline_us (monotonic; -1 = forever) for a received frame.
+ * NULL on timeout or after wzp_session_interrupt(). */
+WzpMediaFrame *wzp_session_recv_media (WzpSession *session, gint64 deadline_us);
+/* Wakes a thread blocked in wzp_session_recv_media() (GstBaseSrc::unlock). */
+void wzp_session_interrupt (WzpSession *session);
+
+WzpSessionState wzp_session_get_state (WzpSession *session);
+WzpMediaPath wzp_session_get_negotiated_path (WzpSession *session);
+const gchar *wzp_session_state_name (WzpSessionState state);
+const gchar *wzp_media_path_name (WzpMediaPath path);
+
+/* Counters, for the elements' stats. */
+typedef struct {
+  guint64 frames_sent;
+  guint64 frames_received;
+  guint64 frames_dropped;     /* no path yet, or the receive queue was full */
+  guint64 bytes_sent;
+  guint64 bytes_received;
+  guint64 rtt_us;
+  WzpMediaPath path;
+  gint64 setup_us;            /* from place/answer to the first frame received */
+} WzpSessionStats;
+
+void wzp_session_get_stats (WzpSession *session, WzpSessionStats *stats);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpMediaFrame, wzp_media_frame_free)
+
+G_END_DECLS

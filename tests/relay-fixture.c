@@ -1,0 +1,84 @@
+/* A real wzp-relay process for tests (see relay-fixture.h). */
+#include "relay-fixture.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <glib/gstdio.h>
+
+#include "wzp-quic.h"
+
+static void
+die_with_parent (gpointer data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+}
+
+Relay *
+relay_start (const gchar *relay_path, const gchar *const *extra)
+{
+  Relay *r = g_new0 (Relay, 1);
+  g_autoptr (GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree gchar *id = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+
+  r->dir = g_dir_make_tmp ("wzp-relay-test-XXXXXX", NULL);
+  id = g_build_filename (r->dir, "relay.seed", NULL);
+  g_ptr_array_add (argv, (gpointer) relay_path);
+  g_ptr_array_add (argv, "--listen");
+  g_ptr_array_add (argv, "127.0.0.1:0");
+  g_ptr_array_add (argv, "--identity");
+  g_ptr_array_add (argv, id);
+  g_ptr_array_add (argv, "--metrics");
+  g_ptr_array_add (argv, "0");
+  for (guint i = 0; extra && extra[i]; i++)
+    g_ptr_array_add (argv, (gpointer) extra[i]);
+  g_ptr_array_add (argv, NULL);
+  {
+    g_autoptr (GSubprocessLauncher) l = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+    /* a test that aborts must not leave its relay behind */
+    g_subprocess_launcher_set_child_setup (l, die_with_parent, NULL, NULL);
+    r->proc = g_subprocess_launcher_spawnv (l, (const gchar *const *) argv->pdata, &error);
+  }
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (r->proc));
+  for (;;) {
+    g_autofree gchar *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
+    g_assert_nonnull (line);
+    if (g_str_has_prefix (line, "listening on "))
+      r->addr = g_strdup (line + 13);
+    else if (g_str_has_prefix (line, "TLS fingerprint: "))
+      r->tls_fp = g_strdup (line + 17);
+    else if (g_str_has_prefix (line, "identity fingerprint: "))
+      r->fingerprint = g_strdup (line + 22);
+    else if (g_str_has_prefix (line, "metrics: ")) {
+      r->metrics_url = g_strdup (line + 9);
+      break;
+    }
+  }
+  r->sockaddr = wzp_socket_address_parse (r->addr, NULL);
+  g_assert_nonnull (r->sockaddr);
+  return r;
+}
+
+void
+relay_stop (Relay *r)
+{
+  g_autofree gchar *id = g_build_filename (r->dir, "relay.seed", NULL);
+
+  g_subprocess_send_signal (r->proc, SIGTERM);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_exited (r->proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
+  g_object_unref (r->proc);
+  g_unlink (id);
+  g_rmdir (r->dir);
+  g_free (r->dir);
+  g_free (r->addr);
+  g_free (r->tls_fp);
+  g_free (r->fingerprint);
+  g_free (r->metrics_url);
+  g_object_unref (r->sockaddr);
+  g_free (r);
+}
+

@@ -1,0 +1,19 @@
+/* Starts a real wzp-relay on 127.0.0.1 with a free port for a test. */
+#pragma once
+
+#include <gio/gio.h>
+
+typedef struct {
+  GSubprocess *proc;
+  gchar *dir;
+  gchar *addr;              /* 127.0.0.1:port */
+  gchar *tls_fp;
+  gchar *fingerprint;
+  gchar *metrics_url;
+  GSocketAddress *sockaddr;
+} Relay;
+
+/* @relay_path: the binary; @extra: more flags (NULL-terminated) or NULL. */
+Relay *relay_start (const gchar *relay_path, const gchar *const *extra);
+/* SIGTERM, and asserts a clean exit 0. */
+void relay_stop (Relay *r);

@@ -1,0 +1,309 @@
+/* WzpSession against the real relay on loopback: relay-only and direct
+ * calls, the MediaPathReport negotiation, a peer that sends no report,
+ * reject, an unreachable callee, hangup. */
+#include <string.h>
+#include <gio/gio.h>
+
+#include "relay-fixture.h"
+#include "wzp-session.h"
+
+static const gchar *relay_path;
+
+typedef struct {
+  WzpSession *s;
+  GMutex lock;
+  GPtrArray *steps;         /* gchar* */
+  gboolean negotiated, use_direct;
+  GError *error;
+} Party;
+
+static void
+on_event (WzpSession *s, const gchar *step, GVariant *data, Party *p)
+{
+  g_mutex_lock (&p->lock);
+  g_ptr_array_add (p->steps, g_strdup (step));
+  if (strcmp (step, "connect:path_negotiated") == 0) {
+    p->negotiated = TRUE;
+    g_variant_lookup (data, "use_direct", "b", &p->use_direct);
+  }
+  g_mutex_unlock (&p->lock);
+}
+
+static void
+on_error (WzpSession *s, const GError *e, Party *p)
+{
+  g_mutex_lock (&p->lock);
+  if (p->error == NULL)
+    p->error = g_error_copy (e);
+  g_mutex_unlock (&p->lock);
+}
+
+static Party *
+party_new (Relay *r, guint8 seed, const gchar *first_prop, ...)
+{
+  Party *p = g_new0 (Party, 1);
+  g_autofree gchar *hex = NULL;
+  guint8 raw[32];
+  va_list ap;
+
+  memset (raw, seed, sizeof raw);
+  hex = g_strdup_printf ("%s", "");
+  {
+    GString *h = g_string_new (NULL);
+    for (guint i = 0; i < 32; i++)
+      g_string_append_printf (h, "%02x", raw[i]);
+    g_free (hex);
+    hex = g_string_free (h, FALSE);
+  }
+  g_mutex_init (&p->lock);
+  p->steps = g_ptr_array_new_with_free_func (g_free);
+  va_start (ap, first_prop);
+  p->s = WZP_SESSION (g_object_new_valist (WZP_TYPE_SESSION, first_prop, ap));
+  va_end (ap);
+  g_object_set (p->s, "relay", r->addr, "identity-hex", hex, "relay-fingerprint", r->tls_fp, NULL);
+  g_signal_connect (p->s, "call-event", G_CALLBACK (on_event), p);
+  g_signal_connect (p->s, "error", G_CALLBACK (on_error), p);
+  return p;
+}
+
+static void
+party_free (Party *p)
+{
+  wzp_session_stop (p->s);
+  g_signal_handlers_disconnect_by_data (p->s, p);
+  g_object_unref (p->s);
+  g_ptr_array_unref (p->steps);
+  g_clear_error (&p->error);
+  g_mutex_clear (&p->lock);
+  g_free (p);
+}
+
+static gchar *
+fingerprint_of (guint8 seed)
+{
+  guint8 raw[32];
+  g_autoptr (WzpIdentity) id = NULL;
+
+  memset (raw, seed, sizeof raw);
+  id = wzp_identity_new_from_seed (raw);
+  return g_strdup (wzp_identity_get_fingerprint (id));
+}
+
+static gboolean
+wait_state (Party *p, WzpSessionState st, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (wzp_session_get_state (p->s) != st) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (1000);
+  }
+  return TRUE;
+}
+
+static gboolean
+wait_negotiated (Party *p, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  gboolean done;
+
+  for (;;) {
+    g_mutex_lock (&p->lock);
+    done = p->negotiated;
+    g_mutex_unlock (&p->lock);
+    if (done || g_get_monotonic_time () > end)
+      return done;
+    g_usleep (1000);
+  }
+}
+
+static gboolean
+has_error (Party *p, gint code, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  for (;;) {
+    gboolean yes;
+    g_mutex_lock (&p->lock);
+    yes = p->error && p->error->code == code;
+    g_mutex_unlock (&p->lock);
+    if (yes)
+      return TRUE;
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (1000);
+  }
+}
+
+/* Sends @n frames each way, 10 ms apart; returns how many each side got, and
+ * the path of the last frame each side received. */
+static void
+exchange (Party *a, Party *b, guint n, guint *got_a, guint *got_b, WzpMediaPath *path_a,
+          WzpMediaPath *path_b)
+{
+  guint8 frame[80];
+
+  *got_a = *got_b = 0;
+  for (guint i = 0; i < n; i++) {
+    memset (frame, (guint8) i, sizeof frame);
+    wzp_session_send_media (a->s, frame, sizeof frame, WZP_CODEC_OPUS24K, i * 20);
+    wzp_session_send_media (b->s, frame, sizeof frame, WZP_CODEC_OPUS24K, i * 20);
+    g_usleep (10000);
+  }
+  for (;;) {
+    WzpMediaFrame *f = wzp_session_recv_media (a->s, g_get_monotonic_time () + 300000);
+    if (f == NULL)
+      break;
+    (*got_a)++;
+    *path_a = f->path;
+    wzp_media_frame_free (f);
+  }
+  for (;;) {
+    WzpMediaFrame *f = wzp_session_recv_media (b->s, g_get_monotonic_time () + 300000);
+    if (f == NULL)
+      break;
+    (*got_b)++;
+    *path_b = f->path;
+    wzp_media_frame_free (f);
+  }
+}
+
+static void
+call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "direct", direct,
+                        "send-path-report", b_reports, "report-timeout-ms", 800, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, "direct", direct,
+                        "report-timeout-ms", 800, NULL);
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+  WzpSessionStats st;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_negotiated (a, 5000));
+  g_assert_true (wait_negotiated (b, 5000));
+  if (b_reports)
+    g_assert_cmpint (a->use_direct, ==, b->use_direct);     /* never split */
+  g_usleep (100000);
+  exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+  g_test_message ("a got %u via %s, b got %u via %s", got_a, wzp_media_path_name (path_a),
+                  got_b, wzp_media_path_name (path_b));
+  {
+    WzpSessionStats sa, sb;
+    wzp_session_get_stats (a->s, &sa);
+    wzp_session_get_stats (b->s, &sb);
+    g_test_message ("a: sent %" G_GUINT64_FORMAT " dropped %" G_GUINT64_FORMAT "; b: sent %"
+                    G_GUINT64_FORMAT " dropped %" G_GUINT64_FORMAT, sa.frames_sent, sa.frames_dropped,
+                    sb.frames_sent, sb.frames_dropped);
+  }
+  g_assert_cmpuint (got_a, ==, 50);
+  g_assert_cmpuint (got_b, ==, 50);
+  g_assert_cmpint (path_a, ==, expect);
+  g_assert_cmpint (path_b, ==, expect);
+  if (b_reports) {
+    g_assert_cmpint (wzp_session_get_negotiated_path (a->s), ==, expect);
+    g_assert_cmpint (wzp_session_get_negotiated_path (b->s), ==, expect);
+  }
+  wzp_session_get_stats (a->s, &st);
+  g_assert_cmpuint (st.frames_sent, ==, 50);
+  g_assert_cmpuint (st.frames_received, ==, 50);
+  g_test_message ("setup to first frame: %.1f ms", st.setup_us / 1000.0);
+
+  /* hangup from one side reaches the other */
+  wzp_session_hangup (a->s);
+  g_assert_true (has_error (b, WZP_SESSION_ERROR_HUNG_UP, 5000));
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
+static void
+test_relay_only (void)
+{
+  call_and_check (FALSE, TRUE, WZP_MEDIA_PATH_RELAY);
+}
+
+static void
+test_direct (void)
+{
+  call_and_check (TRUE, TRUE, WZP_MEDIA_PATH_DIRECT);
+}
+
+/* B never reports (as peers before MediaPathReport): A times out and says
+ * relay, B hears A's direct_ok and says direct — and the call still carries
+ * audio both ways because each side follows the path the other's media
+ * arrives on. */
+static void
+test_peer_without_report (void)
+{
+  call_and_check (TRUE, FALSE, WZP_MEDIA_PATH_DIRECT);
+}
+
+static void
+test_reject_and_unreachable (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11), *fp_nobody = fingerprint_of (0x77);
+  Party *b = party_new (r, 0x11, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, NULL);
+  Party *c = party_new (r, 0x33, "call-target", fp_nobody, NULL);
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_RINGING, 5000));
+  wzp_session_answer (b->s, FALSE);
+  g_assert_true (has_error (a, WZP_SESSION_ERROR_REJECTED, 5000));
+  g_assert_nonnull (strstr (a->error->message, "rejected"));
+
+  g_assert_true (wzp_session_start (c->s, NULL));
+  g_assert_true (has_error (c, WZP_SESSION_ERROR_PEER_UNREACHABLE, 5000));
+  g_assert_nonnull (strstr (c->error->message, "not registered"));
+  party_free (a);
+  party_free (b);
+  party_free (c);
+  relay_stop (r);
+}
+
+static void
+test_relay_down (void)
+{
+  g_autoptr (GSocket) silent = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                             G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr (GSocketAddress) where = NULL;
+  g_autofree gchar *addr = NULL;
+  Relay fake = { 0 };
+  Party *a;
+
+  g_socket_bind (silent, any, FALSE, NULL);
+  where = g_socket_get_local_address (silent, NULL);
+  addr = g_strdup_printf ("127.0.0.1:%u", g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (where)));
+  fake.addr = addr;
+  a = party_new (&fake, 0x2a, NULL);
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (has_error (a, WZP_SESSION_ERROR_RELAY_UNREACHABLE, 15000));
+  g_assert_nonnull (strstr (a->error->message, "reachable"));
+  party_free (a);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  relay_path = g_getenv ("WZP_RELAY");
+  g_assert_nonnull (relay_path);
+  g_test_add_func ("/session/relay-only", test_relay_only);
+  g_test_add_func ("/session/direct", test_direct);
+  g_test_add_func ("/session/peer-without-report", test_peer_without_report);
+  g_test_add_func ("/session/reject-and-unreachable", test_reject_and_unreachable);
+  g_test_add_func ("/session/relay-down", test_relay_down);
+  return g_test_run ();
+}
