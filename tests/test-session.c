@@ -294,6 +294,142 @@ test_relay_down (void)
   party_free (a);
 }
 
+
+/* Fault injection drops every packet that is not to or from the relay: both
+ * sides decide relay, and media runs on the relay from the start. Real timer
+ * values (2 s direct limit, 3 s report wait). */
+static void
+test_direct_blocked (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "test-block-direct", TRUE, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, "test-block-direct", TRUE, NULL);
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+  gint64 t0;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  t0 = g_get_monotonic_time ();
+  g_assert_true (wzp_session_start (a->s, NULL));
+  /* audio first: both on the relay long before the 2 s direct limit */
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 1500000);
+  g_assert_true (wait_negotiated (a, 8000));
+  g_assert_true (wait_negotiated (b, 8000));
+  g_assert_false (a->use_direct);
+  g_assert_false (b->use_direct);
+  exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+  g_assert_cmpuint (got_a, ==, 50);
+  g_assert_cmpuint (got_b, ==, 50);
+  g_assert_cmpint (path_a, ==, WZP_MEDIA_PATH_RELAY);
+  g_assert_cmpint (path_b, ==, WZP_MEDIA_PATH_RELAY);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
+typedef struct {
+  Party *to;
+  guint n;
+  gboolean stop;
+  GHashTable *seen;         /* seq -> count */
+  guint via_relay, via_direct;
+} Reader;
+
+static gpointer
+reader_thread (gpointer data)
+{
+  Reader *rd = data;
+
+  while (!rd->stop) {
+    WzpMediaFrame *f = wzp_session_recv_media (rd->to->s, g_get_monotonic_time () + 50000);
+    if (f == NULL)
+      continue;
+    g_hash_table_insert (rd->seen, GUINT_TO_POINTER (f->seq),
+                         GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (rd->seen, GUINT_TO_POINTER (f->seq))) + 1));
+    if (f->path == WZP_MEDIA_PATH_DIRECT)
+      rd->via_direct++;
+    else
+      rd->via_relay++;
+    wzp_media_frame_free (f);
+  }
+  return NULL;
+}
+
+/* Media starts on the relay; the reports come late (600 ms), then both move
+ * to direct: the receiver gets every frame exactly once, across the switch. */
+static void
+test_switch_without_loss (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "test-report-delay-ms", 600, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, "test-report-delay-ms", 600, NULL);
+  Reader rd = { b, 0, FALSE, g_hash_table_new (NULL, NULL), 0, 0 };
+  GThread *t;
+  guint8 frame[80] = { 0 };
+  const guint n = 150;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  t = g_thread_new ("reader", reader_thread, &rd);
+  for (guint i = 0; i < n; i++) {
+    g_assert_true (wzp_session_send_media (a->s, frame, sizeof frame, WZP_CODEC_OPUS24K, i * 20));
+    g_usleep (10000);
+  }
+  g_usleep (300000);
+  rd.stop = TRUE;
+  g_thread_join (t);
+  g_assert_true (a->use_direct);
+  g_assert_true (b->use_direct);
+  g_test_message ("%u frames via the relay, then %u direct", rd.via_relay, rd.via_direct);
+  g_assert_cmpuint (rd.via_relay, >, 0);
+  g_assert_cmpuint (rd.via_direct, >, 0);
+  g_assert_cmpuint (g_hash_table_size (rd.seen), ==, n);
+  for (guint i = 0; i < n; i++)
+    g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (rd.seen, GUINT_TO_POINTER (i))), ==, 1);
+  g_hash_table_destroy (rd.seen);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
+static void
+test_relay_killed (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "direct", FALSE, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, "direct", FALSE, NULL);
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_subprocess_force_exit (r->proc);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  /* the relay vanished without a word: idle timeout, then a clear error */
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ENDED, 40000));
+  g_assert_nonnull (a->error);
+  g_test_message ("after the relay died: %s", a->error->message);
+  party_free (a);
+  party_free (b);
+  g_object_unref (r->proc);
+  g_free (r->dir);
+  g_free (r->addr);
+  g_free (r->tls_fp);
+  g_free (r->fingerprint);
+  g_free (r->metrics_url);
+  g_object_unref (r->sockaddr);
+  g_free (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -303,7 +439,10 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-only", test_relay_only);
   g_test_add_func ("/session/direct", test_direct);
   g_test_add_func ("/session/peer-without-report", test_peer_without_report);
+  g_test_add_func ("/session/direct-blocked", test_direct_blocked);
+  g_test_add_func ("/session/switch-without-loss", test_switch_without_loss);
   g_test_add_func ("/session/reject-and-unreachable", test_reject_and_unreachable);
   g_test_add_func ("/session/relay-down", test_relay_down);
+  g_test_add_func ("/session/relay-killed", test_relay_killed);
   return g_test_run ();
 }

@@ -86,6 +86,8 @@ struct _WzpEndpoint {
   gboolean batching;
   guint ntx;
   struct TxBatch *tx;
+  WzpPacketFilter filter;
+  gpointer filter_data;
   struct RxBatch *rx;
 };
 

@@ -207,9 +207,19 @@ endpoint_send_batch (WzpEndpoint *ep)
 }
 
 void
+wzp_endpoint_set_test_filter (WzpEndpoint *ep, WzpPacketFilter filter, gpointer data)
+{
+  ep->filter = filter;
+  ep->filter_data = data;
+}
+
+void
 send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n)
 {
   gssize r;
+
+  if (ep->filter && ep->filter ((const struct sockaddr *) path->remote.addr, TRUE, ep->filter_data))
+    return;
 
   if (c) {
     c->stats.packets_sent++;
@@ -351,6 +361,8 @@ endpoint_dispatch (WzpEndpoint *ep, const guint8 *data, gsize len, const struct 
 
   ep->stats.packets_received++;
   ep->stats.bytes_received += len;
+  if (ep->filter && ep->filter (from, FALSE, ep->filter_data))
+    return;
   if (len == 0) {
     ep->stats.packets_dropped++;
     return;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <sys/socket.h>
 
 #include "wzp-signal.h"
 
@@ -106,6 +107,11 @@ void wzp_endpoint_get_stats (WzpEndpoint *endpoint, WzpEndpointStats *stats);
  * it emits "established". Returns a new reference. */
 WzpConnection *wzp_endpoint_connect (WzpEndpoint *endpoint, GSocketAddress *remote,
                                      const gchar *sni, const gchar *pin, GError **error);
+/* Test-only fault injection (off unless set): return TRUE to drop a packet
+ * to (@sending) or from @remote. */
+typedef gboolean (*WzpPacketFilter) (const struct sockaddr *remote, gboolean sending, gpointer data);
+void wzp_endpoint_set_test_filter (WzpEndpoint *endpoint, WzpPacketFilter filter, gpointer data);
+
 /* Closes every connection with @code/@reason and stops reading the socket. */
 void wzp_endpoint_shutdown (WzpEndpoint *endpoint, guint64 code, const gchar *reason);
 

@@ -8,6 +8,7 @@
 #include "wzp-signal.h"
 
 #include <string.h>
+#include <netinet/in.h>
 
 G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
 
@@ -23,6 +24,9 @@ struct _WzpSession {
   gchar *relay, *identity_file, *identity_hex, *alias, *mode, *room, *call_target, *relay_fp;
   gboolean auto_answer, direct, send_report;
   guint report_timeout_ms, direct_timeout_ms, local_port;
+  /* test-only fault injection */
+  gboolean test_block_direct;
+  guint test_report_delay_ms;
 
   /* shared with other threads, under lock */
   GMutex lock;
@@ -65,7 +69,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  N_PROPS
+  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -341,6 +345,19 @@ dial_relay (WzpSession *s, GSocketAddress *addr, const gchar *room)
 
 /* ---- the direct race and the negotiation -------------------------------- */
 
+static gboolean
+send_report_now (gpointer data)
+{
+  WzpSession *s = data;
+
+  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
+    return G_SOURCE_REMOVE;
+  send_sig (s, wzp_signal_new_media_path_report (s->call_id, s->direct_ok,
+                                                 s->direct_ok ? "Direct" : "Relay"));
+  call_event (s, "connect:path_report_sent", "direct_ok", g_variant_new_boolean (s->direct_ok), NULL);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 send_report (WzpSession *s)
 {
@@ -349,9 +366,12 @@ send_report (WzpSession *s)
   s->report_sent = TRUE;
   if (!s->send_report)
     return;
-  send_sig (s, wzp_signal_new_media_path_report (s->call_id, s->direct_ok,
-                                                 s->direct_ok ? "Direct" : "Relay"));
-  call_event (s, "connect:path_report_sent", "direct_ok", g_variant_new_boolean (s->direct_ok), NULL);
+  if (s->test_report_delay_ms) {
+    g_source_unref (session_timeout (s, s->test_report_delay_ms, send_report_now, g_object_ref (s),
+                                     g_object_unref));
+    return;
+  }
+  send_report_now (s);
 }
 
 static gboolean
@@ -751,6 +771,22 @@ end_call (WzpSession *s, GError *why)
   wzp_session_interrupt (s);
 }
 
+/* test-block-direct: only the relay's address gets through */
+static gboolean
+block_all_but_relay (const struct sockaddr *remote, gboolean sending, gpointer data)
+{
+  WzpSession *s = data;
+  struct sockaddr_storage relay;
+
+  if (!g_socket_address_to_native (s->relay_addr, &relay, sizeof relay, NULL))
+    return FALSE;
+  if (remote->sa_family == AF_INET && relay.ss_family == AF_INET)
+    return ((const struct sockaddr_in *) remote)->sin_port != ((struct sockaddr_in *) &relay)->sin_port;
+  if (remote->sa_family == AF_INET6 && relay.ss_family == AF_INET6)
+    return ((const struct sockaddr_in6 *) remote)->sin6_port != ((struct sockaddr_in6 *) &relay)->sin6_port;
+  return TRUE;
+}
+
 static gboolean
 do_start (gpointer data)
 {
@@ -768,6 +804,8 @@ do_start (gpointer data)
     return G_SOURCE_REMOVE;
   }
   g_signal_connect (s->ep, "incoming", G_CALLBACK (on_incoming), s);
+  if (s->test_block_direct)
+    wzp_endpoint_set_test_filter (s->ep, block_all_but_relay, s);
   if (g_strcmp0 (s->mode, "room") == 0) {
     s->room_name = g_ascii_strdown (s->room ? s->room : "default", -1);
     s->call_started_us = g_get_monotonic_time ();
@@ -1091,6 +1129,8 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_REPORT_TIMEOUT_MS: s->report_timeout_ms = g_value_get_uint (value); return;
     case PROP_DIRECT_TIMEOUT_MS: s->direct_timeout_ms = g_value_get_uint (value); return;
     case PROP_LOCAL_PORT: s->local_port = g_value_get_uint (value); return;
+    case PROP_TEST_BLOCK_DIRECT: s->test_block_direct = g_value_get_boolean (value); return;
+    case PROP_TEST_REPORT_DELAY_MS: s->test_report_delay_ms = g_value_get_uint (value); return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
       return;
@@ -1119,6 +1159,8 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_REPORT_TIMEOUT_MS: g_value_set_uint (value, s->report_timeout_ms); break;
     case PROP_DIRECT_TIMEOUT_MS: g_value_set_uint (value, s->direct_timeout_ms); break;
     case PROP_LOCAL_PORT: g_value_set_uint (value, s->local_port); break;
+    case PROP_TEST_BLOCK_DIRECT: g_value_set_boolean (value, s->test_block_direct); break;
+    case PROP_TEST_REPORT_DELAY_MS: g_value_set_uint (value, s->test_report_delay_ms); break;
     case PROP_STATE: g_value_set_int (value, wzp_session_get_state (s)); break;
     case PROP_NEGOTIATED_PATH: g_value_set_int (value, wzp_session_get_negotiated_path (s)); break;
     default:
@@ -1163,6 +1205,10 @@ wzp_session_class_init (WzpSessionClass *klass)
       WZP_SESSION_STATE_ENDED, 0, ro);
   props[PROP_NEGOTIATED_PATH] = g_param_spec_int ("negotiated-path", "Negotiated path",
       "WzpMediaPath", 0, WZP_MEDIA_PATH_RELAY, 0, ro);
+  props[PROP_TEST_BLOCK_DIRECT] = g_param_spec_boolean ("test-block-direct", "Test: block direct",
+      "Fault injection for tests: drop every packet not to or from the relay", FALSE, rw);
+  props[PROP_TEST_REPORT_DELAY_MS] = g_param_spec_uint ("test-report-delay-ms", "Test: report delay",
+      "Fault injection for tests: send our MediaPathReport this late", 0, 60000, 0, rw);
   g_object_class_install_properties (oc, N_PROPS, props);
 
   /* "state-changed" (WzpSessionState): session thread. */
