@@ -430,6 +430,99 @@ test_relay_killed (void)
   g_free (r);
 }
 
+
+/* Randomized trials: per side, direct blocked or not, its report delayed
+ * (sometimes past the peer's wait) or never sent; the relay shared. Every
+ * trial must carry audio both ways, and both sides must end sending on the
+ * same path (checked by the path the last frames arrive on). Timers are
+ * shortened (100 ms direct limit, 150 ms report wait) so 300 trials fit. */
+static void
+test_randomized (void)
+{
+  const gchar *args[] = { "--max-conns-per-address", "100000", NULL };
+  Relay *r = relay_start (relay_path, args);
+  const gchar *env = g_getenv ("WZP_SESSION_TRIALS");
+  guint trials = env ? (guint) g_ascii_strtoull (env, NULL, 10) : 300;
+  g_autoptr (GRand) rnd = g_rand_new_with_seed (20261125);
+  g_autoptr (GArray) setup_ms = g_array_new (FALSE, FALSE, sizeof (double));
+  guint split = 0, silent = 0, on_direct = 0;
+
+  for (guint t = 0; t < trials; t++) {
+    guint8 sa = (guint8) (0x40 + (t * 2) % 180), sb = (guint8) (sa + 1);
+    g_autofree gchar *fp_b = fingerprint_of (sb);
+    gboolean block_a = g_rand_int_range (rnd, 0, 6) == 0, block_b = g_rand_int_range (rnd, 0, 6) == 0;
+    guint delay_a = g_rand_boolean (rnd) ? 0 : g_rand_int_range (rnd, 0, 300);
+    guint delay_b = g_rand_boolean (rnd) ? 0 : g_rand_int_range (rnd, 0, 300);
+    gboolean rep_a = g_rand_int_range (rnd, 0, 8) != 0, rep_b = g_rand_int_range (rnd, 0, 8) != 0;
+    Party *b = party_new (r, sb, "auto-answer", TRUE, "test-block-direct", block_b,
+                          "test-report-delay-ms", delay_b, "send-path-report", rep_b,
+                          "direct-timeout-ms", 100, "report-timeout-ms", 150, NULL);
+    Party *a = party_new (r, sa, "call-target", fp_b, "test-block-direct", block_a,
+                          "test-report-delay-ms", delay_a, "send-path-report", rep_a,
+                          "direct-timeout-ms", 100, "report-timeout-ms", 150, NULL);
+    WzpMediaPath last_a = WZP_MEDIA_PATH_NONE, last_b = WZP_MEDIA_PATH_NONE;
+    gint64 t0, first_a = 0, first_b = 0, deadline;
+    guint8 frame[40] = { 0 };
+
+    g_assert_true (wzp_session_start (b->s, NULL));
+    g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+    t0 = g_get_monotonic_time ();
+    g_assert_true (wzp_session_start (a->s, NULL));
+    deadline = t0 + 5 * G_USEC_PER_SEC;
+    /* media every 5 ms from both sides for 800 ms after both hear each other */
+    while (g_get_monotonic_time () < deadline) {
+      WzpMediaFrame *f;
+      wzp_session_send_media (a->s, frame, sizeof frame, WZP_CODEC_OPUS24K, 0);
+      wzp_session_send_media (b->s, frame, sizeof frame, WZP_CODEC_OPUS24K, 0);
+      g_usleep (5000);
+      while ((f = wzp_session_recv_media (a->s, 0)) != NULL) {
+        first_a = first_a ? first_a : f->received_us;
+        last_a = f->path;
+        wzp_media_frame_free (f);
+      }
+      while ((f = wzp_session_recv_media (b->s, 0)) != NULL) {
+        first_b = first_b ? first_b : f->received_us;
+        last_b = f->path;
+        wzp_media_frame_free (f);
+      }
+      if (first_a && first_b && deadline - g_get_monotonic_time () > 800000)
+        deadline = g_get_monotonic_time () + 800000;
+    }
+    if (!first_a || !first_b) {
+      silent++;
+      g_test_message ("trial %u silent: block %d/%d delay %u/%u report %d/%d", t, block_a, block_b,
+                      delay_a, delay_b, rep_a, rep_b);
+    } else {
+      double ms = (MAX (first_a, first_b) - t0) / 1000.0;
+      g_array_append_val (setup_ms, ms);
+      if (last_a != last_b) {
+        split++;
+        g_test_message ("trial %u split: a hears %s, b hears %s (block %d/%d delay %u/%u report %d/%d)",
+                        t, wzp_media_path_name (last_a), wzp_media_path_name (last_b), block_a, block_b,
+                        delay_a, delay_b, rep_a, rep_b);
+      }
+      on_direct += last_a == WZP_MEDIA_PATH_DIRECT;
+    }
+    party_free (a);
+    party_free (b);
+  }
+  {
+    gdouble *v = (gdouble *) setup_ms->data;
+    guint n = setup_ms->len;
+    for (guint i = 1; i < n; i++)        /* insertion sort: n is small */
+      for (guint j = i; j > 0 && v[j - 1] > v[j]; j--) {
+        gdouble x = v[j]; v[j] = v[j - 1]; v[j - 1] = x;
+      }
+    g_test_message ("%u trials: %u silent, %u split, %u ended on direct; setup to audio both ways "
+                    "ms: min %.1f p50 %.1f p90 %.1f p99 %.1f max %.1f", trials, silent, split, on_direct,
+                    n ? v[0] : 0, n ? v[n / 2] : 0, n ? v[n * 9 / 10] : 0, n ? v[n * 99 / 100] : 0,
+                    n ? v[n - 1] : 0);
+  }
+  g_assert_cmpuint (silent, ==, 0);
+  g_assert_cmpuint (split, ==, 0);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -444,5 +537,6 @@ main (int argc, char **argv)
   g_test_add_func ("/session/reject-and-unreachable", test_reject_and_unreachable);
   g_test_add_func ("/session/relay-down", test_relay_down);
   g_test_add_func ("/session/relay-killed", test_relay_killed);
+  g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }
