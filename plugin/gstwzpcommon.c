@@ -1,0 +1,183 @@
+/* Properties and the session registry shared by wzpsrc and wzpsink. */
+#include "gstwzpcommon.h"
+
+#include <string.h>
+
+void
+gst_wzp_install_properties (GObjectClass *klass)
+{
+  GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
+
+  g_object_class_install_property (klass, GST_WZP_PROP_RELAY,
+      g_param_spec_string ("relay", "Relay", "Relay address (a.b.c.d:port or [v6]:port)", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_IDENTITY,
+      g_param_spec_string ("identity", "Identity",
+          "Seed file (created with mode 0600 when missing) or 64 hex digits; unset: a fresh identity",
+          NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_ALIAS,
+      g_param_spec_string ("alias", "Alias", "Display name shown to the other side", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_CALL,
+      g_param_spec_string ("call", "Call", "Fingerprint to call once registered", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_AUTO_ANSWER,
+      g_param_spec_boolean ("auto-answer", "Auto-answer", "Accept incoming calls", FALSE, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_ROOM,
+      g_param_spec_string ("room", "Room", "Join this group room instead of calling", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_RELAY_FINGERPRINT,
+      g_param_spec_string ("relay-fingerprint", "Relay fingerprint",
+          "Expected TLS fingerprint of the relay (pin); unset: any", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_DIRECT,
+      g_param_spec_boolean ("direct", "Direct", "Race a direct path to the peer", TRUE, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_SESSION,
+      g_param_spec_string ("session", "Session",
+          "Elements with the same session name in one process share one call", NULL, rw));
+}
+
+void
+gst_wzp_settings_init (GstWzpSettings *s)
+{
+  memset (s, 0, sizeof *s);
+  s->direct = TRUE;
+}
+
+void
+gst_wzp_settings_clear (GstWzpSettings *s)
+{
+  g_free (s->relay);
+  g_free (s->identity);
+  g_free (s->alias);
+  g_free (s->call);
+  g_free (s->room);
+  g_free (s->relay_fingerprint);
+  g_free (s->session);
+  memset (s, 0, sizeof *s);
+}
+
+static gchar **
+string_field (GstWzpSettings *s, guint id)
+{
+  switch (id) {
+    case GST_WZP_PROP_RELAY: return &s->relay;
+    case GST_WZP_PROP_IDENTITY: return &s->identity;
+    case GST_WZP_PROP_ALIAS: return &s->alias;
+    case GST_WZP_PROP_CALL: return &s->call;
+    case GST_WZP_PROP_ROOM: return &s->room;
+    case GST_WZP_PROP_RELAY_FINGERPRINT: return &s->relay_fingerprint;
+    case GST_WZP_PROP_SESSION: return &s->session;
+    default: return NULL;
+  }
+}
+
+gboolean
+gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
+{
+  gchar **f = string_field (s, id);
+
+  if (f) {
+    g_free (*f);
+    *f = g_value_dup_string (value);
+    return TRUE;
+  }
+  if (id == GST_WZP_PROP_AUTO_ANSWER)
+    s->auto_answer = g_value_get_boolean (value);
+  else if (id == GST_WZP_PROP_DIRECT)
+    s->direct = g_value_get_boolean (value);
+  else
+    return FALSE;
+  return TRUE;
+}
+
+gboolean
+gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value)
+{
+  gchar **f = string_field (s, id);
+
+  if (f)
+    g_value_set_string (value, *f);
+  else if (id == GST_WZP_PROP_AUTO_ANSWER)
+    g_value_set_boolean (value, s->auto_answer);
+  else if (id == GST_WZP_PROP_DIRECT)
+    g_value_set_boolean (value, s->direct);
+  else
+    return FALSE;
+  return TRUE;
+}
+
+static GMutex registry_lock;
+static GHashTable *registry;      /* name -> WzpSession* (borrowed; removed on dispose) */
+
+static gboolean
+is_hex_seed (const gchar *s)
+{
+  if (s == NULL || strlen (s) != 64)
+    return FALSE;
+  for (guint i = 0; i < 64; i++)
+    if (!g_ascii_isxdigit (s[i]))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+forget (gpointer name, GObject *where_the_object_was)
+{
+  g_mutex_lock (&registry_lock);
+  if (registry && g_hash_table_lookup (registry, name) == (gpointer) where_the_object_was)
+    g_hash_table_remove (registry, name);
+  g_mutex_unlock (&registry_lock);
+  g_free (name);
+}
+
+WzpSession *
+gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
+{
+  g_autofree gchar *name = s->session ? g_strdup (s->session) : g_strdup_printf ("%p", element);
+  WzpSession *session;
+
+  g_mutex_lock (&registry_lock);
+  if (registry == NULL)
+    registry = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  session = g_hash_table_lookup (registry, name);
+  if (session) {
+    guint users = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (session), "gst-wzp-users"));
+    g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (users + 1));
+    g_object_ref (session);
+    g_mutex_unlock (&registry_lock);
+    return session;
+  }
+  session = g_object_new (WZP_TYPE_SESSION, "relay", s->relay, "alias", s->alias,
+                          "call-target", s->call, "auto-answer", s->auto_answer,
+                          "relay-fingerprint", s->relay_fingerprint, "direct", s->direct,
+                          "mode", s->room ? "room" : "call", "room", s->room, NULL);
+  if (is_hex_seed (s->identity))
+    g_object_set (session, "identity-hex", s->identity, NULL);
+  else if (s->identity)
+    g_object_set (session, "identity-file", s->identity, NULL);
+  if (!wzp_session_start (session, error)) {
+    g_mutex_unlock (&registry_lock);
+    g_object_unref (session);
+    return NULL;
+  }
+  g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (1));
+  g_hash_table_insert (registry, g_strdup (name), session);
+  g_object_weak_ref (G_OBJECT (session), (GWeakNotify) forget, g_strdup (name));
+  g_mutex_unlock (&registry_lock);
+  return session;
+}
+
+void
+gst_wzp_session_release (WzpSession *session)
+{
+  guint users;
+
+  if (session == NULL)
+    return;
+  g_mutex_lock (&registry_lock);
+  users = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (session), "gst-wzp-users"));
+  g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (users - 1));
+  g_mutex_unlock (&registry_lock);
+  /* the last element out ends the call: Hangup with call_id, then the thread */
+  if (users == 1) {
+    wzp_session_hangup (session);
+    wzp_session_stop (session);
+  }
+  g_object_unref (session);
+}

@@ -1,0 +1,42 @@
+/* Shared by wzpsrc and wzpsink: the properties both install, and the
+ * process-wide registry that makes a src and a sink with one `session` name
+ * one WzpSession (one identity, one socket, one call). */
+#pragma once
+
+#include <gst/gst.h>
+
+#include "wzp-session.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session;
+  gboolean auto_answer, direct;
+} GstWzpSettings;
+
+enum {
+  GST_WZP_PROP_0,
+  GST_WZP_PROP_RELAY,
+  GST_WZP_PROP_IDENTITY,
+  GST_WZP_PROP_ALIAS,
+  GST_WZP_PROP_CALL,
+  GST_WZP_PROP_AUTO_ANSWER,
+  GST_WZP_PROP_ROOM,
+  GST_WZP_PROP_RELAY_FINGERPRINT,
+  GST_WZP_PROP_DIRECT,
+  GST_WZP_PROP_SESSION,
+  GST_WZP_PROP_LAST,
+};
+
+void gst_wzp_install_properties (GObjectClass *klass);
+void gst_wzp_settings_init (GstWzpSettings *s);
+void gst_wzp_settings_clear (GstWzpSettings *s);
+gboolean gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value);
+gboolean gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value);
+
+/* The session named by @s (created and started on first use; the settings
+ * of the first element win). Unref with gst_wzp_session_release(). */
+WzpSession *gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error);
+void gst_wzp_session_release (WzpSession *session);
+
+G_END_DECLS
