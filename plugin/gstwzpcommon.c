@@ -126,6 +126,62 @@ forget (gpointer name, GObject *where_the_object_was)
   g_free (name);
 }
 
+/* Session thread: one bus message per call event, the step name and the
+ * event's fields. */
+static void
+post_event (WzpSession *session, const gchar *step, GVariant *data, GstElement *element)
+{
+  GstStructure *st = gst_structure_new ("wzp-call-event", "step", G_TYPE_STRING, step, NULL);
+  GVariantIter it;
+  const gchar *key;
+  GVariant *v;
+
+  g_variant_iter_init (&it, data);
+  while (g_variant_iter_next (&it, "{&sv}", &key, &v)) {
+    if (g_variant_is_of_type (v, G_VARIANT_TYPE_BOOLEAN))
+      gst_structure_set (st, key, G_TYPE_BOOLEAN, g_variant_get_boolean (v), NULL);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_STRING))
+      gst_structure_set (st, key, G_TYPE_STRING, g_variant_get_string (v, NULL), NULL);
+    g_variant_unref (v);
+  }
+  gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element), st));
+}
+
+static void
+post_incoming (WzpSession *session, const gchar *fp, const gchar *alias, GstElement *element)
+{
+  gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element),
+      gst_structure_new ("wzp-incoming-call", "fingerprint", G_TYPE_STRING, fp,
+                         "alias", G_TYPE_STRING, alias, NULL)));
+}
+
+/* A session error ends the call: say what happened and what to do. Hanging
+ * up ourselves is not an error. */
+static void
+post_error (WzpSession *session, const GError *e, GstElement *element)
+{
+  const gchar *hint;
+
+  if (e->domain == WZP_SESSION_ERROR && e->code == WZP_SESSION_ERROR_HUNG_UP) {
+    GST_INFO_OBJECT (element, "call ended: %s", e->message);
+    return;
+  }
+  switch (e->domain == WZP_SESSION_ERROR ? e->code : -1) {
+    case WZP_SESSION_ERROR_RELAY_UNREACHABLE:
+      hint = "check that the relay runs and relay= is its address (and relay-fingerprint=, if set)";
+      break;
+    case WZP_SESSION_ERROR_PEER_UNREACHABLE:
+      hint = "check the call= fingerprint, and that the callee is registered on this relay";
+      break;
+    case WZP_SESSION_ERROR_REJECTED:
+      hint = "the other side declined the call";
+      break;
+    default:
+      hint = "see the GST_DEBUG=wzp*:5 log";
+  }
+  GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE, ("%s", e->message), ("%s", hint));
+}
+
 WzpSession *
 gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
 {
@@ -151,6 +207,9 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
     g_object_set (session, "identity-hex", s->identity, NULL);
   else if (s->identity)
     g_object_set (session, "identity-file", s->identity, NULL);
+  g_signal_connect_object (session, "call-event", G_CALLBACK (post_event), element, 0);
+  g_signal_connect_object (session, "incoming-call", G_CALLBACK (post_incoming), element, 0);
+  g_signal_connect_object (session, "error", G_CALLBACK (post_error), element, 0);
   if (!wzp_session_start (session, error)) {
     g_mutex_unlock (&registry_lock);
     g_object_unref (session);

@@ -35,7 +35,9 @@ gboolean gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
 gboolean gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value);
 
 /* The session named by @s (created and started on first use; the settings
- * of the first element win). Unref with gst_wzp_session_release(). */
+ * of the first element win). The element that creates it posts the call's
+ * events on the bus ("wzp-call-event" element messages, "wzp-incoming-call")
+ * and its errors (GST_ELEMENT_ERROR). Unref with gst_wzp_session_release(). */
 WzpSession *gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error);
 void gst_wzp_session_release (WzpSession *session);
 

@@ -726,8 +726,7 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
 {
   if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
     return;
-  fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s (is it running and "
-        "reachable?)", s->relay, why->message);
+  fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s", s->relay, why->message);
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
