@@ -12,6 +12,7 @@
  * ]|
  */
 #include "gstwzpsrc.h"
+#include "wzp-jitter.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 #define GST_CAT_DEFAULT gst_wzp_src_debug
@@ -19,9 +20,19 @@ GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 struct _GstWzpSrc {
   GstPushSrc parent;
   GstWzpSettings settings;
+  guint latency_ms;
   WzpSession *session;
   gint flushing;
+  GMutex lock;                  /* jitter and its stats */
+  WzpJitter *jitter;
+  gboolean mapped;              /* the media clock is mapped to running time */
+  guint32 base_ts;
+  GstClockTime base_pts;
+  GstClockTime next_pts;
+  gboolean discont;
 };
+
+enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS };
 
 G_DEFINE_TYPE (GstWzpSrc, gst_wzp_src, GST_TYPE_PUSH_SRC)
 GST_ELEMENT_REGISTER_DEFINE (wzpsrc, "wzpsrc", GST_RANK_NONE, GST_TYPE_WZP_SRC)
@@ -43,6 +54,12 @@ gst_wzp_src_start (GstBaseSrc *bsrc)
     return FALSE;
   }
   g_atomic_int_set (&self->flushing, FALSE);
+  g_mutex_lock (&self->lock);
+  self->jitter = wzp_jitter_new (self->latency_ms);
+  g_mutex_unlock (&self->lock);
+  self->mapped = FALSE;
+  self->next_pts = GST_CLOCK_TIME_NONE;
+  self->discont = TRUE;
   return TRUE;
 }
 
@@ -52,6 +69,9 @@ gst_wzp_src_stop (GstBaseSrc *bsrc)
   GstWzpSrc *self = GST_WZP_SRC (bsrc);
 
   g_clear_pointer (&self->session, gst_wzp_session_release);
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->jitter, wzp_jitter_free);
+  g_mutex_unlock (&self->lock);
   return TRUE;
 }
 
@@ -73,39 +93,144 @@ gst_wzp_src_unlock_stop (GstBaseSrc *bsrc)
   return TRUE;
 }
 
+/* PTS from the sender's media clock: the first frame maps to "now + latency",
+ * the others keep their distance from it. */
+static GstClockTime
+frame_pts (GstWzpSrc *self, const WzpMediaFrame *f)
+{
+  GstClockTime pts;
+
+  if (!self->mapped) {
+    GstClockTime now = gst_element_get_current_running_time (GST_ELEMENT (self));
+    self->base_ts = f->timestamp;
+    self->base_pts = (GST_CLOCK_TIME_IS_VALID (now) ? now : 0) + self->latency_ms * GST_MSECOND;
+    self->mapped = TRUE;
+  }
+  pts = self->base_pts + (guint32) (f->timestamp - self->base_ts) * GST_MSECOND;
+  /* a sender whose clock stepped back (another stream, a restart): remap */
+  if (GST_CLOCK_TIME_IS_VALID (self->next_pts) && pts + 200 * GST_MSECOND < self->next_pts) {
+    self->base_ts = f->timestamp;
+    self->base_pts = self->next_pts;
+    pts = self->next_pts;
+    self->discont = TRUE;
+  }
+  return pts;
+}
+
 static GstFlowReturn
 gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
 {
   GstWzpSrc *self = GST_WZP_SRC (psrc);
-  WzpMediaFrame *f = NULL;
-  gsize len;
-  gconstpointer data;
 
-  while (f == NULL) {
+  for (;;) {
+    WzpMediaFrame *f = NULL;
+    guint gap = 0;
+    gint64 wake, now = g_get_monotonic_time ();
+    WzpJitterOutput out;
+
     if (g_atomic_int_get (&self->flushing))
       return GST_FLOW_FLUSHING;
+    g_mutex_lock (&self->lock);
+    out = wzp_jitter_pop (self->jitter, now, &f, &gap, &wake);
+    g_mutex_unlock (&self->lock);
+    if (out == WZP_JITTER_FRAME) {
+      gsize len;
+      gconstpointer data = g_bytes_get_data (f->payload, &len);
+      GstClockTime dur = wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
+
+      *outbuf = gst_buffer_new_memdup (data, len);
+      GST_BUFFER_PTS (*outbuf) = frame_pts (self, f);
+      GST_BUFFER_DURATION (*outbuf) = dur;
+      if (self->discont) {
+        GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
+        self->discont = FALSE;
+      }
+      self->next_pts = GST_BUFFER_PTS (*outbuf) + dur;
+      wzp_media_frame_free (f);
+      return GST_FLOW_OK;
+    }
+    if (out == WZP_JITTER_GAP) {
+      /* lost frames: a GAP lets opusdec plc=true conceal them */
+      GstClockTime dur = gap * 20 * GST_MSECOND;
+
+      if (GST_CLOCK_TIME_IS_VALID (self->next_pts)) {
+        gst_pad_push_event (GST_BASE_SRC_PAD (self), gst_event_new_gap (self->next_pts, dur));
+        self->next_pts += dur;
+      }
+      self->discont = TRUE;
+      continue;
+    }
     if (wzp_session_get_state (self->session) == WZP_SESSION_STATE_ENDED)
       return GST_FLOW_EOS;
-    f = wzp_session_recv_media (self->session, g_get_monotonic_time () + 100 * 1000);
+    /* wait for media, but not past the moment a hole must be given up */
+    f = wzp_session_recv_media (self->session, wake >= 0 ? MIN (wake, now + 100000) : now + 100000);
+    while (f) {
+      g_mutex_lock (&self->lock);
+      wzp_jitter_push (self->jitter, f);
+      g_mutex_unlock (&self->lock);
+      f = wzp_session_recv_media (self->session, 0);
+    }
   }
-  data = g_bytes_get_data (f->payload, &len);
-  *outbuf = gst_buffer_new_memdup (data, len);
-  GST_BUFFER_DURATION (*outbuf) = wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
-  wzp_media_frame_free (f);
-  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
+{
+  GstWzpSrc *self = GST_WZP_SRC (bsrc);
+
+  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    /* live, and we hold frames up to the jitter-buffer depth */
+    gst_query_set_latency (query, TRUE, self->latency_ms * GST_MSECOND,
+                           self->latency_ms * GST_MSECOND);
+    return TRUE;
+  }
+  return GST_BASE_SRC_CLASS (gst_wzp_src_parent_class)->query (bsrc, query);
+}
+
+static GstStructure *
+src_stats (GstWzpSrc *self)
+{
+  WzpSessionStats ss = { 0 };
+  WzpJitterStats js = { 0 };
+
+  if (self->session)
+    wzp_session_get_stats (self->session, &ss);
+  g_mutex_lock (&self->lock);
+  if (self->jitter)
+    wzp_jitter_get_stats (self->jitter, &js);
+  g_mutex_unlock (&self->lock);
+  return gst_structure_new ("application/x-wzp-stats",
+      "path", G_TYPE_STRING, wzp_media_path_name (ss.path),
+      "rtt-ms", G_TYPE_DOUBLE, ss.rtt_us / 1000.0,
+      "packets-sent", G_TYPE_UINT64, ss.frames_sent,
+      "packets-received", G_TYPE_UINT64, ss.frames_received,
+      "packets-lost", G_TYPE_UINT64, js.lost,
+      "packets-late", G_TYPE_UINT64, js.late,
+      "packets-duplicate", G_TYPE_UINT64, js.duplicate,
+      "packets-reordered", G_TYPE_UINT64, js.reordered,
+      "bytes-sent", G_TYPE_UINT64, ss.bytes_sent,
+      "bytes-received", G_TYPE_UINT64, ss.bytes_received,
+      "jitter-buffer-level", G_TYPE_UINT, js.level,
+      "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0, NULL);
 }
 
 static void
 gst_wzp_src_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
-  if (!gst_wzp_set_property (&GST_WZP_SRC (object)->settings, id, value))
+  if (id == PROP_LATENCY)
+    GST_WZP_SRC (object)->latency_ms = g_value_get_uint (value);
+  else if (!gst_wzp_set_property (&GST_WZP_SRC (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
 
 static void
 gst_wzp_src_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
 {
-  if (!gst_wzp_get_property (&GST_WZP_SRC (object)->settings, id, value))
+  if (id == PROP_LATENCY)
+    g_value_set_uint (value, GST_WZP_SRC (object)->latency_ms);
+  else if (id == PROP_STATS)
+    g_value_take_boxed (value, src_stats (GST_WZP_SRC (object)));
+  else if (!gst_wzp_get_property (&GST_WZP_SRC (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
 
@@ -115,6 +240,8 @@ gst_wzp_src_finalize (GObject *object)
   GstWzpSrc *self = GST_WZP_SRC (object);
 
   g_clear_pointer (&self->session, gst_wzp_session_release);
+  g_clear_pointer (&self->jitter, wzp_jitter_free);
+  g_mutex_clear (&self->lock);
   gst_wzp_settings_clear (&self->settings);
   G_OBJECT_CLASS (gst_wzp_src_parent_class)->finalize (object);
 }
@@ -130,6 +257,14 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   oc->get_property = gst_wzp_src_get_property;
   oc->finalize = gst_wzp_src_finalize;
   gst_wzp_install_properties (oc);
+  g_object_class_install_property (oc, PROP_LATENCY,
+      g_param_spec_uint ("latency", "Latency", "Jitter-buffer depth in ms: how long a missing "
+                         "frame is waited for before it counts as lost", 0, 1000, 40,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (oc, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics", "Path, RTT, packets sent/received/lost/late/"
+                          "duplicate/reordered, bytes, jitter-buffer level, setup time",
+                          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   gst_element_class_add_static_pad_template (ec, &src_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone source", "Source/Network/Audio",
       "Receives Opus audio from a WarzonePhone call", "gst-wzp");
@@ -137,6 +272,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   bc->stop = gst_wzp_src_stop;
   bc->unlock = gst_wzp_src_unlock;
   bc->unlock_stop = gst_wzp_src_unlock_stop;
+  bc->query = gst_wzp_src_query;
   GST_PUSH_SRC_CLASS (klass)->create = gst_wzp_src_create;
   GST_DEBUG_CATEGORY_INIT (gst_wzp_src_debug, "wzpsrc", 0, "WarzonePhone source");
 }
@@ -145,7 +281,8 @@ static void
 gst_wzp_src_init (GstWzpSrc *self)
 {
   gst_wzp_settings_init (&self->settings);
+  g_mutex_init (&self->lock);
+  self->latency_ms = 40;
   gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
-  gst_base_src_set_do_timestamp (GST_BASE_SRC (self), TRUE);
 }
