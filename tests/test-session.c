@@ -136,6 +136,8 @@ has_error (Party *p, gint code, guint ms)
   }
 }
 
+static guint quality_seen;   /* frames that arrived with a QualityReport */
+
 /* Sends @n frames each way, 10 ms apart; returns how many each side got, and
  * the path of the last frame each side received. */
 static void
@@ -157,6 +159,8 @@ exchange (Party *a, Party *b, guint n, guint *got_a, guint *got_b, WzpMediaPath 
       break;
     (*got_a)++;
     *path_a = f->path;
+    if (f->has_quality && f->quality.bitrate_cap_kbps == 200)
+      quality_seen++;
     wzp_media_frame_free (f);
   }
   for (;;) {
@@ -192,7 +196,9 @@ call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
   if (b_reports)
     g_assert_cmpint (a->use_direct, ==, b->use_direct);     /* never split */
   g_usleep (100000);
+  quality_seen = 0;
   exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+  g_assert_cmpuint (quality_seen, ==, 1);
   g_test_message ("a got %u via %s, b got %u via %s", got_a, wzp_media_path_name (path_a),
                   got_b, wzp_media_path_name (path_b));
   {
@@ -214,6 +220,9 @@ call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
   wzp_session_get_stats (a->s, &st);
   g_assert_cmpuint (st.frames_sent, ==, 50);
   g_assert_cmpuint (st.frames_received, ==, 50);
+  /* 50 frames: the 50th carries a QualityReport with the measured RTT */
+  g_assert_cmpuint (st.reports_sent, ==, 1);
+  g_assert_cmpuint (st.rtt_us, >, 0);
   g_test_message ("setup to first frame: %.1f ms", st.setup_us / 1000.0);
 
   /* hangup from one side reaches the other */

@@ -60,6 +60,10 @@ struct _WzpSession {
   GSource *direct_timer, *report_timer;
   gint64 call_started_us;
   gboolean first_send, first_recv;
+  guint64 frames_since_report;
+  gint64 last_arrival_us;
+  guint32 last_arrival_ts;
+  gdouble jitter_us;
   WzpMediaPath send_path;     /* where frames go now */
 };
 
@@ -206,6 +210,33 @@ flush_tx (gpointer data)
     gsize len;
     const guint8 *d = g_bytes_get_data (pkt, &len);
 
+    /* a QualityReport on every 50th frame (protocol §3.3), from what this
+     * connection measured: datagram loss, smoothed RTT, interarrival jitter */
+    if (c && ++s->frames_since_report >= 50 && len >= WZP_MEDIA_HEADER_SIZE && !(d[0] & 0x02)) {
+      WzpConnectionStats cs;
+      WzpQualityReport qr;
+      WzpMediaPacket parsed;
+      guint8 *withqr = g_malloc (len + WZP_QUALITY_REPORT_SIZE);
+
+      wzp_connection_get_stats (c, &cs);
+      qr = wzp_quality_report_from_stats (cs.datagrams_sent ? 100.0 * cs.datagrams_lost / cs.datagrams_sent : 0,
+                                          (guint) (cs.rtt_us / 1000), (guint) (s->jitter_us / 1000));
+      if (wzp_media_packet_parse (d, len, &parsed, NULL)) {
+        gsize n = wzp_media_packet_write (&parsed.header, parsed.payload, parsed.payload_len, &qr,
+                                          withqr, len + WZP_QUALITY_REPORT_SIZE);
+        g_bytes_unref (pkt);
+        pkt = g_bytes_new_take (withqr, n);
+        d = g_bytes_get_data (pkt, &len);
+        s->frames_since_report = 0;
+        g_mutex_lock (&s->lock);
+        s->stats.reports_sent++;
+        s->stats.rtt_us = cs.rtt_us;
+        g_mutex_unlock (&s->lock);
+      } else {
+        g_free (withqr);
+      }
+    }
+
     if (c && wzp_connection_send_datagram (c, d, len, NULL)) {
       g_mutex_lock (&s->lock);
       s->stats.frames_sent++;
@@ -249,10 +280,21 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
   f->codec = pkt.header.codec;
   f->received_us = g_get_monotonic_time ();
   f->path = via;
+  f->has_quality = pkt.header.has_quality;
+  f->quality = pkt.quality;
   f->payload = g_bytes_new (pkt.payload, pkt.payload_len);
+  /* RFC 3550 interarrival jitter against the sender's media clock */
+  if (s->last_arrival_us) {
+    gdouble d = (gdouble) (f->received_us - s->last_arrival_us) -
+        (gdouble) (guint32) (f->timestamp - s->last_arrival_ts) * 1000.0;
+    s->jitter_us += (ABS (d) - s->jitter_us) / 16.0;
+  }
+  s->last_arrival_us = f->received_us;
+  s->last_arrival_ts = f->timestamp;
   g_mutex_lock (&s->lock);
   s->stats.frames_received++;
   s->stats.bytes_received += len;
+  s->stats.jitter_us = (guint64) s->jitter_us;
   if (!s->first_recv && s->call_started_us)
     s->stats.setup_us = f->received_us - s->call_started_us;
   if (g_async_queue_length (s->rx) >= RX_QUEUE_MAX) {

@@ -51,6 +51,8 @@ typedef struct {
   WzpCodecId codec;
   gint64 received_us;       /* monotonic */
   WzpMediaPath path;
+  gboolean has_quality;     /* the sender attached a QualityReport */
+  WzpQualityReport quality;
   GBytes *payload;
 } WzpMediaFrame;
 
@@ -111,6 +113,8 @@ typedef struct {
   guint64 bytes_sent;
   guint64 bytes_received;
   guint64 rtt_us;
+  guint64 jitter_us;          /* interarrival jitter of received frames (RFC 3550) */
+  guint64 reports_sent;       /* QualityReport trailers attached */
   WzpMediaPath path;
   gint64 setup_us;            /* from place/answer to the first frame received */
 } WzpSessionStats;
