@@ -32,6 +32,37 @@ gst_wzp_install_properties (GObjectClass *klass)
           "Elements with the same session name in one process share one call", NULL, rw));
 }
 
+static void
+answer_cb (GstElement *element, gpointer offset)
+{
+  WzpSession *session = G_STRUCT_MEMBER (WzpSession *, element, GPOINTER_TO_SIZE (offset));
+
+  if (session)
+    wzp_session_answer (session, TRUE);
+}
+
+static void
+reject_cb (GstElement *element, gpointer offset)
+{
+  WzpSession *session = G_STRUCT_MEMBER (WzpSession *, element, GPOINTER_TO_SIZE (offset));
+
+  if (session)
+    wzp_session_answer (session, FALSE);
+}
+
+void
+gst_wzp_install_actions (GObjectClass *klass, gsize session_offset)
+{
+  /* "answer" / "reject": answer the call announced by a wzp-incoming-call
+   * message (when auto-answer is off). Any thread. */
+  g_signal_newv ("answer", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
+      g_cclosure_new (G_CALLBACK (answer_cb), GSIZE_TO_POINTER (session_offset), NULL),
+      NULL, NULL, NULL, G_TYPE_NONE, 0, NULL);
+  g_signal_newv ("reject", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
+      g_cclosure_new (G_CALLBACK (reject_cb), GSIZE_TO_POINTER (session_offset), NULL),
+      NULL, NULL, NULL, G_TYPE_NONE, 0, NULL);
+}
+
 void
 gst_wzp_settings_init (GstWzpSettings *s)
 {

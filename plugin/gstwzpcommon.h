@@ -29,6 +29,9 @@ enum {
 };
 
 void gst_wzp_install_properties (GObjectClass *klass);
+/* Installs the "answer" and "reject" action signals; @offset is the class
+ * offset of a WzpSession* field of the instance. */
+void gst_wzp_install_actions (GObjectClass *klass, gsize session_offset);
 void gst_wzp_settings_init (GstWzpSettings *s);
 void gst_wzp_settings_clear (GstWzpSettings *s);
 gboolean gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value);

@@ -105,6 +105,7 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
   oc->get_property = gst_wzp_sink_get_property;
   oc->finalize = gst_wzp_sink_finalize;
   gst_wzp_install_properties (oc);
+  gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSink, session));
   gst_element_class_add_static_pad_template (ec, &sink_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone sink", "Sink/Network/Audio",
       "Sends Opus audio into a WarzonePhone call", "gst-wzp");

@@ -257,6 +257,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   oc->get_property = gst_wzp_src_get_property;
   oc->finalize = gst_wzp_src_finalize;
   gst_wzp_install_properties (oc);
+  gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSrc, session));
   g_object_class_install_property (oc, PROP_LATENCY,
       g_param_spec_uint ("latency", "Latency", "Jitter-buffer depth in ms: how long a missing "
                          "frame is waited for before it counts as lost", 0, 1000, 40,
