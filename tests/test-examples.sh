@@ -40,6 +40,22 @@ received=$(grep -o 'packets-received=[0-9]*' "$tmp/answer.log" | tail -1 | cut -
 verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/bob.wav" 2>&1)
 awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
 ok "the recording holds the caller's 440 Hz tone ($verdict)" $?
+# the same with the C application
+"$build/examples/wzp-answer" "$relay" "$tmp/bob.seed" 6 "$tmp/bob-c.wav" >"$tmp/answer-c.log" 2>&1 &
+answer_pid=$!
+pids+=($answer_pid)
+sleep 1
+gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >"$tmp/alice-c.log" 2>&1
+wait "$answer_pid"
+grep -q "incoming call from .*answering" "$tmp/answer-c.log"; ok "wzp-answer (C) answered the call through the bus" $?
+received=$(grep -o 'packets-received=[0-9]*' "$tmp/answer-c.log" | tail -1 | cut -d= -f2)
+[ "${received:-0}" -gt 100 ]; ok "wzp-answer printed statistics (${received:-0} packets received)" $?
+verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/bob-c.wav" 2>&1)
+awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+ok "wzp-answer's recording holds the tone ($verdict)" $?
+
 echo "1..$n"
 [ $failed -eq 0 ] || { echo "# answer.py said:"; sed 's/^/# /' "$tmp/answer.log"; }
 exit $failed
