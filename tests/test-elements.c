@@ -35,6 +35,23 @@ test_no_blocking (void)
   gst_object_unref (p);
 }
 
+/* 200 cycles against a relay that never answers: bounded total time, no
+ * deadlock (each NULL stops the session thread). */
+static void
+test_many_cycles (void)
+{
+  GstElement *p = pipeline ("wzpsrc " DEAD_RELAY " ! fakesink");
+  gint64 t0 = g_get_monotonic_time ();
+
+  for (guint i = 0; i < 200; i++) {
+    g_assert_cmpint (gst_element_set_state (p, GST_STATE_PLAYING), !=, GST_STATE_CHANGE_FAILURE);
+    g_assert_cmpint (gst_element_set_state (p, GST_STATE_NULL), ==, GST_STATE_CHANGE_SUCCESS);
+  }
+  g_test_message ("200 cycles in %.1f s", (g_get_monotonic_time () - t0) / 1e6);
+  g_assert_cmpint (g_get_monotonic_time () - t0, <, 60 * G_USEC_PER_SEC);
+  gst_object_unref (p);
+}
+
 static void
 test_properties_documented (void)
 {
@@ -85,6 +102,7 @@ main (int argc, char **argv)
   gst_init (&argc, &argv);
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/elements/no-blocking", test_no_blocking);
+  g_test_add_func ("/elements/many-cycles", test_many_cycles);
   g_test_add_func ("/elements/properties-documented", test_properties_documented);
   g_test_add_func ("/elements/latency-query", test_latency_query);
   return g_test_run ();
