@@ -14,6 +14,8 @@
 #include "gstwzpsrc.h"
 #include "wzp-jitter.h"
 
+#include <gst/pbutils/pbutils.h>
+
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 #define GST_CAT_DEFAULT gst_wzp_src_debug
 
@@ -173,6 +175,26 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   }
 }
 
+/* Mono 48 kHz Opus with an OpusHead/OpusTags stream header, so muxers
+ * (oggmux, matroskamux) and payloaders can take the stream as it is. */
+static gboolean
+gst_wzp_src_negotiate (GstBaseSrc *bsrc)
+{
+  GstBuffer *head = gst_codec_utils_opus_create_header (48000, 1, 0, 1, 0, NULL, 0, 0);
+  GstTagList *tags = gst_tag_list_new_empty ();
+  GstCaps *caps = gst_codec_utils_opus_create_caps_from_header (head, NULL);
+  gboolean ok;
+
+  gst_tag_list_unref (tags);
+  gst_buffer_unref (head);
+  if (caps == NULL)
+    caps = gst_caps_from_string ("audio/x-opus, rate=(int)48000, channels=(int)1, "
+                                 "channel-mapping-family=(int)0");
+  ok = gst_base_src_set_caps (bsrc, caps);
+  gst_caps_unref (caps);
+  return ok;
+}
+
 static gboolean
 gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
 {
@@ -274,6 +296,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   bc->unlock = gst_wzp_src_unlock;
   bc->unlock_stop = gst_wzp_src_unlock_stop;
   bc->query = gst_wzp_src_query;
+  bc->negotiate = gst_wzp_src_negotiate;
   GST_PUSH_SRC_CLASS (klass)->create = gst_wzp_src_create;
   GST_DEBUG_CATEGORY_INIT (gst_wzp_src_debug, "wzpsrc", 0, "WarzonePhone source");
 }

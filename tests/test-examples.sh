@@ -56,6 +56,42 @@ verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/bob-c.wav" 2>&1)
 awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
 ok "wzp-answer's recording holds the tone ($verdict)" $?
 
+# record-ogg.sh: the call straight into Ogg/Opus, decoded back afterwards
+"$src/examples/record-ogg.sh" "$relay" "$tmp/bob.seed" "$tmp/call.ogg" >"$tmp/ogg.log" 2>&1 &
+rec_pid=$!
+pids+=($rec_pid)
+sleep 1
+gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >/dev/null 2>&1
+for _ in $(seq 30); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
+kill -INT "$rec_pid" 2>/dev/null; wait "$rec_pid" 2>/dev/null
+gst-launch-1.0 filesrc location="$tmp/call.ogg" ! oggdemux ! opusdec ! audioconvert \
+    ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/ogg.wav" >/dev/null 2>&1
+verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/ogg.wav" 2>&1)
+awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+ok "record-ogg.sh: the Ogg/Opus recording decodes to the tone ($verdict)" $?
+
+# bridge-rtp.sh: the call's audio out as RTP to a plain receiver
+rtp_out=$(( 20000 + RANDOM % 20000 )); rtp_in=$(( rtp_out + 1 ))
+gst-launch-1.0 -e udpsrc port=$rtp_out caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96" \
+    ! rtpjitterbuffer latency=40 ! rtpopusdepay ! opusdec ! audioconvert ! audio/x-raw,rate=48000,channels=1 \
+    ! wavenc ! filesink location="$tmp/rtp.wav" >"$tmp/rtprx.log" 2>&1 &
+rx_pid=$!
+pids+=($rx_pid)
+"$src/examples/bridge-rtp.sh" "$relay" "$tmp/bob.seed" $rtp_out $rtp_in >"$tmp/bridge.log" 2>&1 &
+br_pid=$!
+pids+=($br_pid)
+sleep 1
+gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >/dev/null 2>&1
+sleep 0.5
+kill -INT "$br_pid" "$rx_pid" 2>/dev/null; wait "$br_pid" "$rx_pid" 2>/dev/null
+verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/rtp.wav" 2>&1)
+awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+ok "bridge-rtp.sh: the call's audio arrives as RTP/Opus ($verdict)" $?
+
 echo "1..$n"
 [ $failed -eq 0 ] || { echo "# answer.py said:"; sed 's/^/# /' "$tmp/answer.log"; }
 exit $failed
