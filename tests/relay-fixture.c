@@ -62,15 +62,11 @@ relay_start (const gchar *relay_path, const gchar *const *extra)
 }
 
 void
-relay_stop (Relay *r)
+relay_free (Relay *r)
 {
   g_autofree gchar *id = g_build_filename (r->dir, "relay.seed", NULL);
 
-  g_subprocess_send_signal (r->proc, SIGTERM);
-  g_subprocess_wait (r->proc, NULL, NULL);
-  g_assert_true (g_subprocess_get_if_exited (r->proc));
-  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
-  g_object_unref (r->proc);
+  g_clear_object (&r->proc);
   g_unlink (id);
   g_rmdir (r->dir);
   g_free (r->dir);
@@ -82,3 +78,12 @@ relay_stop (Relay *r)
   g_free (r);
 }
 
+void
+relay_stop (Relay *r)
+{
+  g_subprocess_send_signal (r->proc, SIGTERM);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  g_assert_true (g_subprocess_get_if_exited (r->proc));
+  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
+  relay_free (r);
+}

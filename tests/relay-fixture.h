@@ -15,5 +15,7 @@ typedef struct {
 
 /* @relay_path: the binary; @extra: more flags (NULL-terminated) or NULL. */
 Relay *relay_start (const gchar *relay_path, const gchar *const *extra);
-/* SIGTERM, and asserts a clean exit 0. */
+/* SIGTERM, asserts a clean exit 0, frees. */
 void relay_stop (Relay *r);
+/* Frees without stopping (the process is gone already). */
+void relay_free (Relay *r);

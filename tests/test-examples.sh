@@ -12,6 +12,17 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
 n=0 failed=0
 ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+# alice calls bob with a 440 Hz tone for 3 s
+call_with_tone () {
+  gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+      ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+      ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >"$1" 2>&1
+}
+# tone_check WAV: prints the verdict, succeeds when 440 Hz dominates
+tone_check () {
+  verdict=$("$py" "$src/scripts/check-tone.py" "$1" 2>&1)
+  awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+}
 
 if ! "$py" -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null; then
   echo "1..0 # SKIP python3-gi with Gst 1.0 is not installed"
@@ -29,31 +40,25 @@ bob=$("$build/tools/wzp-tool" identity new "$tmp/bob.seed")
 answer_pid=$!
 pids+=($answer_pid)
 sleep 1
-gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
-    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
-    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >"$tmp/alice.log" 2>&1
+call_with_tone "$tmp/alice.log"
 wait "$answer_pid"
 grep -q "incoming call from .*answering" "$tmp/answer.log"; ok "answer.py answered the call through the bus" $?
 grep -q "event connect:path_negotiated" "$tmp/answer.log"; ok "answer.py saw the call events" $?
 received=$(grep -o 'packets-received=[0-9]*' "$tmp/answer.log" | tail -1 | cut -d= -f2)
 [ "${received:-0}" -gt 100 ]; ok "answer.py printed statistics (${received:-0} packets received)" $?
-verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/bob.wav" 2>&1)
-awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+tone_check "$tmp/bob.wav"
 ok "the recording holds the caller's 440 Hz tone ($verdict)" $?
 # the same with the C application
 "$build/examples/wzp-answer" "$relay" "$tmp/bob.seed" 6 "$tmp/bob-c.wav" >"$tmp/answer-c.log" 2>&1 &
 answer_pid=$!
 pids+=($answer_pid)
 sleep 1
-gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
-    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
-    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >"$tmp/alice-c.log" 2>&1
+call_with_tone "$tmp/alice-c.log"
 wait "$answer_pid"
 grep -q "incoming call from .*answering" "$tmp/answer-c.log"; ok "wzp-answer (C) answered the call through the bus" $?
 received=$(grep -o 'packets-received=[0-9]*' "$tmp/answer-c.log" | tail -1 | cut -d= -f2)
 [ "${received:-0}" -gt 100 ]; ok "wzp-answer printed statistics (${received:-0} packets received)" $?
-verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/bob-c.wav" 2>&1)
-awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+tone_check "$tmp/bob-c.wav"
 ok "wzp-answer's recording holds the tone ($verdict)" $?
 
 # record-ogg.sh: the call straight into Ogg/Opus, decoded back afterwards
@@ -61,15 +66,12 @@ ok "wzp-answer's recording holds the tone ($verdict)" $?
 rec_pid=$!
 pids+=($rec_pid)
 sleep 1
-gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
-    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
-    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >/dev/null 2>&1
+call_with_tone /dev/null
 for _ in $(seq 30); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
 kill -INT "$rec_pid" 2>/dev/null; wait "$rec_pid" 2>/dev/null
 gst-launch-1.0 filesrc location="$tmp/call.ogg" ! oggdemux ! opusdec ! audioconvert \
     ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/ogg.wav" >/dev/null 2>&1
-verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/ogg.wav" 2>&1)
-awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+tone_check "$tmp/ogg.wav"
 ok "record-ogg.sh: the Ogg/Opus recording decodes to the tone ($verdict)" $?
 
 # bridge-rtp.sh: the call's audio out as RTP to a plain receiver
@@ -83,13 +85,10 @@ pids+=($rx_pid)
 br_pid=$!
 pids+=($br_pid)
 sleep 1
-gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
-    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
-    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" >/dev/null 2>&1
+call_with_tone /dev/null
 sleep 0.5
 kill -INT "$br_pid" "$rx_pid" 2>/dev/null; wait "$br_pid" "$rx_pid" 2>/dev/null
-verdict=$("$py" "$src/scripts/check-tone.py" "$tmp/rtp.wav" 2>&1)
-awk -F'[ =]' '{for (i=1;i<NF;i++) if ($i=="ratio_440_vs_others") r=$(i+1)} END {exit !(r >= 1000)}' <<<"$verdict"
+tone_check "$tmp/rtp.wav"
 ok "bridge-rtp.sh: the call's audio arrives as RTP/Opus ($verdict)" $?
 
 echo "1..$n"

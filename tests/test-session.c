@@ -429,14 +429,7 @@ test_relay_killed (void)
   g_test_message ("after the relay died: %s", a->error->message);
   party_free (a);
   party_free (b);
-  g_object_unref (r->proc);
-  g_free (r->dir);
-  g_free (r->addr);
-  g_free (r->tls_fp);
-  g_free (r->fingerprint);
-  g_free (r->metrics_url);
-  g_object_unref (r->sockaddr);
-  g_free (r);
+  relay_free (r);
 }
 
 
