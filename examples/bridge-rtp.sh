@@ -2,10 +2,9 @@
 # Bridge a call to plain RTP/UDP and back: the caller's audio goes out as
 # RTP/Opus to OUT_PORT on 127.0.0.1, and RTP/Opus arriving on IN_PORT goes
 # into the call.   bridge-rtp.sh RELAY IDENTITY OUT_PORT IN_PORT
-# (Both elements carry the connection settings: sinks start before sources,
-# and the first element of a session creates it.)
-conn="session=bridge relay=$1 identity=$2 auto-answer=true"
+# Both elements share session "bridge"; its settings may sit on either.
 exec gst-launch-1.0 -e \
-    wzpsrc $conn ! rtpopuspay ! udpsink host=127.0.0.1 port="$3" \
+    wzpsrc session=bridge relay="$1" identity="$2" auto-answer=true \
+        ! rtpopuspay ! udpsink host=127.0.0.1 port="$3" \
     udpsrc port="$4" caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96" \
-        ! rtpjitterbuffer latency=40 ! rtpopusdepay ! wzpsink $conn
+        ! rtpjitterbuffer latency=40 ! rtpopusdepay ! wzpsink session=bridge

@@ -213,10 +213,40 @@ post_error (WzpSession *session, const GError *e, GstElement *element)
   GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE, ("%s", e->message), ("%s", hint));
 }
 
+/* The merged settings of a session's elements, kept on the session. */
+static GstWzpSettings *
+merged (WzpSession *session)
+{
+  return g_object_get_data (G_OBJECT (session), "gst-wzp-settings");
+}
+
+static void
+merge_settings (GstWzpSettings *into, const GstWzpSettings *from)
+{
+  gchar **dst[] = { &into->relay, &into->identity, &into->alias, &into->call, &into->room,
+    &into->relay_fingerprint };
+  gchar *const src[] = { from->relay, from->identity, from->alias, from->call, from->room,
+    from->relay_fingerprint };
+
+  for (guint i = 0; i < G_N_ELEMENTS (dst); i++)
+    if (*dst[i] == NULL && src[i])
+      *dst[i] = g_strdup (src[i]);
+  into->auto_answer |= from->auto_answer;
+  into->direct &= from->direct;
+}
+
+static void
+free_settings (gpointer data)
+{
+  gst_wzp_settings_clear (data);
+  g_free (data);
+}
+
 WzpSession *
 gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
 {
   g_autofree gchar *name = s->session ? g_strdup (s->session) : g_strdup_printf ("%p", element);
+  GstWzpSettings *m;
   WzpSession *session;
 
   g_mutex_lock (&registry_lock);
@@ -226,31 +256,48 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
   if (session) {
     guint users = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (session), "gst-wzp-users"));
     g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (users + 1));
+    merge_settings (merged (session), s);
     g_object_ref (session);
     g_mutex_unlock (&registry_lock);
     return session;
   }
-  session = g_object_new (WZP_TYPE_SESSION, "relay", s->relay, "alias", s->alias,
-                          "call-target", s->call, "auto-answer", s->auto_answer,
-                          "relay-fingerprint", s->relay_fingerprint, "direct", s->direct,
-                          "mode", s->room ? "room" : "call", "room", s->room, NULL);
-  if (is_hex_seed (s->identity))
-    g_object_set (session, "identity-hex", s->identity, NULL);
-  else if (s->identity)
-    g_object_set (session, "identity-file", s->identity, NULL);
+  session = g_object_new (WZP_TYPE_SESSION, NULL);
+  m = g_new0 (GstWzpSettings, 1);
+  gst_wzp_settings_init (m);
+  merge_settings (m, s);
+  g_object_set_data_full (G_OBJECT (session), "gst-wzp-settings", m, free_settings);
+  g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (1));
   g_signal_connect_object (session, "call-event", G_CALLBACK (post_event), element, 0);
   g_signal_connect_object (session, "incoming-call", G_CALLBACK (post_incoming), element, 0);
   g_signal_connect_object (session, "error", G_CALLBACK (post_error), element, 0);
-  if (!wzp_session_start (session, error)) {
-    g_mutex_unlock (&registry_lock);
-    g_object_unref (session);
-    return NULL;
-  }
-  g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (1));
   g_hash_table_insert (registry, g_strdup (name), session);
   g_object_weak_ref (G_OBJECT (session), (GWeakNotify) forget, g_strdup (name));
   g_mutex_unlock (&registry_lock);
   return session;
+}
+
+gboolean
+gst_wzp_session_activate (WzpSession *session, GError **error)
+{
+  GstWzpSettings *m;
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&registry_lock);
+  if (g_object_get_data (G_OBJECT (session), "gst-wzp-started") == NULL) {
+    m = merged (session);
+    g_object_set (session, "relay", m->relay, "alias", m->alias, "call-target", m->call,
+                  "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
+                  "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room, NULL);
+    if (is_hex_seed (m->identity))
+      g_object_set (session, "identity-hex", m->identity, NULL);
+    else if (m->identity)
+      g_object_set (session, "identity-file", m->identity, NULL);
+    ok = wzp_session_start (session, error);
+    if (ok)
+      g_object_set_data (G_OBJECT (session), "gst-wzp-started", GINT_TO_POINTER (1));
+  }
+  g_mutex_unlock (&registry_lock);
+  return ok;
 }
 
 void

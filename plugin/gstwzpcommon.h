@@ -37,11 +37,15 @@ void gst_wzp_settings_clear (GstWzpSettings *s);
 gboolean gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value);
 gboolean gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value);
 
-/* The session named by @s (created and started on first use; the settings
- * of the first element win). The element that creates it posts the call's
- * events on the bus ("wzp-call-event" element messages, "wzp-incoming-call")
- * and its errors (GST_ELEMENT_ERROR). Unref with gst_wzp_session_release(). */
+/* The session named by @s (created on first use, not started). Every
+ * element's settings are merged into it: a string set on any element counts,
+ * auto-answer if any element says so, direct unless any element says not.
+ * The element that creates it posts the call's events on the bus
+ * ("wzp-call-event", "wzp-incoming-call") and its errors (GST_ELEMENT_ERROR).
+ * Unref with gst_wzp_session_release(). */
 WzpSession *gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error);
+/* Starts the call with the merged settings, once (PAUSED→PLAYING). */
+gboolean gst_wzp_session_activate (WzpSession *session, GError **error);
 void gst_wzp_session_release (WzpSession *session);
 
 G_END_DECLS

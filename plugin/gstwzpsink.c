@@ -70,6 +70,23 @@ gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
   return GST_FLOW_OK;
 }
 
+/* The call starts in PLAYING: READY→PAUSED never touches the network. */
+static GstStateChangeReturn
+gst_wzp_sink_change_state (GstElement *element, GstStateChange transition)
+{
+  GstWzpSink *self = GST_WZP_SINK (element);
+
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING && self->session) {
+    g_autoptr (GError) error = NULL;
+    if (!gst_wzp_session_activate (self->session, &error)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
+                         ("set relay= to the relay's address and identity= to a seed file"));
+      return GST_STATE_CHANGE_FAILURE;
+    }
+  }
+  return GST_ELEMENT_CLASS (gst_wzp_sink_parent_class)->change_state (element, transition);
+}
+
 static void
 gst_wzp_sink_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
@@ -106,6 +123,7 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
   oc->finalize = gst_wzp_sink_finalize;
   gst_wzp_install_properties (oc);
   gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSink, session));
+  ec->change_state = gst_wzp_sink_change_state;
   gst_element_class_add_static_pad_template (ec, &sink_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone sink", "Sink/Network/Audio",
       "Sends Opus audio into a WarzonePhone call", "gst-wzp");

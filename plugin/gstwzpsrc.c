@@ -236,6 +236,23 @@ src_stats (GstWzpSrc *self)
       "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0, NULL);
 }
 
+/* The call starts in PLAYING: READY→PAUSED never touches the network. */
+static GstStateChangeReturn
+gst_wzp_src_change_state (GstElement *element, GstStateChange transition)
+{
+  GstWzpSrc *self = GST_WZP_SRC (element);
+
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING && self->session) {
+    g_autoptr (GError) error = NULL;
+    if (!gst_wzp_session_activate (self->session, &error)) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
+                         ("set relay= to the relay's address and identity= to a seed file"));
+      return GST_STATE_CHANGE_FAILURE;
+    }
+  }
+  return GST_ELEMENT_CLASS (gst_wzp_src_parent_class)->change_state (element, transition);
+}
+
 static void
 gst_wzp_src_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
@@ -280,6 +297,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   oc->finalize = gst_wzp_src_finalize;
   gst_wzp_install_properties (oc);
   gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSrc, session));
+  ec->change_state = gst_wzp_src_change_state;
   g_object_class_install_property (oc, PROP_LATENCY,
       g_param_spec_uint ("latency", "Latency", "Jitter-buffer depth in ms: how long a missing "
                          "frame is waited for before it counts as lost", 0, 1000, 40,
