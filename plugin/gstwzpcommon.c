@@ -2,6 +2,7 @@
 #include "gstwzpcommon.h"
 
 #include <string.h>
+#include <gst/base/gstbasesrc.h>
 
 void
 gst_wzp_install_properties (GObjectClass *klass)
@@ -27,6 +28,9 @@ gst_wzp_install_properties (GObjectClass *klass)
           "Expected TLS fingerprint of the relay (pin); unset: any", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_DIRECT,
       g_param_spec_boolean ("direct", "Direct", "Race a direct path to the peer", TRUE, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_URI,
+      g_param_spec_string ("uri", "URI", "wzp://host:port/call/<fingerprint> or "
+          "wzp://host:port/room/<name>, query parameters for the other properties", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_SESSION,
       g_param_spec_string ("session", "Session",
           "Elements with the same session name in one process share one call", NULL, rw));
@@ -98,10 +102,151 @@ string_field (GstWzpSettings *s, guint id)
   }
 }
 
+static gboolean
+parse_bool (const gchar *v)
+{
+  return g_ascii_strcasecmp (v, "true") == 0 || g_strcmp0 (v, "1") == 0 ||
+      g_ascii_strcasecmp (v, "yes") == 0;
+}
+
+gboolean
+gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
+{
+  g_autoptr (GUri) u = g_uri_parse (uri, G_URI_FLAGS_ENCODED_QUERY, error);
+  g_autoptr (GHashTable) params = NULL;
+  const gchar *host, *path;
+  GHashTableIter it;
+  gpointer k, v;
+
+  if (u == NULL)
+    return FALSE;
+  host = g_uri_get_host (u);
+  if (g_strcmp0 (g_uri_get_scheme (u), "wzp") != 0 || host == NULL || g_uri_get_port (u) <= 0) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                 "%s: expected wzp://host:port/call/<fingerprint> or wzp://host:port/room/<name>", uri);
+    return FALSE;
+  }
+  path = g_uri_get_path (u);
+  g_free (s->relay);
+  s->relay = g_strdup_printf (strchr (host, ':') ? "[%s]:%d" : "%s:%d", host, g_uri_get_port (u));
+  g_clear_pointer (&s->call, g_free);
+  g_clear_pointer (&s->room, g_free);
+  if (g_str_has_prefix (path, "/call/") && path[6])
+    s->call = g_uri_unescape_string (path + 6, NULL);
+  else if (g_str_has_prefix (path, "/room/") && path[6])
+    s->room = g_uri_unescape_string (path + 6, NULL);
+  else if (*path && strcmp (path, "/") != 0) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                 "%s: the path must be /call/<fingerprint>, /room/<name> or /", uri);
+    return FALSE;
+  }
+  if (g_uri_get_query (u)) {
+    params = g_uri_parse_params (g_uri_get_query (u), -1, "&", G_URI_PARAMS_NONE, error);
+    if (params == NULL)
+      return FALSE;
+    g_hash_table_iter_init (&it, params);
+    while (g_hash_table_iter_next (&it, &k, &v)) {
+      gchar **field = NULL;
+      if (strcmp (k, "identity") == 0) field = &s->identity;
+      else if (strcmp (k, "alias") == 0) field = &s->alias;
+      else if (strcmp (k, "relay-fingerprint") == 0) field = &s->relay_fingerprint;
+      else if (strcmp (k, "session") == 0) field = &s->session;
+      else if (strcmp (k, "auto-answer") == 0) s->auto_answer = parse_bool (v);
+      else if (strcmp (k, "direct") == 0) s->direct = parse_bool (v);
+      else {
+        g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s: unknown parameter \"%s\"",
+                     uri, (const gchar *) k);
+        return FALSE;
+      }
+      if (field) {
+        g_free (*field);
+        *field = g_strdup (v);
+      }
+    }
+  }
+  return TRUE;
+}
+
+gchar *
+gst_wzp_settings_get_uri (GstWzpSettings *s)
+{
+  GString *u;
+
+  if (s->relay == NULL)
+    return NULL;
+  u = g_string_new ("wzp://");
+  g_string_append (u, s->relay);
+  if (s->call)
+    g_string_append_printf (u, "/call/%s", s->call);
+  else if (s->room) {
+    g_autofree gchar *esc = g_uri_escape_string (s->room, NULL, FALSE);
+    g_string_append_printf (u, "/room/%s", esc);
+  } else
+    g_string_append_c (u, '/');
+  if (s->auto_answer)
+    g_string_append (u, "?auto-answer=true");
+  return g_string_free (u, FALSE);
+}
+
+static GstURIType
+uri_type (GType type)
+{
+  return g_type_is_a (type, GST_TYPE_BASE_SRC) ? GST_URI_SRC : GST_URI_SINK;
+}
+
+static const gchar *const *
+uri_protocols (GType type)
+{
+  static const gchar *const protocols[] = { "wzp", NULL };
+  return protocols;
+}
+
+static gchar *
+uri_get (GstURIHandler *handler)
+{
+  gchar *uri = NULL;
+
+  g_object_get (handler, "uri", &uri, NULL);
+  return uri;
+}
+
+static gboolean
+uri_set (GstURIHandler *handler, const gchar *uri, GError **error)
+{
+  GstWzpSettings probe;
+  gboolean ok;
+
+  /* validate first, then apply through the property */
+  gst_wzp_settings_init (&probe);
+  ok = gst_wzp_settings_set_uri (&probe, uri, error);
+  gst_wzp_settings_clear (&probe);
+  if (ok)
+    g_object_set (handler, "uri", uri, NULL);
+  return ok;
+}
+
+void
+gst_wzp_uri_handler_init (gpointer g_iface, gpointer data)
+{
+  GstURIHandlerInterface *iface = g_iface;
+
+  iface->get_type = uri_type;
+  iface->get_protocols = uri_protocols;
+  iface->get_uri = uri_get;
+  iface->set_uri = uri_set;
+}
+
 gboolean
 gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
 {
   gchar **f = string_field (s, id);
+
+  if (id == GST_WZP_PROP_URI) {
+    g_autoptr (GError) error = NULL;
+    if (g_value_get_string (value) && !gst_wzp_settings_set_uri (s, g_value_get_string (value), &error))
+      g_warning ("%s", error->message);
+    return TRUE;
+  }
 
   if (f) {
     g_free (*f);
@@ -122,6 +267,10 @@ gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value)
 {
   gchar **f = string_field (s, id);
 
+  if (id == GST_WZP_PROP_URI) {
+    g_value_take_string (value, gst_wzp_settings_get_uri (s));
+    return TRUE;
+  }
   if (f)
     g_value_set_string (value, *f);
   else if (id == GST_WZP_PROP_AUTO_ANSWER)

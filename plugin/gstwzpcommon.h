@@ -25,10 +25,19 @@ enum {
   GST_WZP_PROP_RELAY_FINGERPRINT,
   GST_WZP_PROP_DIRECT,
   GST_WZP_PROP_SESSION,
+  GST_WZP_PROP_URI,
   GST_WZP_PROP_LAST,
 };
 
 void gst_wzp_install_properties (GObjectClass *klass);
+/* wzp://host:port/call/<fingerprint>, wzp://host:port/room/<name> or
+ * wzp://host:port/ (answer), with query parameters named like the
+ * properties (identity, alias, auto-answer, relay-fingerprint, direct,
+ * session). */
+gboolean gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error);
+gchar *gst_wzp_settings_get_uri (GstWzpSettings *s);
+/* GstURIHandler for both elements. */
+void gst_wzp_uri_handler_init (gpointer iface, gpointer data);
 /* Installs the "answer" and "reject" action signals; @offset is the class
  * offset of a WzpSession* field of the instance. */
 void gst_wzp_install_actions (GObjectClass *klass, gsize session_offset);

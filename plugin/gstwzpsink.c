@@ -23,7 +23,8 @@ struct _GstWzpSink {
   WzpSession *session;
 };
 
-G_DEFINE_TYPE (GstWzpSink, gst_wzp_sink, GST_TYPE_BASE_SINK)
+G_DEFINE_TYPE_WITH_CODE (GstWzpSink, gst_wzp_sink, GST_TYPE_BASE_SINK,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
 GST_ELEMENT_REGISTER_DEFINE (wzpsink, "wzpsink", GST_RANK_NONE, GST_TYPE_WZP_SINK)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,

@@ -36,7 +36,8 @@ struct _GstWzpSrc {
 
 enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS };
 
-G_DEFINE_TYPE (GstWzpSrc, gst_wzp_src, GST_TYPE_PUSH_SRC)
+G_DEFINE_TYPE_WITH_CODE (GstWzpSrc, gst_wzp_src, GST_TYPE_PUSH_SRC,
+    G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
 GST_ELEMENT_REGISTER_DEFINE (wzpsrc, "wzpsrc", GST_RANK_NONE, GST_TYPE_WZP_SRC)
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC,

@@ -73,6 +73,54 @@ test_properties_documented (void)
 }
 
 static void
+test_uri (void)
+{
+  g_autoptr (GError) error = NULL;
+  GstElement *src = gst_element_make_from_uri (GST_URI_SRC,
+      "wzp://127.0.0.1:4433/call/9983:c2ce:87f9:61b7:7931:d7c1:fd7f:864c?identity=bob.seed&direct=false",
+      NULL, &error);
+  GstElement *sink, *v6;
+  gchar *relay = NULL, *call = NULL, *identity = NULL, *room = NULL, *uri = NULL;
+  gboolean direct = TRUE, auto_answer = FALSE;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (src);
+  g_assert_true (g_str_has_prefix (GST_OBJECT_NAME (src), "wzpsrc"));
+  g_object_get (src, "relay", &relay, "call", &call, "identity", &identity, "direct", &direct, NULL);
+  g_assert_cmpstr (relay, ==, "127.0.0.1:4433");
+  g_assert_cmpstr (call, ==, "9983:c2ce:87f9:61b7:7931:d7c1:fd7f:864c");
+  g_assert_cmpstr (identity, ==, "bob.seed");
+  g_assert_false (direct);
+  g_free (relay);
+  g_free (call);
+  g_free (identity);
+
+  sink = gst_element_make_from_uri (GST_URI_SINK, "wzp://[::1]:4433/room/Stand%20Up?auto-answer=true", NULL, &error);
+  g_assert_no_error (error);
+  g_object_get (sink, "relay", &relay, "room", &room, "auto-answer", &auto_answer, "uri", &uri, NULL);
+  g_assert_cmpstr (relay, ==, "[::1]:4433");
+  g_assert_cmpstr (room, ==, "Stand Up");
+  g_assert_true (auto_answer);
+  g_assert_cmpstr (uri, ==, "wzp://[::1]:4433/room/Stand%20Up?auto-answer=true");
+  g_free (relay);
+  g_free (room);
+  g_free (uri);
+
+  /* bad URIs are refused with a message */
+  v6 = gst_element_factory_make ("wzpsrc", NULL);
+  g_assert_false (gst_uri_handler_set_uri (GST_URI_HANDLER (v6), "wzp://127.0.0.1/call/x", &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  g_assert_false (gst_uri_handler_set_uri (GST_URI_HANDLER (v6), "wzp://127.0.0.1:4433/nope", &error));
+  g_clear_error (&error);
+  g_assert_false (gst_uri_handler_set_uri (GST_URI_HANDLER (v6), "wzp://127.0.0.1:4433/?bogus=1", &error));
+  g_clear_error (&error);
+  gst_object_unref (v6);
+  gst_object_unref (src);
+  gst_object_unref (sink);
+}
+
+static void
 test_latency_query (void)
 {
   GstElement *src = gst_element_factory_make ("wzpsrc", NULL);
@@ -105,5 +153,6 @@ main (int argc, char **argv)
   g_test_add_func ("/elements/many-cycles", test_many_cycles);
   g_test_add_func ("/elements/properties-documented", test_properties_documented);
   g_test_add_func ("/elements/latency-query", test_latency_query);
+  g_test_add_func ("/elements/uri", test_uri);
   return g_test_run ();
 }

@@ -16,12 +16,15 @@ ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not 
 pids+=($!)
 for _ in $(seq 50); do grep -q '^advertised' "$tmp/relay.log" && break; sleep 0.1; done
 relay=$(awk '/^listening on/ {print $3}' "$tmp/relay.log")
-for who in b c; do
-  gst-launch-1.0 -e wzpsrc relay="$relay" room=standup alias="$who" \
-      ! opusdec plc=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
-      ! wavenc ! filesink location="$tmp/$who.wav" >"$tmp/$who.log" 2>&1 &
-  pids+=($!)
-done
+# b by properties, c by URI (through uridecodebin, which picks opusdec itself)
+gst-launch-1.0 -e wzpsrc relay="$relay" room=standup alias=b \
+    ! opusdec plc=true ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
+    ! wavenc ! filesink location="$tmp/b.wav" >"$tmp/b.log" 2>&1 &
+pids+=($!)
+gst-launch-1.0 -e uridecodebin uri="wzp://$relay/room/standup?alias=c" \
+    ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 \
+    ! wavenc ! filesink location="$tmp/c.wav" >"$tmp/c.log" 2>&1 &
+pids+=($!)
 sleep 1
 gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
     ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
