@@ -28,6 +28,9 @@ gst_wzp_install_properties (GObjectClass *klass)
           "Expected TLS fingerprint of the relay (pin); unset: any", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_DIRECT,
       g_param_spec_boolean ("direct", "Direct", "Race a direct path to the peer", TRUE, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_TOKEN,
+      g_param_spec_string ("token", "Token",
+          "Authentication token for relays that validate tokens (--auth-url)", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_URI,
       g_param_spec_string ("uri", "URI", "wzp://host:port/call/<fingerprint> or "
           "wzp://host:port/room/<name>, query parameters for the other properties", NULL, rw));
@@ -84,6 +87,7 @@ gst_wzp_settings_clear (GstWzpSettings *s)
   g_free (s->room);
   g_free (s->relay_fingerprint);
   g_free (s->session);
+  g_free (s->token);
   memset (s, 0, sizeof *s);
 }
 
@@ -98,6 +102,7 @@ string_field (GstWzpSettings *s, guint id)
     case GST_WZP_PROP_ROOM: return &s->room;
     case GST_WZP_PROP_RELAY_FINGERPRINT: return &s->relay_fingerprint;
     case GST_WZP_PROP_SESSION: return &s->session;
+    case GST_WZP_PROP_TOKEN: return &s->token;
     default: return NULL;
   }
 }
@@ -151,6 +156,7 @@ gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
       else if (strcmp (k, "alias") == 0) field = &s->alias;
       else if (strcmp (k, "relay-fingerprint") == 0) field = &s->relay_fingerprint;
       else if (strcmp (k, "session") == 0) field = &s->session;
+      else if (strcmp (k, "token") == 0) field = &s->token;
       else if (strcmp (k, "auto-answer") == 0) s->auto_answer = parse_bool (v);
       else if (strcmp (k, "direct") == 0) s->direct = parse_bool (v);
       else {
@@ -373,9 +379,9 @@ static void
 merge_settings (GstWzpSettings *into, const GstWzpSettings *from)
 {
   gchar **dst[] = { &into->relay, &into->identity, &into->alias, &into->call, &into->room,
-    &into->relay_fingerprint };
+    &into->relay_fingerprint, &into->token };
   gchar *const src[] = { from->relay, from->identity, from->alias, from->call, from->room,
-    from->relay_fingerprint };
+    from->relay_fingerprint, from->token };
 
   for (guint i = 0; i < G_N_ELEMENTS (dst); i++)
     if (*dst[i] == NULL && src[i])
@@ -436,7 +442,8 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
     m = merged (session);
     g_object_set (session, "relay", m->relay, "alias", m->alias, "call-target", m->call,
                   "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
-                  "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room, NULL);
+                  "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room,
+                  "token", m->token, NULL);
     if (is_hex_seed (m->identity))
       g_object_set (session, "identity-hex", m->identity, NULL);
     else if (m->identity)

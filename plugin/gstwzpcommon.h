@@ -10,7 +10,7 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session;
+  gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session, *token;
   gboolean auto_answer, direct;
 } GstWzpSettings;
 
@@ -26,6 +26,7 @@ enum {
   GST_WZP_PROP_DIRECT,
   GST_WZP_PROP_SESSION,
   GST_WZP_PROP_URI,
+  GST_WZP_PROP_TOKEN,
   GST_WZP_PROP_LAST,
 };
 

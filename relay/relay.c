@@ -30,6 +30,7 @@ typedef struct {
   gchar *room_name;
   Room *room;
   gchar *fingerprint;
+  gchar *key_fp;          /* fingerprint of the registered key (differs with auth) */
   gchar *alias;
   gchar *source;          /* remote IP, for the per-address limit */
   guint timer;            /* handshake or registration deadline */
@@ -347,6 +348,8 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   g_free (p->fingerprint);
   /* with auth, the auth server says who this is (protocol §5.2) */
   p->fingerprint = g_strdup (p->auth_fp ? p->auth_fp : fp);
+  g_free (p->key_fp);
+  p->key_fp = g_strdup (fp);
   g_free (p->alias);
   p->alias = g_strdup (m->alias ? m->alias : p->auth_alias);
   /* a later registration replaces an earlier one; the earlier connection's
@@ -391,8 +394,10 @@ on_direct_offer (Peer *p, WzpSignal *msg)
     send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
     return;
   }
-  /* the caller is who registered, whatever the offer claims */
-  if (g_strcmp0 (o->caller_fingerprint, p->fingerprint) != 0 ||
+  /* the caller is who registered, whatever the offer claims (with auth a
+   * client still names itself by its key's fingerprint) */
+  if ((g_strcmp0 (o->caller_fingerprint, p->fingerprint) != 0 &&
+       g_strcmp0 (o->caller_fingerprint, p->key_fp) != 0) ||
       (existing && g_strcmp0 (existing->caller, p->fingerprint) != 0) ||
       pending_calls_of (r, p->fingerprint) >= r->settings.max_pending_calls ||
       strlen (o->call_id) == 0 || strlen (o->call_id) > 128) {
@@ -752,6 +757,7 @@ peer_free (Peer *p)
   g_object_unref (p->conn);
   g_free (p->auth_fp);
   g_free (p->auth_alias);
+  g_free (p->key_fp);
   g_free (p->room_name);
   g_free (p->fingerprint);
   g_free (p->alias);

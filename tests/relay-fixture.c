@@ -5,6 +5,10 @@
 #include <sys/prctl.h>
 #include <glib/gstdio.h>
 
+#include <string.h>
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
 #include "wzp-quic.h"
 
 static void
@@ -86,4 +90,55 @@ relay_stop (Relay *r)
   g_assert_true (g_subprocess_get_if_exited (r->proc));
   g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
   relay_free (r);
+}
+
+struct _AuthStub {
+  SoupServer *server;
+};
+
+static void
+stub_handler (SoupServer *server, SoupServerMessage *msg, const char *path, GHashTable *query,
+              gpointer data)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr (GBytes) bytes = soup_message_body_flatten (body);
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autofree gchar *reply = NULL;
+  const gchar *token = "";
+
+  if (json_parser_load_from_data (parser, g_bytes_get_data (bytes, NULL), (gssize) g_bytes_get_size (bytes), NULL))
+    token = json_object_get_string_member (json_node_get_object (json_parser_get_root (parser)), "token");
+  reply = g_str_has_prefix (token, "good-") ?
+      g_strdup_printf ("{\"valid\":true,\"fingerprint\":\"auth-%s\",\"alias\":null}", token + 5) :
+      g_strdup ("{\"valid\":false}");
+  soup_server_message_set_status (msg, 200, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, reply, strlen (reply));
+}
+
+AuthStub *
+auth_stub_start (gchar **url)
+{
+  AuthStub *a = g_new0 (AuthStub, 1);
+  g_autoptr (GSocketAddress) any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
+  GSList *listeners;
+  g_autoptr (GSocketAddress) where = NULL;
+  g_autofree gchar *text = NULL;
+
+  a->server = soup_server_new (NULL, NULL);
+  soup_server_add_handler (a->server, "/validate", stub_handler, NULL, NULL);
+  g_assert_true (soup_server_listen (a->server, any, 0, NULL));
+  listeners = soup_server_get_listeners (a->server);
+  where = g_socket_get_local_address (listeners->data, NULL);
+  g_slist_free (listeners);
+  text = wzp_socket_address_to_string (where);
+  *url = g_strdup_printf ("http://%s/validate", text);
+  return a;
+}
+
+void
+auth_stub_stop (AuthStub *a)
+{
+  soup_server_disconnect (a->server);
+  g_object_unref (a->server);
+  g_free (a);
 }

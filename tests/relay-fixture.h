@@ -19,3 +19,10 @@ Relay *relay_start (const gchar *relay_path, const gchar *const *extra);
 void relay_stop (Relay *r);
 /* Frees without stopping (the process is gone already). */
 void relay_free (Relay *r);
+
+/* A stub featherChat-style auth server in this process (libsoup): token
+ * "good-NAME" is valid with fingerprint "auth-NAME", anything else refused.
+ * Returns its validation URL; runs in the thread-default main context. */
+typedef struct _AuthStub AuthStub;
+AuthStub *auth_stub_start (gchar **url);
+void auth_stub_stop (AuthStub *stub);

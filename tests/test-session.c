@@ -525,6 +525,69 @@ test_randomized (void)
   relay_stop (r);
 }
 
+
+/* A relay that validates tokens: both sides authenticate, the callee is
+ * reached by the auth server's fingerprint, the call carries audio. The stub
+ * auth server runs in a thread of its own. */
+static gpointer
+stub_thread (gpointer data)
+{
+  GMainLoop *loop = data;
+
+  g_main_context_push_thread_default (g_main_loop_get_context (loop));
+  g_main_loop_run (loop);
+  g_main_context_pop_thread_default (g_main_loop_get_context (loop));
+  return NULL;
+}
+
+static void
+test_token_auth (void)
+{
+  g_autoptr (GMainContext) ctx = g_main_context_new ();
+  GMainLoop *loop = g_main_loop_new (ctx, FALSE);
+  g_autofree gchar *url = NULL;
+  AuthStub *stub;
+  GThread *t;
+  Relay *r;
+  Party *a, *b;
+  guint got_a, got_b;
+  WzpMediaPath pa, pb;
+  const gchar *args[3] = { "--auth-url", NULL, NULL };
+
+  g_main_context_push_thread_default (ctx);
+  stub = auth_stub_start (&url);
+  g_main_context_pop_thread_default (ctx);
+  t = g_thread_new ("auth-stub", stub_thread, loop);
+  args[1] = url;
+  r = relay_start (relay_path, args);
+  b = party_new (r, 0x11, "auto-answer", TRUE, "token", "good-bob", "direct", FALSE, NULL);
+  a = party_new (r, 0x2a, "call-target", "auth-bob", "token", "good-alice", "direct", FALSE, NULL);
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_usleep (100000);
+  exchange (a, b, 20, &got_a, &got_b, &pa, &pb);
+  g_assert_cmpuint (got_a, ==, 20);
+  g_assert_cmpuint (got_b, ==, 20);
+  party_free (a);
+  party_free (b);
+  /* a bad token: the registration is refused and the session says so */
+  a = party_new (r, 0x2a, "token", "wrong", NULL);
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (has_error (a, WZP_SESSION_ERROR_REGISTRATION, 5000));
+  g_assert_nonnull (strstr (a->error->message, "refused our token"));
+  party_free (a);
+  relay_stop (r);
+  g_main_loop_quit (loop);
+  g_thread_join (t);
+  g_main_context_push_thread_default (ctx);
+  auth_stub_stop (stub);
+  g_main_context_pop_thread_default (ctx);
+  g_main_loop_unref (loop);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -538,6 +601,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/switch-without-loss", test_switch_without_loss);
   g_test_add_func ("/session/reject-and-unreachable", test_reject_and_unreachable);
   g_test_add_func ("/session/relay-down", test_relay_down);
+  g_test_add_func ("/session/token-auth", test_token_auth);
   g_test_add_func ("/session/relay-killed", test_relay_killed);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();

@@ -22,6 +22,7 @@ struct _WzpSession {
 
   /* configuration (before start) */
   gchar *relay, *identity_file, *identity_hex, *alias, *mode, *room, *call_target, *relay_fp;
+  gchar *token;               /* AuthToken for relays with --auth-url */
   gboolean auto_answer, direct, send_report;
   guint report_timeout_ms, direct_timeout_ms, local_port;
   /* test-only fault injection */
@@ -73,7 +74,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, N_PROPS
+  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -330,12 +331,26 @@ call_offer (WzpSession *s)
 
 static void decide (WzpSession *s);
 
+/* With a token, AuthToken goes first on every relay connection (§5.2). */
+static void
+send_token (WzpSession *s, WzpConnection *c)
+{
+  g_autoptr (WzpSignal) t = NULL;
+
+  if (s->token == NULL)
+    return;
+  t = wzp_signal_new (WZP_SIGNAL_AUTH_TOKEN);
+  t->auth_token.token = g_strdup (s->token);
+  wzp_connection_send_signal (c, t, NULL);
+}
+
 static void
 on_relay_established (WzpConnection *c, WzpSession *s)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (WzpSignal) offer = call_offer (s);
 
+  send_token (s, c);
   wzp_connection_send_signal (c, offer, &error);
 }
 
@@ -760,6 +775,7 @@ static void
 on_sig_established (WzpConnection *c, WzpSession *s)
 {
   call_event (s, "signal:connected", "relay", g_variant_new_string (wzp_connection_get_remote_address (c)), NULL);
+  send_token (s, c);
   send_sig (s, register_msg (s));
 }
 
@@ -768,7 +784,13 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
 {
   if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
     return;
-  fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s", s->relay, why->message);
+  if (strstr (why->message, "\"auth-failed\"") || strstr (why->message, "\"expected AuthToken\""))
+    fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused our token: check the token "
+          "property (this relay validates tokens)", s->relay);
+  else if (strstr (why->message, "\"register-refused\""))
+    fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused the registration", s->relay);
+  else
+    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s", s->relay, why->message);
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -1131,6 +1153,7 @@ wzp_session_finalize (GObject *object)
   g_free (s->room);
   g_free (s->call_target);
   g_free (s->relay_fp);
+  g_free (s->token);
   g_free (s->own_reflexive);
   g_free (s->call_id);
   g_free (s->room_name);
@@ -1164,6 +1187,7 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_ROOM: str = &s->room; break;
     case PROP_CALL_TARGET: str = &s->call_target; break;
     case PROP_RELAY_FINGERPRINT: str = &s->relay_fp; break;
+    case PROP_TOKEN: str = &s->token; break;
     case PROP_AUTO_ANSWER: s->auto_answer = g_value_get_boolean (value); return;
     case PROP_DIRECT: s->direct = g_value_get_boolean (value); return;
     case PROP_SEND_PATH_REPORT: s->send_report = g_value_get_boolean (value); return;
@@ -1194,6 +1218,7 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_ROOM: g_value_set_string (value, s->room); break;
     case PROP_CALL_TARGET: g_value_set_string (value, s->call_target); break;
     case PROP_RELAY_FINGERPRINT: g_value_set_string (value, s->relay_fp); break;
+    case PROP_TOKEN: g_value_set_string (value, NULL); break;   /* a secret */
     case PROP_AUTO_ANSWER: g_value_set_boolean (value, s->auto_answer); break;
     case PROP_DIRECT: g_value_set_boolean (value, s->direct); break;
     case PROP_SEND_PATH_REPORT: g_value_set_boolean (value, s->send_report); break;
@@ -1250,6 +1275,8 @@ wzp_session_class_init (WzpSessionClass *klass)
       "Fault injection for tests: drop every packet not to or from the relay", FALSE, rw);
   props[PROP_TEST_REPORT_DELAY_MS] = g_param_spec_uint ("test-report-delay-ms", "Test: report delay",
       "Fault injection for tests: send our MediaPathReport this late", 0, 60000, 0, rw);
+  props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
+      "Authentication token for relays that validate tokens (sent as AuthToken)", NULL, rw);
   g_object_class_install_properties (oc, N_PROPS, props);
 
   /* "state-changed" (WzpSessionState): session thread. */
