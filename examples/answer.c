@@ -103,6 +103,7 @@ main (int argc, char **argv)
   g_timeout_add ((guint) (atof (argv[3]) * 1000), quit, app.loop);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   g_main_loop_run (app.loop);
+  print_stats (&app);             /* the final figures */
   /* finish the WAV header */
   gst_element_send_event (pipeline, gst_event_new_eos ());
   gst_message_unref (gst_bus_timed_pop_filtered (bus, 2 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR) ?:

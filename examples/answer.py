@@ -64,6 +64,7 @@ def main():
     GLib.timeout_add(int(args.seconds * 1000), loop.quit)
     pipeline.set_state(Gst.State.PLAYING)
     loop.run()
+    print_stats()  # the final figures
     pipeline.send_event(Gst.Event.new_eos())
     pipeline.get_bus().timed_pop_filtered(2 * Gst.SECOND, Gst.MessageType.EOS)
     pipeline.set_state(Gst.State.NULL)

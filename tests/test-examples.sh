@@ -35,7 +35,7 @@ relay=$(awk '/^listening on/ {print $3}' "$tmp/relay.log")
 "$build/tools/wzp-tool" identity new "$tmp/alice.seed" >/dev/null
 bob=$("$build/tools/wzp-tool" identity new "$tmp/bob.seed")
 
-"$py" "$src/examples/answer.py" --relay "$relay" --identity "$tmp/bob.seed" --seconds 6 \
+"$py" "$src/examples/answer.py" --relay "$relay" --identity "$tmp/bob.seed" --seconds 15 \
     --wav "$tmp/bob.wav" >"$tmp/answer.log" 2>&1 &
 answer_pid=$!
 pids+=($answer_pid)
@@ -49,7 +49,7 @@ received=$(grep -o 'packets-received=[0-9]*' "$tmp/answer.log" | tail -1 | cut -
 tone_check "$tmp/bob.wav"
 ok "the recording holds the caller's 440 Hz tone ($verdict)" $?
 # the same with the C application
-"$build/examples/wzp-answer" "$relay" "$tmp/bob.seed" 6 "$tmp/bob-c.wav" >"$tmp/answer-c.log" 2>&1 &
+"$build/examples/wzp-answer" "$relay" "$tmp/bob.seed" 15 "$tmp/bob-c.wav" >"$tmp/answer-c.log" 2>&1 &
 answer_pid=$!
 pids+=($answer_pid)
 sleep 1
