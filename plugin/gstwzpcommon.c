@@ -474,3 +474,43 @@ gst_wzp_session_release (WzpSession *session)
   }
   g_object_unref (session);
 }
+
+void
+gst_wzp_install_stats (GObjectClass *klass, guint id)
+{
+  g_object_class_install_property (klass, id,
+      g_param_spec_boxed ("stats", "Statistics", "Call state, negotiated path, RTT, jitter, packets sent/"
+                          "received/dropped/lost/late/duplicate/reordered, bytes, jitter-buffer "
+                          "level, setup time", GST_TYPE_STRUCTURE,
+                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+}
+
+GstStructure *
+gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter)
+{
+  WzpSessionStats ss = { 0 };
+  WzpJitterStats js = { 0 };
+
+  if (session)
+    wzp_session_get_stats (session, &ss);
+  if (jitter)
+    js = *jitter;
+  return gst_structure_new ("application/x-wzp-stats",
+      "state", G_TYPE_STRING, wzp_session_state_name (session ? wzp_session_get_state (session)
+                                                              : WZP_SESSION_STATE_IDLE),
+      "path", G_TYPE_STRING, wzp_media_path_name (ss.path),
+      "rtt-ms", G_TYPE_DOUBLE, ss.rtt_us / 1000.0,
+      "jitter-ms", G_TYPE_DOUBLE, ss.jitter_us / 1000.0,
+      "packets-sent", G_TYPE_UINT64, ss.frames_sent,
+      "packets-received", G_TYPE_UINT64, ss.frames_received,
+      "packets-dropped", G_TYPE_UINT64, ss.frames_dropped,
+      "packets-lost", G_TYPE_UINT64, js.lost,
+      "packets-late", G_TYPE_UINT64, js.late,
+      "packets-duplicate", G_TYPE_UINT64, js.duplicate,
+      "packets-reordered", G_TYPE_UINT64, js.reordered,
+      "bytes-sent", G_TYPE_UINT64, ss.bytes_sent,
+      "bytes-received", G_TYPE_UINT64, ss.bytes_received,
+      "quality-reports-sent", G_TYPE_UINT64, ss.reports_sent,
+      "jitter-buffer-level", G_TYPE_UINT, js.level,
+      "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0, NULL);
+}

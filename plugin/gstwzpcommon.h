@@ -6,6 +6,7 @@
 #include <gst/gst.h>
 
 #include "wzp-session.h"
+#include "wzp-jitter.h"
 
 G_BEGIN_DECLS
 
@@ -57,5 +58,11 @@ WzpSession *gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GEr
 /* Starts the call with the merged settings, once (PAUSED→PLAYING). */
 gboolean gst_wzp_session_activate (WzpSession *session, GError **error);
 void gst_wzp_session_release (WzpSession *session);
+
+/* The `stats` property both elements install (@id is the element's own
+ * property id), and its value: the session's figures plus, for wzpsrc, the
+ * jitter buffer's (@jitter may be NULL). */
+void gst_wzp_install_stats (GObjectClass *klass, guint id);
+GstStructure *gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter);
 
 G_END_DECLS

@@ -20,8 +20,44 @@ GST_DEBUG_CATEGORY_STATIC (gst_wzp_sink_debug);
 struct _GstWzpSink {
   GstBaseSink parent;
   GstWzpSettings settings;
+  gint codec;                   /* GstWzpCodec: AUTO or a WzpCodecId */
   WzpSession *session;
+  /* the media clock (§3.5): 0 at the first frame, then media time in ms */
+  GstClockTime first_pts;
+  guint32 next_ts;
+  gboolean warned_duration;
 };
+
+enum { PROP_CODEC = GST_WZP_PROP_LAST, PROP_STATS };
+
+#define GST_WZP_CODEC_AUTO (-1)
+
+/**
+ * GstWzpCodec:
+ * @GST_WZP_CODEC_AUTO: by frame duration: Opus6k for 40 ms frames, Opus24k otherwise
+ *
+ * The codec id written into each media header. Receivers pick their decoder
+ * and frame duration by it; the Opus payload is the same either way.
+ */
+static GType
+gst_wzp_codec_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    { GST_WZP_CODEC_AUTO, "By frame duration: Opus6k for 40 ms frames, Opus24k otherwise", "auto" },
+    { WZP_CODEC_OPUS24K, "Opus24k (20 ms)", "opus24k" },
+    { WZP_CODEC_OPUS16K, "Opus16k (20 ms)", "opus16k" },
+    { WZP_CODEC_OPUS32K, "Opus32k (20 ms)", "opus32k" },
+    { WZP_CODEC_OPUS48K, "Opus48k (20 ms)", "opus48k" },
+    { WZP_CODEC_OPUS64K, "Opus64k (20 ms)", "opus64k" },
+    { WZP_CODEC_OPUS6K, "Opus6k (40 ms)", "opus6k" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWzpCodec", values));
+  return type;
+}
 
 G_DEFINE_TYPE_WITH_CODE (GstWzpSink, gst_wzp_sink, GST_TYPE_BASE_SINK,
     G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
@@ -37,6 +73,9 @@ gst_wzp_sink_start (GstBaseSink *bsink)
   g_autoptr (GError) error = NULL;
 
   /* the session starts its own thread: nothing here waits for the network */
+  self->first_pts = GST_CLOCK_TIME_NONE;
+  self->next_ts = 0;
+  self->warned_duration = FALSE;
   self->session = gst_wzp_session_acquire (GST_ELEMENT (self), &self->settings, &error);
   if (self->session == NULL) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
@@ -55,18 +94,54 @@ gst_wzp_sink_stop (GstBaseSink *bsink)
   return TRUE;
 }
 
+/* The header's codec id for a packet of @us: the chosen one when its frame
+ * duration matches, else by duration (a mismatch is warned about once). */
+static WzpCodecId
+sink_codec (GstWzpSink *self, guint us)
+{
+  WzpCodecId by_duration = wzp_codec_id_for_opus_duration (us);
+
+  if ((us != 20000 && us != 40000) && !self->warned_duration) {
+    self->warned_duration = TRUE;
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT, ("Opus frames of %u.%u ms: WarzonePhone peers "
+                         "expect 20 or 40 ms frames", us / 1000, us % 1000 / 100),
+                         ("set frame-size=20 (or 40) on opusenc"));
+  }
+  if (self->codec != GST_WZP_CODEC_AUTO &&
+      wzp_codec_id_frame_ms ((WzpCodecId) self->codec) * 1000 == us)
+    return (WzpCodecId) self->codec;
+  return by_duration;
+}
+
 static GstFlowReturn
 gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
 {
   GstWzpSink *self = GST_WZP_SINK (bsink);
   GstMapInfo map;
   GstClockTime pts = GST_BUFFER_PTS (buf);
-  guint32 ts = GST_CLOCK_TIME_IS_VALID (pts) ? (guint32) (pts / GST_MSECOND) : 0;
+  guint us;
+  guint32 ts;
 
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
     return GST_FLOW_ERROR;
+  us = wzp_opus_packet_duration_us (map.data, map.size);
+  if (us == 0) {
+    /* not an Opus packet: nothing a receiver could decode */
+    GST_WARNING_OBJECT (self, "dropping a %" G_GSIZE_FORMAT "-byte buffer that is not Opus",
+                        map.size);
+    gst_buffer_unmap (buf, &map);
+    return GST_FLOW_OK;
+  }
+  /* media time since the first frame; without timestamps, frame by frame */
+  if (GST_CLOCK_TIME_IS_VALID (pts) && !GST_CLOCK_TIME_IS_VALID (self->first_pts))
+    self->first_pts = pts;
+  if (GST_CLOCK_TIME_IS_VALID (pts) && pts >= self->first_pts)
+    ts = (guint32) ((pts - self->first_pts + GST_MSECOND / 2) / GST_MSECOND);
+  else
+    ts = self->next_ts;
+  self->next_ts = ts + us / 1000;
   /* before the call is up frames are dropped and counted, as a live call would */
-  wzp_session_send_media (self->session, map.data, map.size, WZP_CODEC_OPUS24K, ts);
+  wzp_session_send_media (self->session, map.data, map.size, sink_codec (self, us), ts);
   gst_buffer_unmap (buf, &map);
   return GST_FLOW_OK;
 }
@@ -91,14 +166,22 @@ gst_wzp_sink_change_state (GstElement *element, GstStateChange transition)
 static void
 gst_wzp_sink_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
-  if (!gst_wzp_set_property (&GST_WZP_SINK (object)->settings, id, value))
+  if (id == PROP_CODEC)
+    GST_WZP_SINK (object)->codec = g_value_get_enum (value);
+  else if (!gst_wzp_set_property (&GST_WZP_SINK (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
 
 static void
 gst_wzp_sink_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
 {
-  if (!gst_wzp_get_property (&GST_WZP_SINK (object)->settings, id, value))
+  GstWzpSink *self = GST_WZP_SINK (object);
+
+  if (id == PROP_CODEC)
+    g_value_set_enum (value, self->codec);
+  else if (id == PROP_STATS)
+    g_value_take_boxed (value, gst_wzp_stats_new (self->session, NULL));
+  else if (!gst_wzp_get_property (&GST_WZP_SINK (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
 
@@ -124,6 +207,12 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
   oc->finalize = gst_wzp_sink_finalize;
   gst_wzp_install_properties (oc);
   gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSink, session));
+  g_object_class_install_property (oc, PROP_CODEC,
+      g_param_spec_enum ("codec", "Codec", "Codec id written into each media header",
+                         gst_wzp_codec_get_type (), GST_WZP_CODEC_AUTO,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  gst_wzp_install_stats (oc, PROP_STATS);
+  gst_type_mark_as_plugin_api (gst_wzp_codec_get_type (), 0);
   ec->change_state = gst_wzp_sink_change_state;
   gst_element_class_add_static_pad_template (ec, &sink_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone sink", "Sink/Network/Audio",
@@ -138,6 +227,7 @@ static void
 gst_wzp_sink_init (GstWzpSink *self)
 {
   gst_wzp_settings_init (&self->settings);
+  self->codec = GST_WZP_CODEC_AUTO;
   /* live media: never wait for the clock, never hold the pipeline back */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);

@@ -31,6 +31,7 @@ struct _GstWzpSrc {
   guint32 base_ts;
   GstClockTime base_pts;
   GstClockTime next_pts;
+  GstClockTime frame_dur;       /* of the last frame: the unit of a GAP */
   gboolean discont;
 };
 
@@ -62,6 +63,7 @@ gst_wzp_src_start (GstBaseSrc *bsrc)
   g_mutex_unlock (&self->lock);
   self->mapped = FALSE;
   self->next_pts = GST_CLOCK_TIME_NONE;
+  self->frame_dur = 20 * GST_MSECOND;
   self->discont = TRUE;
   return TRUE;
 }
@@ -139,7 +141,8 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     if (out == WZP_JITTER_FRAME) {
       gsize len;
       gconstpointer data = g_bytes_get_data (f->payload, &len);
-      GstClockTime dur = wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
+      guint us = wzp_opus_packet_duration_us (data, len);
+      GstClockTime dur = us ? us * GST_USECOND : wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
 
       *outbuf = gst_buffer_new_memdup (data, len);
       GST_BUFFER_PTS (*outbuf) = frame_pts (self, f);
@@ -149,12 +152,14 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
         self->discont = FALSE;
       }
       self->next_pts = GST_BUFFER_PTS (*outbuf) + dur;
+      if (dur)
+        self->frame_dur = dur;
       wzp_media_frame_free (f);
       return GST_FLOW_OK;
     }
     if (out == WZP_JITTER_GAP) {
       /* lost frames: a GAP lets opusdec plc=true conceal them */
-      GstClockTime dur = gap * 20 * GST_MSECOND;
+      GstClockTime dur = gap * self->frame_dur;
 
       if (GST_CLOCK_TIME_IS_VALID (self->next_pts)) {
         gst_pad_push_event (GST_BASE_SRC_PAD (self), gst_event_new_gap (self->next_pts, dur));
@@ -213,28 +218,13 @@ gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
 static GstStructure *
 src_stats (GstWzpSrc *self)
 {
-  WzpSessionStats ss = { 0 };
   WzpJitterStats js = { 0 };
 
-  if (self->session)
-    wzp_session_get_stats (self->session, &ss);
   g_mutex_lock (&self->lock);
   if (self->jitter)
     wzp_jitter_get_stats (self->jitter, &js);
   g_mutex_unlock (&self->lock);
-  return gst_structure_new ("application/x-wzp-stats",
-      "path", G_TYPE_STRING, wzp_media_path_name (ss.path),
-      "rtt-ms", G_TYPE_DOUBLE, ss.rtt_us / 1000.0,
-      "packets-sent", G_TYPE_UINT64, ss.frames_sent,
-      "packets-received", G_TYPE_UINT64, ss.frames_received,
-      "packets-lost", G_TYPE_UINT64, js.lost,
-      "packets-late", G_TYPE_UINT64, js.late,
-      "packets-duplicate", G_TYPE_UINT64, js.duplicate,
-      "packets-reordered", G_TYPE_UINT64, js.reordered,
-      "bytes-sent", G_TYPE_UINT64, ss.bytes_sent,
-      "bytes-received", G_TYPE_UINT64, ss.bytes_received,
-      "jitter-buffer-level", G_TYPE_UINT, js.level,
-      "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0, NULL);
+  return gst_wzp_stats_new (self->session, &js);
 }
 
 /* The call starts in PLAYING: READY→PAUSED never touches the network. */
@@ -303,10 +293,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
       g_param_spec_uint ("latency", "Latency", "Jitter-buffer depth in ms: how long a missing "
                          "frame is waited for before it counts as lost", 0, 1000, 40,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
-  g_object_class_install_property (oc, PROP_STATS,
-      g_param_spec_boxed ("stats", "Statistics", "Path, RTT, packets sent/received/lost/late/"
-                          "duplicate/reordered, bytes, jitter-buffer level, setup time",
-                          GST_TYPE_STRUCTURE, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  gst_wzp_install_stats (oc, PROP_STATS);
   gst_element_class_add_static_pad_template (ec, &src_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone source", "Source/Network/Audio",
       "Receives Opus audio from a WarzonePhone call", "gst-wzp");

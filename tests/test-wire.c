@@ -220,6 +220,34 @@ test_codec_names (void)
   g_assert_false (wzp_codec_id_from_string ("opus24k", &(WzpCodecId) { 0 }));
 }
 
+/* RFC 6716 §3.1 TOC bytes: config (5 bits), stereo, frame-count code. */
+static void
+test_opus_duration (void)
+{
+  const struct { guint8 pkt[2]; gsize len; guint us; } cases[] = {
+    { { 0xf8 }, 1, 20000 },          /* CELT FB 20 ms, one frame (opusenc's default) */
+    { { 0xf9 }, 1, 40000 },          /* two equal 20 ms frames (frame-size=40) */
+    { { 0xfa }, 1, 40000 },          /* two different-size frames */
+    { { 0xfb, 0x03 }, 2, 60000 },    /* code 3, three frames */
+    { { 0xfb, 0x87 }, 2, 0 },        /* 7 × 20 ms > 120 ms */
+    { { 0xfb }, 1, 0 },              /* code 3 without its count byte */
+    { { 0xfb, 0x00 }, 2, 0 },        /* zero frames */
+    { { 0x08 }, 1, 20000 },          /* SILK NB 20 ms */
+    { { 0x10 }, 1, 40000 },          /* SILK NB 40 ms */
+    { { 0x18 }, 1, 60000 },          /* SILK NB 60 ms */
+    { { 0x60 }, 1, 10000 },          /* hybrid SWB 10 ms */
+    { { 0x68 }, 1, 20000 },          /* hybrid SWB 20 ms */
+    { { 0xe0 }, 1, 2500 },           /* CELT FB 2.5 ms */
+    { { 0x00 }, 0, 0 },              /* empty */
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    g_assert_cmpuint (wzp_opus_packet_duration_us (cases[i].pkt, cases[i].len), ==, cases[i].us);
+  g_assert_cmpint (wzp_codec_id_for_opus_duration (40000), ==, WZP_CODEC_OPUS6K);
+  g_assert_cmpint (wzp_codec_id_for_opus_duration (20000), ==, WZP_CODEC_OPUS24K);
+  g_assert_cmpuint (wzp_codec_id_frame_ms (wzp_codec_id_for_opus_duration (40000)), ==, 40);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -233,5 +261,6 @@ main (int argc, char **argv)
   g_test_add_func ("/wire/bad-input", test_bad_input);
   g_test_add_func ("/wire/random-headers", test_random_headers);
   g_test_add_func ("/wire/codec-names", test_codec_names);
+  g_test_add_func ("/wire/opus-duration", test_opus_duration);
   return g_test_run ();
 }

@@ -41,6 +41,45 @@ wzp_codec_id_frame_ms (WzpCodecId codec)
   return (guint) codec < WZP_CODEC_COUNT ? codec_frame_ms[codec] : 0;
 }
 
+guint
+wzp_opus_packet_duration_us (const guint8 *packet, gsize len)
+{
+  /* frame sizes in µs per TOC config: SILK 0-11, hybrid 12-15, CELT 16-31 */
+  static const guint silk[4] = { 10000, 20000, 40000, 60000 };
+  static const guint celt[4] = { 2500, 5000, 10000, 20000 };
+  guint config, frame, count;
+
+  if (packet == NULL || len == 0)
+    return 0;
+  config = packet[0] >> 3;
+  if (config < 12)
+    frame = silk[config & 3];
+  else if (config < 16)
+    frame = (config & 1) ? 20000 : 10000;
+  else
+    frame = celt[config & 3];
+  switch (packet[0] & 3) {
+    case 0: count = 1; break;
+    case 1:
+    case 2: count = 2; break;
+    default:
+      if (len < 2)
+        return 0;
+      count = packet[1] & 0x3f;
+      break;
+  }
+  /* a packet holds at most 120 ms (RFC 6716 §3.2.5) */
+  if (count == 0 || frame * count > 120000)
+    return 0;
+  return frame * count;
+}
+
+WzpCodecId
+wzp_codec_id_for_opus_duration (guint duration_us)
+{
+  return duration_us == 40000 ? WZP_CODEC_OPUS6K : WZP_CODEC_OPUS24K;
+}
+
 gboolean
 wzp_codec_id_is_opus (WzpCodecId codec)
 {

@@ -44,6 +44,12 @@ gboolean wzp_codec_id_from_string (const gchar *name, WzpCodecId *codec);
 /* Nominal frame duration in ms (20 or 40); 0 for an invalid id. */
 guint wzp_codec_id_frame_ms (WzpCodecId codec);
 gboolean wzp_codec_id_is_opus (WzpCodecId codec);
+/* Duration of one Opus packet in µs from its TOC byte (RFC 6716 §3.1):
+ * frame size × frame count; 0 when the packet is empty or malformed. */
+guint wzp_opus_packet_duration_us (const guint8 *packet, gsize len);
+/* The CodecId a sender without a profile of its own uses for an Opus packet
+ * of @duration_us: Opus6k for 40 ms, Opus24k for 20 ms (§3.4). */
+WzpCodecId wzp_codec_id_for_opus_duration (guint duration_us);
 
 typedef struct {
   guint8 version;        /* V: 1 bit, 0 for this protocol */

@@ -1,0 +1,382 @@
+/* wzpsink and wzpsrc in GstHarness, against the real relay: a test client in
+ * the same room sees exactly what the sink puts on the wire (header fields,
+ * codec id, trailer cadence) and feeds wzpsrc crafted datagrams (reordered,
+ * duplicate, lost, late) to check the jitter buffer's output, GAP events,
+ * the latency query, caps and stats. */
+#include <string.h>
+#include <gst/check/gstharness.h>
+
+#include "relay-client.h"
+
+static const gchar *relay_path;
+
+static GstStaticPadTemplate sink_caps = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC,
+    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus"));
+static GstStaticPadTemplate src_caps = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
+    GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+#define SINK_SEED "2121212121212121212121212121212121212121212121212121212121212121"
+#define SRC_SEED "3434343434343434343434343434343434343434343434343434343434343434"
+
+/* The element is configured before the harness takes it: the harness
+ * starts an element with a sink pad at once. */
+static GstHarness *
+harness (Relay *r, const gchar *element, const gchar *seed, const gchar *room, const gchar *extra)
+{
+  GstElement *e = gst_element_factory_make (element, NULL);
+  GstHarness *h = gst_harness_new_empty ();
+  gboolean sink = g_str_equal (element, "wzpsink");
+
+  g_assert_nonnull (e);
+  g_object_set (e, "relay", r->addr, "identity", seed, "room", room,
+                "relay-fingerprint", r->tls_fp, NULL);
+  if (extra) {
+    g_auto (GStrv) kv = g_strsplit (extra, "=", 2);
+    gst_util_set_object_arg (G_OBJECT (e), kv[0], kv[1]);
+  }
+  gst_harness_add_element_full (h, e, sink ? &sink_caps : NULL, sink ? "sink" : NULL,
+                                sink ? NULL : &src_caps, sink ? NULL : "src");
+  gst_object_unref (e);
+  if (sink)
+    gst_harness_set_src_caps_str (h, "audio/x-opus, rate=(int)48000, channels=(int)1");
+  else
+    gst_harness_play (h);
+  return h;
+}
+
+/* The call is up on the relay: frames pushed now are sent. */
+static gboolean
+element_on_relay (gpointer data)
+{
+  GstStructure *st = NULL;
+  gboolean up;
+
+  g_object_get (data, "stats", &st, NULL);
+  up = g_strcmp0 (gst_structure_get_string (st, "state"), "active") == 0 &&
+       g_strcmp0 (gst_structure_get_string (st, "path"), "relay") == 0;
+  gst_structure_free (st);
+  return up;
+}
+
+static guint64
+stat_u64 (GstElement *e, const gchar *field)
+{
+  GstStructure *st = NULL;
+  guint64 v = G_MAXUINT64;
+
+  g_object_get (e, "stats", &st, NULL);
+  g_assert_true (gst_structure_get_uint64 (st, field, &v));
+  gst_structure_free (st);
+  return v;
+}
+
+/* An Opus packet as opusenc makes it: TOC 0xf8 (CELT 20 ms) or 0xf9 (two
+ * 20 ms frames = 40 ms), then @tag to tell packets apart. */
+static GstBuffer *
+opus_buffer (gboolean forty, guint8 tag, GstClockTime pts)
+{
+  guint8 data[60];
+  GstBuffer *b;
+
+  memset (data, tag, sizeof data);
+  data[0] = forty ? 0xf9 : 0xf8;
+  b = gst_buffer_new_memdup (data, sizeof data);
+  GST_BUFFER_PTS (b) = pts;
+  GST_BUFFER_DURATION (b) = (forty ? 40 : 20) * GST_MSECOND;
+  return b;
+}
+
+typedef struct {
+  Client *c;
+  guint want;
+} Want;
+
+static gboolean
+got_datagrams (gpointer data)
+{
+  Want *w = data;
+
+  return w->c->datagram_log->len >= w->want;
+}
+
+static void
+parse (GBytes *d, WzpMediaPacket *pkt)
+{
+  gsize len;
+  const guint8 *p = g_bytes_get_data (d, &len);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (wzp_media_packet_parse (p, len, pkt, &error));
+  g_assert_no_error (error);
+}
+
+/* The sink's headers: seq +1 per datagram, media clock from 0 in ms
+ * following the frame duration, codec id by frame duration or property,
+ * a QualityReport trailer on every 50th frame and only there. */
+static void
+test_sink_packing (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  Client *c = client_new (0x51);
+  GstHarness *h;
+  Want w = { c, 0 };
+  guint n20 = 120, n40 = 30, trailers = 0, first_trailer = 0, last_trailer = 0;
+  WzpMediaPacket pkt, prev = { 0 };
+
+  c->keep_datagrams = TRUE;
+  join_room (c, r, "harness-sink");
+  h = harness (r, "wzpsink", SINK_SEED, "harness-sink", NULL);
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+
+  /* frames start at running time 5 s: the media clock still starts at 0 */
+  for (guint i = 0; i < n20; i++)
+    g_assert_cmpint (gst_harness_push (h, opus_buffer (FALSE, 1, 5 * GST_SECOND + i * 20 * GST_MSECOND)),
+                     ==, GST_FLOW_OK);
+  for (guint i = 0; i < n40; i++)
+    g_assert_cmpint (gst_harness_push (h, opus_buffer (TRUE, 2, 5 * GST_SECOND + (n20 * 20 + i * 40) * GST_MSECOND)),
+                     ==, GST_FLOW_OK);
+  /* not Opus: dropped by the sink, never sent */
+  g_assert_cmpint (gst_harness_push (h, gst_buffer_new ()), ==, GST_FLOW_OK);
+  w.want = n20 + n40;
+  spin (got_datagrams, &w, 5000);
+  g_test_message ("received %u, stats sent %" G_GUINT64_FORMAT " dropped %" G_GUINT64_FORMAT,
+                  c->datagram_log->len, stat_u64 (h->element, "packets-sent"),
+                  stat_u64 (h->element, "packets-dropped"));
+  settle (200);
+  g_assert_cmpuint (c->datagram_log->len, ==, n20 + n40);
+
+  for (guint i = 0; i < c->datagram_log->len; i++) {
+    parse (g_ptr_array_index (c->datagram_log, i), &pkt);
+    g_assert_cmpuint (pkt.payload_len, ==, 60);
+    if (i < n20) {
+      g_assert_cmpint (pkt.header.codec, ==, WZP_CODEC_OPUS24K);
+      g_assert_cmpuint (pkt.header.timestamp, ==, i * 20);
+      g_assert_cmpuint (pkt.payload[1], ==, 1);
+    } else {
+      g_assert_cmpint (pkt.header.codec, ==, WZP_CODEC_OPUS6K);
+      g_assert_cmpuint (pkt.header.timestamp, ==, n20 * 20 + (i - n20) * 40);
+      g_assert_cmpuint (pkt.payload[1], ==, 2);
+    }
+    if (i > 0)
+      g_assert_cmpuint (pkt.header.seq, ==, (guint16) (prev.header.seq + 1));
+    if (pkt.header.has_quality) {
+      if (trailers == 0)
+        first_trailer = i;
+      else
+        g_assert_cmpuint (i - last_trailer, ==, 50);
+      last_trailer = i;
+      trailers++;
+    }
+    g_assert_false (pkt.header.repair);
+    g_assert_cmpuint (pkt.header.fec_ratio, ==, 0);
+    prev = pkt;
+  }
+  g_test_message ("%u datagrams, trailers on frames %u..%u every 50", c->datagram_log->len,
+                  first_trailer, last_trailer);
+  g_assert_cmpuint (trailers, ==, (n20 + n40) / 50);
+  g_assert_cmpuint (first_trailer, <, 50);
+  g_assert_cmpuint (stat_u64 (h->element, "packets-sent"), ==, n20 + n40);
+  g_assert_cmpuint (stat_u64 (h->element, "quality-reports-sent"), ==, trailers);
+  g_assert_cmpuint (stat_u64 (h->element, "bytes-sent"), >=, (n20 + n40) * (12 + 60));
+  gst_harness_teardown (h);
+
+  /* codec=opus48k: its id on 20 ms frames; 40 ms frames cannot be Opus48k */
+  g_ptr_array_set_size (c->datagram_log, 0);
+  h = harness (r, "wzpsink", SINK_SEED, "harness-sink", "codec=opus48k");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  gst_harness_push (h, opus_buffer (FALSE, 3, 0));
+  gst_harness_push (h, opus_buffer (TRUE, 3, 20 * GST_MSECOND));
+  w.want = 2;
+  g_assert_true (spin (got_datagrams, &w, 5000));
+  parse (g_ptr_array_index (c->datagram_log, 0), &pkt);
+  g_assert_cmpint (pkt.header.codec, ==, WZP_CODEC_OPUS48K);
+  g_assert_cmpuint (pkt.header.timestamp, ==, 0);
+  parse (g_ptr_array_index (c->datagram_log, 1), &pkt);
+  g_assert_cmpint (pkt.header.codec, ==, WZP_CODEC_OPUS6K);
+  g_assert_cmpuint (pkt.header.timestamp, ==, 20);
+  gst_harness_teardown (h);
+
+  client_free (c);
+  relay_stop (r);
+}
+
+static void
+send_frame (Client *c, guint16 seq, guint32 ts, gboolean forty)
+{
+  guint8 payload[40], pkt[12 + sizeof payload];
+  WzpMediaHeader hd = { .codec = forty ? WZP_CODEC_OPUS6K : WZP_CODEC_OPUS24K,
+                        .seq = seq, .timestamp = ts };
+
+  memset (payload, (guint8) seq, sizeof payload);
+  payload[0] = forty ? 0xf9 : 0xf8;
+  wzp_media_packet_write (&hd, payload, sizeof payload, NULL, pkt, sizeof pkt);
+  g_assert_true (wzp_connection_send_datagram (c->conn, pkt, sizeof pkt, NULL));
+}
+
+/* Pulls the next buffer, spinning the client's context meanwhile. */
+static GstBuffer *
+pull (GstHarness *h)
+{
+  gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  GstBuffer *b;
+
+  while ((b = gst_harness_try_pull (h)) == NULL && g_get_monotonic_time () < end) {
+    g_main_context_iteration (NULL, FALSE);
+    g_usleep (1000);
+  }
+  g_assert_nonnull (b);
+  return b;
+}
+
+static void
+expect_frame (GstHarness *h, guint8 seq, GstClockTime pts, GstClockTime dur, gboolean discont)
+{
+  GstBuffer *b = pull (h);
+  GstMapInfo map;
+
+  g_assert_true (gst_buffer_map (b, &map, GST_MAP_READ));
+  g_assert_cmpuint (map.size, ==, 40);
+  g_assert_cmpuint (map.data[1], ==, seq);
+  gst_buffer_unmap (b, &map);
+  g_assert_cmpuint (GST_BUFFER_PTS (b), ==, pts);
+  g_assert_cmpuint (GST_BUFFER_DURATION (b), ==, dur);
+  g_assert_cmpint (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DISCONT), ==, discont);
+  gst_buffer_unref (b);
+}
+
+/* The GAP events the source pushed so far, as (start, duration) pairs. */
+static GArray *
+gaps (GstHarness *h)
+{
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (GstClockTime));
+  GstEvent *e;
+
+  while ((e = gst_harness_try_pull_event (h))) {
+    if (GST_EVENT_TYPE (e) == GST_EVENT_GAP) {
+      GstClockTime ts, dur;
+      gst_event_parse_gap (e, &ts, &dur);
+      g_array_append_val (out, ts);
+      g_array_append_val (out, dur);
+    }
+    gst_event_unref (e);
+  }
+  return out;
+}
+
+static void
+test_src_jitter (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  Client *c = client_new (0x52);
+  GstHarness *h;
+  GstCaps *caps;
+  GstStructure *s;
+  GstClockTime base, min_lat, max_lat;
+  gboolean live;
+  GArray *g;
+  GstBuffer *b;
+
+  join_room (c, r, "harness-src");
+  h = harness (r, "wzpsrc", SRC_SEED, "harness-src", "latency=40");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+
+  /* caps: mono 48 kHz Opus with the stream header muxers want */
+  caps = gst_pad_get_current_caps (h->sinkpad);
+  g_assert_nonnull (caps);
+  s = gst_caps_get_structure (caps, 0);
+  g_assert_cmpstr (gst_structure_get_name (s), ==, "audio/x-opus");
+  {
+    gint rate = 0, channels = 0, family = -1;
+    g_assert_true (gst_structure_get_int (s, "rate", &rate) && rate == 48000);
+    g_assert_true (gst_structure_get_int (s, "channels", &channels) && channels == 1);
+    g_assert_true (gst_structure_get_int (s, "channel-mapping-family", &family) && family == 0);
+    g_assert_true (gst_structure_has_field (s, "streamheader"));
+  }
+  gst_caps_unref (caps);
+
+  /* the latency query answers the jitter buffer's depth */
+  {
+    GstQuery *q = gst_query_new_latency ();
+    g_assert_true (gst_pad_peer_query (h->sinkpad, q));
+    gst_query_parse_latency (q, &live, &min_lat, &max_lat);
+    gst_query_unref (q);
+    g_assert_true (live);
+    g_assert_cmpuint (min_lat, ==, 40 * GST_MSECOND);
+  }
+
+  /* 0-4 in order; 6 before 5; 7 twice; 9 lost; then 10-12 */
+  for (guint i = 0; i <= 4; i++)
+    send_frame (c, i, 1000 + i * 20, FALSE);
+  send_frame (c, 6, 1000 + 6 * 20, FALSE);
+  send_frame (c, 5, 1000 + 5 * 20, FALSE);
+  send_frame (c, 7, 1000 + 7 * 20, FALSE);
+  send_frame (c, 7, 1000 + 7 * 20, FALSE);
+  send_frame (c, 8, 1000 + 8 * 20, FALSE);
+  for (guint i = 10; i <= 12; i++)
+    send_frame (c, i, 1000 + i * 20, FALSE);
+
+  b = pull (h);
+  g_assert_true (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DISCONT));
+  base = GST_BUFFER_PTS (b);
+  gst_buffer_unref (b);
+  for (guint i = 1; i <= 8; i++)
+    expect_frame (h, i, base + i * 20 * GST_MSECOND, 20 * GST_MSECOND, FALSE);
+  /* 9 never comes: after the latency a GAP in its place, DISCONT on 10 */
+  expect_frame (h, 10, base + 10 * 20 * GST_MSECOND, 20 * GST_MSECOND, TRUE);
+  expect_frame (h, 11, base + 11 * 20 * GST_MSECOND, 20 * GST_MSECOND, FALSE);
+  expect_frame (h, 12, base + 12 * 20 * GST_MSECOND, 20 * GST_MSECOND, FALSE);
+  g = gaps (h);
+  g_assert_cmpuint (g->len, ==, 2);
+  g_assert_cmpuint (g_array_index (g, GstClockTime, 0), ==, base + 9 * 20 * GST_MSECOND);
+  g_assert_cmpuint (g_array_index (g, GstClockTime, 1), ==, 20 * GST_MSECOND);
+  g_array_unref (g);
+
+  /* 9 after all: too late, dropped; then 40 ms frames with one lost */
+  send_frame (c, 9, 1000 + 9 * 20, FALSE);
+  send_frame (c, 13, 1260, TRUE);
+  send_frame (c, 15, 1340, TRUE);
+  expect_frame (h, 13, base + 13 * 20 * GST_MSECOND, 40 * GST_MSECOND, FALSE);
+  expect_frame (h, 15, base + 340 * GST_MSECOND, 40 * GST_MSECOND, TRUE);
+  g = gaps (h);
+  g_assert_cmpuint (g->len, ==, 2);
+  g_assert_cmpuint (g_array_index (g, GstClockTime, 0), ==, base + 300 * GST_MSECOND);
+  g_assert_cmpuint (g_array_index (g, GstClockTime, 1), ==, 40 * GST_MSECOND);
+  g_array_unref (g);
+
+  /* stats: 16 datagrams arrived; what the jitter buffer made of them */
+  g_assert_cmpuint (stat_u64 (h->element, "packets-received"), ==, 16);
+  g_assert_cmpuint (stat_u64 (h->element, "packets-duplicate"), ==, 1);
+  g_assert_cmpuint (stat_u64 (h->element, "packets-reordered"), >=, 1);
+  g_assert_cmpuint (stat_u64 (h->element, "packets-late"), ==, 1);
+  g_assert_cmpuint (stat_u64 (h->element, "packets-lost"), ==, 2);
+  g_assert_cmpuint (stat_u64 (h->element, "bytes-received"), >=, 16 * 40);
+  {
+    GstStructure *st = NULL;
+    guint level = G_MAXUINT;
+    g_object_get (h->element, "stats", &st, NULL);
+    g_assert_true (gst_structure_get_uint (st, "jitter-buffer-level", &level));
+    g_assert_cmpuint (level, ==, 0);
+    g_assert_true (gst_structure_has_field (st, "rtt-ms"));
+    g_assert_true (gst_structure_has_field (st, "jitter-ms"));
+    g_assert_true (gst_structure_has_field (st, "setup-ms"));
+    gst_structure_free (st);
+  }
+  gst_harness_teardown (h);
+  client_free (c);
+  relay_stop (r);
+}
+
+int
+main (int argc, char **argv)
+{
+  gst_init (&argc, &argv);
+  g_test_init (&argc, &argv, NULL);
+  relay_path = g_getenv ("WZP_RELAY");
+  if (relay_path == NULL) {
+    g_test_message ("WZP_RELAY is not set");
+    return 1;
+  }
+  g_test_add_func ("/harness/sink-packing", test_sink_packing);
+  g_test_add_func ("/harness/src-jitter", test_src_jitter);
+  return g_test_run ();
+}
