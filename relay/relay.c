@@ -61,6 +61,7 @@ typedef struct {
   gchar *callee_reflexive;
   GPtrArray *callee_local;
   guint timer;            /* ring timeout, then lifetime */
+  gint caller_direct_ok, callee_direct_ok;  /* from MediaPathReports: -1 unknown */
 } Call;
 
 typedef struct {
@@ -411,6 +412,7 @@ on_direct_offer (Peer *p, WzpSignal *msg)
     return;
   }
   c = g_new0 (Call, 1);
+  c->caller_direct_ok = c->callee_direct_ok = -1;
   c->relay = r;
   c->call_id = g_strdup (o->call_id);
   c->key = g_ascii_strdown (o->call_id, -1);
@@ -516,6 +518,10 @@ on_path_report (Peer *p, WzpSignal *msg)
     return;
   }
   r->n.path_reports_forwarded++;
+  if (g_strcmp0 (p->fingerprint, c->caller) == 0)
+    c->caller_direct_ok = msg->media_path_report.direct_ok;
+  else
+    c->callee_direct_ok = msg->media_path_report.direct_ok;
   send_signal (hub_lookup (r, other), msg);
 }
 
@@ -990,6 +996,10 @@ wzp_relay_shutdown (WzpRelay *r)
   g_hash_table_iter_init (&it, r->calls);
   while (g_hash_table_iter_next (&it, NULL, &v)) {
     Call *c = v;
+    /* both parties said direct: their media does not pass here, and the
+     * call outlives this relay (they register again when it is back) */
+    if (c->caller_direct_ok == 1 && c->callee_direct_ok == 1)
+      continue;
     send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_NORMAL, c->call_id);
     send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_NORMAL, c->call_id);
   }

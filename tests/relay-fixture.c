@@ -17,20 +17,18 @@ die_with_parent (gpointer data)
   prctl (PR_SET_PDEATHSIG, SIGTERM);
 }
 
-Relay *
-relay_start (const gchar *relay_path, const gchar *const *extra)
+/* Starts the relay of @r listening on @listen, reading its banner. */
+static void
+relay_spawn (Relay *r, const gchar *relay_path, const gchar *listen, const gchar *const *extra)
 {
-  Relay *r = g_new0 (Relay, 1);
   g_autoptr (GPtrArray) argv = g_ptr_array_new ();
   g_autoptr (GError) error = NULL;
-  g_autofree gchar *id = NULL;
+  g_autofree gchar *id = g_build_filename (r->dir, "relay.seed", NULL);
   g_autoptr (GDataInputStream) out = NULL;
 
-  r->dir = g_dir_make_tmp ("wzp-relay-test-XXXXXX", NULL);
-  id = g_build_filename (r->dir, "relay.seed", NULL);
   g_ptr_array_add (argv, (gpointer) relay_path);
   g_ptr_array_add (argv, "--listen");
-  g_ptr_array_add (argv, "127.0.0.1:0");
+  g_ptr_array_add (argv, (gpointer) listen);
   g_ptr_array_add (argv, "--identity");
   g_ptr_array_add (argv, id);
   g_ptr_array_add (argv, "--metrics");
@@ -46,6 +44,10 @@ relay_start (const gchar *relay_path, const gchar *const *extra)
   }
   g_assert_no_error (error);
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (r->proc));
+  g_clear_pointer (&r->addr, g_free);
+  g_clear_pointer (&r->tls_fp, g_free);
+  g_clear_pointer (&r->fingerprint, g_free);
+  g_clear_pointer (&r->metrics_url, g_free);
   for (;;) {
     g_autofree gchar *line = g_data_input_stream_read_line (out, NULL, NULL, NULL);
     g_assert_nonnull (line);
@@ -60,9 +62,32 @@ relay_start (const gchar *relay_path, const gchar *const *extra)
       break;
     }
   }
+  g_clear_object (&r->sockaddr);
   r->sockaddr = wzp_socket_address_parse (r->addr, NULL);
   g_assert_nonnull (r->sockaddr);
+}
+
+Relay *
+relay_start (const gchar *relay_path, const gchar *const *extra)
+{
+  Relay *r = g_new0 (Relay, 1);
+
+  r->dir = g_dir_make_tmp ("wzp-relay-test-XXXXXX", NULL);
+  relay_spawn (r, relay_path, "127.0.0.1:0", extra);
   return r;
+}
+
+void
+relay_restart (Relay *r, const gchar *relay_path)
+{
+  g_autofree gchar *addr = g_strdup (r->addr);
+
+  g_subprocess_send_signal (r->proc, SIGTERM);
+  g_subprocess_wait (r->proc, NULL, NULL);
+  g_assert_cmpint (g_subprocess_get_exit_status (r->proc), ==, 0);
+  g_clear_object (&r->proc);
+  relay_spawn (r, relay_path, addr, NULL);
+  g_assert_cmpstr (r->addr, ==, addr);
 }
 
 void

@@ -15,6 +15,9 @@ typedef struct {
 
 /* @relay_path: the binary; @extra: more flags (NULL-terminated) or NULL. */
 Relay *relay_start (const gchar *relay_path, const gchar *const *extra);
+/* SIGTERM (asserting exit 0), then the relay again on the same address
+ * with the same identity (without @extra flags). */
+void relay_restart (Relay *r, const gchar *relay_path);
 /* SIGTERM, asserts a clean exit 0, frees. */
 void relay_stop (Relay *r);
 /* Frees without stopping (the process is gone already). */

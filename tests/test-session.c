@@ -433,6 +433,70 @@ test_relay_killed (void)
 }
 
 
+static gboolean
+has_step (Party *p, const gchar *step, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  for (;;) {
+    gboolean yes;
+    g_mutex_lock (&p->lock);
+    yes = g_ptr_array_find_with_equal_func (p->steps, step, g_str_equal, NULL);
+    g_mutex_unlock (&p->lock);
+    if (yes)
+      return TRUE;
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (1000);
+  }
+}
+
+/* A call on the direct path outlives its relay: the relay's shutdown does
+ * not hang it up (both reported direct_ok), media keeps flowing, both
+ * register again when the relay is back, and a hangup still reaches the
+ * other side (over the direct connection). */
+static void
+test_relay_restart_direct (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, NULL);
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+  gint64 t0;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_negotiated (a, 5000) && wait_negotiated (b, 5000));
+  g_assert_true (a->use_direct && b->use_direct);
+  g_usleep (100000);
+
+  relay_restart (r, relay_path);
+  g_assert_true (has_step (a, "signal:lost", 3000));
+  g_assert_true (has_step (b, "signal:lost", 3000));
+  exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+  g_test_message ("with the relay restarting: a got %u via %s, b got %u via %s", got_a,
+                  wzp_media_path_name (path_a), got_b, wzp_media_path_name (path_b));
+  g_assert_cmpuint (got_a, ==, 50);
+  g_assert_cmpuint (got_b, ==, 50);
+  g_assert_cmpint (path_a, ==, WZP_MEDIA_PATH_DIRECT);
+  g_assert_cmpint (wzp_session_get_state (a->s), ==, WZP_SESSION_STATE_ACTIVE);
+  g_assert_cmpint (wzp_session_get_state (b->s), ==, WZP_SESSION_STATE_ACTIVE);
+  /* back-off starts at 1 s */
+  g_assert_true (has_step (a, "signal:reregistered", 5000));
+  g_assert_true (has_step (b, "signal:reregistered", 5000));
+
+  t0 = g_get_monotonic_time ();
+  wzp_session_hangup (a->s);
+  g_assert_true (has_error (b, WZP_SESSION_ERROR_HUNG_UP, 3000));
+  g_test_message ("hangup reached the callee in %.1f ms", (g_get_monotonic_time () - t0) / 1000.0);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
 /* Randomized trials: per side, direct blocked or not, its report delayed
  * (sometimes past the peer's wait) or never sent; the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
@@ -603,6 +667,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-down", test_relay_down);
   g_test_add_func ("/session/token-auth", test_token_auth);
   g_test_add_func ("/session/relay-killed", test_relay_killed);
+  g_test_add_func ("/session/relay-restart-direct", test_relay_restart_direct);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }

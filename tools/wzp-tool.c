@@ -9,6 +9,7 @@
 #include "wzp-identity.h"
 #include "wzp-quic.h"
 #include "wzp-signal.h"
+#include "wzp-tool-call.h"
 #include "wzp-util.h"
 #include "wzp-wire.h"
 
@@ -30,7 +31,15 @@ static const gchar usage[] =
   "                             prints the address the relay sees us at\n"
   "  version HOST:PORT [--timeout MS]\n"
   "                             asks a relay for its build id (SNI \"version\")\n"
-  "  version                    print this tool's version and build id\n";
+  "  version                    print this tool's version and build id\n"
+  "  call RELAY FINGERPRINT [OPTIONS]\n"
+  "  answer RELAY [OPTIONS]     a test call: place (or wait for and answer) one call,\n"
+  "                             send synthetic 20 ms frames once it is up, print one\n"
+  "                             JSON line: negotiated path, setup time, frames sent and\n"
+  "                             received per path. Options: --identity FILE|HEX,\n"
+  "                             --pin FP, --alias NAME, --frames N (250), --no-direct,\n"
+  "                             --report-timeout MS (3000), --direct-timeout MS (2000),\n"
+  "                             --timeout S (30), --verbose (call events on stderr)\n";
 
 static int G_GNUC_PRINTF (1, 2)
 fail (const gchar *fmt, ...)
@@ -406,6 +415,10 @@ main (int argc, char **argv)
     return cmd_probe (argc - 2, argv + 2, PROBE_PING);
   if (strcmp (argv[1], "reflect") == 0)
     return cmd_probe (argc - 2, argv + 2, PROBE_REFLECT);
+  if (strcmp (argv[1], "call") == 0 || strcmp (argv[1], "answer") == 0) {
+    int rc = wzp_tool_call (argc - 2, argv + 2, strcmp (argv[1], "answer") == 0);
+    return rc == 2 ? usage_error () : rc;
+  }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
     fputs (usage, stdout);
     return 0;

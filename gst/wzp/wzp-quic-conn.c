@@ -874,14 +874,36 @@ conn_kick (WzpConnection *c)
 
 /* ---- receiving -------------------------------------------------------------- */
 
+/* The path ngtcp2 sends on moves when the peer's address does (a NAT
+ * rebinding: same connection IDs, new source port); follow it. */
+static void
+conn_follow_path (WzpConnection *c)
+{
+  const ngtcp2_path *cur = ngtcp2_conn_get_path (c->conn);
+
+  if (cur->remote.addrlen == 0 || cur->remote.addrlen > sizeof c->remote ||
+      (cur->remote.addrlen == c->remote_len && memcmp (cur->remote.addr, &c->remote, c->remote_len) == 0))
+    return;
+  memcpy (&c->remote, cur->remote.addr, cur->remote.addrlen);
+  c->remote_len = cur->remote.addrlen;
+  g_free (c->remote_str);
+  c->remote_str = sockaddr_to_string ((const struct sockaddr *) &c->remote);
+  c->stats.migrations++;
+  g_debug ("the peer moved to %s", c->remote_str);
+}
+
 void
-conn_read (WzpConnection *c, const guint8 *data, gsize len)
+conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen, const guint8 *data,
+           gsize len)
 {
   ngtcp2_path path;
   ngtcp2_pkt_info pi = { 0 };
   int rv;
 
   conn_path (c, &path);
+  /* the address the packet came from, so that ngtcp2 sees a rebinding */
+  path.remote.addr = (ngtcp2_sockaddr *) from;
+  path.remote.addrlen = fromlen;
   c->stats.packets_received++;
   c->stats.bytes_received += len;
   rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, now_ns ());
@@ -889,6 +911,7 @@ conn_read (WzpConnection *c, const guint8 *data, gsize len)
     conn_fail_read (c, rv);
     return;
   }
+  conn_follow_path (c);
   endpoint_mark_dirty (c->endpoint, c);
 }
 

@@ -133,7 +133,8 @@ G_GNUC_INTERNAL WzpConnection * conn_new (WzpEndpoint *ep, const struct sockaddr
 G_GNUC_INTERNAL void conn_path (WzpConnection *c, ngtcp2_path *path);
 G_GNUC_INTERNAL void conn_terminate (WzpConnection *c, GError *reason);
 G_GNUC_INTERNAL void register_cid (WzpConnection *c, const guint8 *data, gsize len);
-G_GNUC_INTERNAL void conn_read (WzpConnection *c, const guint8 *data, gsize len);
+G_GNUC_INTERNAL void conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen,
+                                const guint8 *data, gsize len);
 G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
 G_GNUC_INTERNAL void conn_kick (WzpConnection *c);
 G_GNUC_INTERNAL void stream_reject (WzpConnection *c, Stream *s, const gchar *why);

@@ -392,7 +392,7 @@ endpoint_dispatch (WzpEndpoint *ep, const guint8 *data, gsize len, const struct 
     ep->stats.packets_dropped++;
     return;
   }
-  conn_read (c, data, len);
+  conn_read (c, from, fromlen, data, len);
 }
 
 static gboolean
@@ -624,6 +624,68 @@ wzp_endpoint_get_stats (WzpEndpoint *ep, WzpEndpointStats *stats)
   stats->connections = g_hash_table_size (ep->conns);
 }
 
+/* @remote as the socket wants it: an IPv4 address becomes ::ffff:a.b.c.d on
+ * a dual-stack (IPv6) socket, so one socket reaches both families. */
+static gboolean
+endpoint_native_address (WzpEndpoint *ep, GSocketAddress *remote, struct sockaddr_storage *ss,
+                         socklen_t *len, GError **error)
+{
+  if (!g_socket_address_to_native (remote, ss, sizeof *ss, error))
+    return FALSE;
+  *len = (socklen_t) g_socket_address_get_native_size (remote);
+  if (ss->ss_family == AF_INET && ep->local.ss_family == AF_INET6) {
+    struct sockaddr_in in = *(struct sockaddr_in *) ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ss;
+
+    memset (in6, 0, sizeof *in6);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = in.sin_port;
+    in6->sin6_addr.s6_addr[10] = 0xff;
+    in6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy (&in6->sin6_addr.s6_addr[12], &in.sin_addr, 4);
+    *len = sizeof *in6;
+  } else if (ss->ss_family == AF_INET6 && ep->local.ss_family == AF_INET) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                 "an IPv6 address cannot be reached from an IPv4 socket");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+wzp_endpoint_can_reach (WzpEndpoint *ep, GSocketAddress *remote)
+{
+  struct sockaddr_storage ss;
+  socklen_t len;
+
+  return endpoint_native_address (ep, remote, &ss, &len, NULL);
+}
+
+gboolean
+wzp_endpoint_send_punch (WzpEndpoint *ep, GSocketAddress *remote)
+{
+  /* one zero byte: no QUIC version can parse it, so a peer's stack drops it */
+  static const guint8 punch[1] = { 0 };
+  struct sockaddr_storage ss;
+  socklen_t len;
+  gssize r;
+
+  if (ep->shut_down || !endpoint_native_address (ep, remote, &ss, &len, NULL))
+    return FALSE;
+  if (ep->filter && ep->filter ((const struct sockaddr *) &ss, TRUE, ep->filter_data))
+    return TRUE;
+  do
+    r = sendto (ep->fd, punch, sizeof punch, 0, (const struct sockaddr *) &ss, len);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    ep->stats.send_errors++;
+    return FALSE;
+  }
+  ep->stats.packets_sent++;
+  ep->stats.bytes_sent += sizeof punch;
+  return TRUE;
+}
+
 WzpConnection *
 wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni, const gchar *pin,
                       GError **error)
@@ -636,16 +698,16 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
   ngtcp2_path path;
   WzpConnection *c;
   GError *local = NULL;
+  socklen_t sslen;
   int rv;
 
   if (ep->shut_down) {
     g_set_error_literal (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_CLOSED, "the endpoint is shut down");
     return NULL;
   }
-  if (!g_socket_address_to_native (remote, &ss, sizeof ss, error))
+  if (!endpoint_native_address (ep, remote, &ss, &sslen, error))
     return NULL;
-  c = conn_new (ep, (struct sockaddr *) &ss, (socklen_t) g_socket_address_get_native_size (remote),
-                FALSE);
+  c = conn_new (ep, (struct sockaddr *) &ss, sslen, FALSE);
   c->sni = g_strdup (sni);
   c->pin = g_strdup (pin);
   fill_callbacks (&cb, FALSE);

@@ -82,6 +82,7 @@ typedef struct {
   guint64 signals_received;
   guint64 bad_streams;            /* oversized, malformed, unfinished, reset */
   guint64 unknown_signals;        /* well-formed, unknown variant: skipped */
+  guint64 migrations;             /* the peer's address changed (NAT rebinding) */
 } WzpConnectionStats;
 
 #define WZP_TYPE_ENDPOINT (wzp_endpoint_get_type ())
@@ -109,6 +110,13 @@ WzpConnection *wzp_endpoint_connect (WzpEndpoint *endpoint, GSocketAddress *remo
                                      const gchar *sni, const gchar *pin, GError **error);
 /* Test-only fault injection (off unless set): return TRUE to drop a packet
  * to (@sending) or from @remote. */
+/* Whether the endpoint's socket can send to @remote (an IPv6 socket is
+ * dual-stack and reaches IPv4 too; an IPv4 socket only IPv4). */
+gboolean wzp_endpoint_can_reach (WzpEndpoint *endpoint, GSocketAddress *remote);
+/* Sends one 1-byte UDP datagram to @remote from the endpoint's socket: it
+ * opens a NAT mapping toward a peer that is about to dial us (hole
+ * punching); QUIC stacks drop it. Goes through the test filter. */
+gboolean wzp_endpoint_send_punch (WzpEndpoint *endpoint, GSocketAddress *remote);
 typedef gboolean (*WzpPacketFilter) (const struct sockaddr *remote, gboolean sending, gpointer data);
 void wzp_endpoint_set_test_filter (WzpEndpoint *endpoint, WzpPacketFilter filter, gpointer data);
 

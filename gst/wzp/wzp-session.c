@@ -8,12 +8,18 @@
 #include "wzp-signal.h"
 
 #include <string.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 
 G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
 
 #define RX_QUEUE_MAX 256
 #define RELAY_GRACE_MS 2000
+#define PUNCH_INTERVAL_MS 20
+#define REREGISTER_FIRST_MS 1000
+#define REREGISTER_MAX_MS 30000
+#define MAX_LOCAL_CANDIDATES 8
 
 static WzpMediaFrame interrupt_marker;
 
@@ -59,6 +65,11 @@ struct _WzpSession {
   gboolean race_running, direct_done, direct_ok, report_sent, have_peer_report, peer_direct_ok;
   gboolean decided;
   GSource *direct_timer, *report_timer;
+  GSource *punch_timer;       /* the Acceptor's hole punching */
+  GSource *rereg_timer;       /* re-registration after losing _signal */
+  guint rereg_delay_ms;
+  gboolean registered_once, reregistering;
+  GPtrArray *punch_targets;   /* GSocketAddress* */
   gint64 call_started_us;
   gboolean first_send, first_recv;
   guint64 frames_since_report;
@@ -446,6 +457,96 @@ on_report_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* ---- candidates and hole punching ---------------------------------------- */
+
+static void
+stop_punching (WzpSession *s)
+{
+  cancel_timer (&s->punch_timer);
+  g_clear_pointer (&s->punch_targets, g_ptr_array_unref);
+}
+
+static gboolean
+on_punch (gpointer data)
+{
+  WzpSession *s = data;
+
+  for (guint i = 0; i < s->punch_targets->len; i++)
+    wzp_endpoint_send_punch (s->ep, g_ptr_array_index (s->punch_targets, i));
+  return G_SOURCE_CONTINUE;
+}
+
+/* The Acceptor sends a 1-byte datagram to each of the peer's candidates
+ * every 20 ms until the dial arrives or the direct limit passes: its own NAT
+ * then lets the Dialer's packets in (upstream's Acceptor sends nothing, and
+ * address-restricted NATs drop the dial). */
+static void
+start_punching (WzpSession *s, GPtrArray *candidates)
+{
+  stop_punching (s);
+  s->punch_targets = g_ptr_array_new_with_free_func (g_object_unref);
+  for (guint i = 0; i < candidates->len; i++) {
+    GSocketAddress *a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
+    if (a && wzp_endpoint_can_reach (s->ep, a))
+      g_ptr_array_add (s->punch_targets, a);
+    else
+      g_clear_object (&a);
+  }
+  if (s->punch_targets->len == 0)
+    return;
+  on_punch (s);
+  s->punch_timer = session_timeout (s, PUNCH_INTERVAL_MS, on_punch, s, NULL);
+}
+
+/* Host addresses the peer may reach us on (protocol §6.2): IPv4 and IPv6
+ * global or unique-local addresses of the interfaces that are up, with our
+ * port. Link-local and loopback addresses are left out, and so is
+ * everything when the relay itself is on loopback (both ends are on this
+ * host, and the reflexive address is enough). */
+static GPtrArray *
+local_candidates (WzpSession *s)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  GInetAddress *relay = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (s->relay_addr));
+  g_autoptr (GInetSocketAddress) local = wzp_endpoint_get_local_address (s->ep);
+  gboolean v6 = g_socket_address_get_family (G_SOCKET_ADDRESS (local)) == G_SOCKET_FAMILY_IPV6;
+  guint16 port = wzp_endpoint_get_port (s->ep);
+  struct ifaddrs *ifs = NULL;
+
+  if (!s->direct || g_inet_address_get_is_loopback (relay) || getifaddrs (&ifs) != 0)
+    return out;
+  for (struct ifaddrs *i = ifs; i && out->len < MAX_LOCAL_CANDIDATES; i = i->ifa_next) {
+    g_autoptr (GSocketAddress) sa = NULL;
+    GInetAddress *a;
+
+    if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+      continue;
+    if (i->ifa_addr->sa_family == AF_INET)
+      sa = g_socket_address_new_from_native (i->ifa_addr, sizeof (struct sockaddr_in));
+    else if (i->ifa_addr->sa_family == AF_INET6 && v6)
+      sa = g_socket_address_new_from_native (i->ifa_addr, sizeof (struct sockaddr_in6));
+    if (sa == NULL)
+      continue;
+    a = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa));
+    if (g_inet_address_get_is_loopback (a) || g_inet_address_get_is_link_local (a) ||
+        g_inet_address_get_is_any (a) || g_inet_address_get_is_multicast (a))
+      continue;
+    {
+      g_autofree gchar *host = g_inet_address_to_string (a);
+      gchar *text = g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV6
+                        ? g_strdup_printf ("[%s]:%u", host, port)
+                        : g_strdup_printf ("%s:%u", host, port);
+      if (g_ptr_array_find_with_equal_func (out, text, g_str_equal, NULL) ||
+          g_strcmp0 (text, s->own_reflexive) == 0)
+        g_free (text);
+      else
+        g_ptr_array_add (out, text);
+    }
+  }
+  freeifaddrs (ifs);
+  return out;
+}
+
 static void
 direct_done (WzpSession *s, gboolean ok)
 {
@@ -454,13 +555,19 @@ direct_done (WzpSession *s, gboolean ok)
   s->direct_done = TRUE;
   s->direct_ok = ok;
   cancel_timer (&s->direct_timer);
+  stop_punching (s);
   for (guint i = 0; s->dials && i < s->dials->len; i++) {
     WzpConnection *c = g_ptr_array_index (s->dials, i);
     if (c != s->direct_conn)
       wzp_connection_close (c, 0, "not-selected");
   }
-  call_event (s, ok ? "connect:dual_path_race_done" : "connect:dual_path_race_failed",
-              "direct_ok", g_variant_new_boolean (ok), NULL);
+  if (ok && s->direct_conn)
+    call_event (s, "connect:dual_path_race_done", "direct_ok", g_variant_new_boolean (TRUE),
+                "address", g_variant_new_string (wzp_connection_get_remote_address (s->direct_conn)),
+                NULL);
+  else
+    call_event (s, ok ? "connect:dual_path_race_done" : "connect:dual_path_race_failed",
+                "direct_ok", g_variant_new_boolean (ok), NULL);
   /* report as soon as our direct result is known */
   send_report (s);
   if (s->have_peer_report)
@@ -527,6 +634,14 @@ on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
   if (c != s->direct_conn)
     return;
   g_clear_object (&s->direct_conn);
+  /* the peer hung up on the direct path (its Hangup may not reach us: the
+   * relay may be gone, which is why the call was still up) */
+  if (g_error_matches (why, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED) &&
+      strstr (why->message, "\"hangup\"") && s->send_path == WZP_MEDIA_PATH_DIRECT) {
+    end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
+                                      "the other side hung up"));
+    return;
+  }
   if (s->send_path == WZP_MEDIA_PATH_DIRECT)
     s->send_path = s->relay_admitted ? WZP_MEDIA_PATH_RELAY : WZP_MEDIA_PATH_NONE;
 }
@@ -577,23 +692,22 @@ start_race (WzpSession *s, const WzpCallSetup *setup)
     return;
   }
   s->direct_timer = session_timeout (s, s->direct_timeout_ms, on_direct_timeout, s, NULL);
-  if (role < 0) {
-    call_event (s, "connect:role", "role", g_variant_new_string ("Acceptor"), NULL);
-    return;                     /* on_incoming() takes the peer's dial */
-  }
-  call_event (s, "connect:role", "role", g_variant_new_string ("Dialer"), NULL);
   for (guint i = 0; setup->peer_local_addrs && i < setup->peer_local_addrs->len; i++)
     g_ptr_array_add (candidates, g_strdup (g_ptr_array_index (setup->peer_local_addrs, i)));
   if (!g_ptr_array_find_with_equal_func (candidates, setup->peer_direct_addr, g_str_equal, NULL))
     g_ptr_array_add (candidates, g_strdup (setup->peer_direct_addr));
+  if (role < 0) {
+    call_event (s, "connect:role", "role", g_variant_new_string ("Acceptor"), NULL);
+    start_punching (s, candidates);
+    return;                     /* on_incoming() takes the peer's dial */
+  }
+  call_event (s, "connect:role", "role", g_variant_new_string ("Dialer"), NULL);
   s->dials = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < candidates->len; i++) {
     g_autoptr (GSocketAddress) a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
-    g_autoptr (GInetSocketAddress) local = wzp_endpoint_get_local_address (s->ep);
     WzpConnection *c;
 
-    if (a == NULL || g_socket_address_get_family (a) !=
-        g_socket_address_get_family (G_SOCKET_ADDRESS (local)))
+    if (a == NULL || !wzp_endpoint_can_reach (s->ep, a))
       continue;
     c = wzp_endpoint_connect (s->ep, a, sni, NULL, NULL);
     if (c == NULL)
@@ -667,6 +781,9 @@ do_place_call (WzpSession *s, const gchar *target)
   o->supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
   g_array_append_val (o->supported_profiles, WZP_PROFILE_GOOD);
   o->caller_reflexive_addr = g_strdup (s->own_reflexive);
+  o->caller_local_addrs = local_candidates (s);
+  if (o->caller_local_addrs->len == 0)
+    g_clear_pointer (&o->caller_local_addrs, g_ptr_array_unref);
   o->caller_build_version = g_strdup (WZP_BUILD_ID);
   set_state (s, WZP_SESSION_STATE_CALLING);
   call_event (s, "call:offer_sent", "call_id", g_variant_new_string (s->call_id),
@@ -685,8 +802,12 @@ do_answer (WzpSession *s, gboolean accept)
   m->direct_call_answer.call_id = g_strdup (s->incoming_call_id);
   m->direct_call_answer.accept_mode = accept ? WZP_CALL_ACCEPT_TRUSTED : WZP_CALL_ACCEPT_REJECT;
   m->direct_call_answer.chosen_profile = g_memdup2 (&WZP_PROFILE_GOOD, sizeof WZP_PROFILE_GOOD);
-  if (accept)
+  if (accept) {
     m->direct_call_answer.callee_reflexive_addr = g_strdup (s->own_reflexive);
+    m->direct_call_answer.callee_local_addrs = local_candidates (s);
+    if (m->direct_call_answer.callee_local_addrs->len == 0)
+      g_clear_pointer (&m->direct_call_answer.callee_local_addrs, g_ptr_array_unref);
+  }
   m->direct_call_answer.callee_build_version = g_strdup (WZP_BUILD_ID);
   if (accept) {
     g_free (s->call_id);
@@ -708,6 +829,18 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
               msg->register_presence_ack.error ? msg->register_presence_ack.error : "no reason given");
         return;
       }
+      s->rereg_delay_ms = 0;
+      if (s->reregistering) {
+        /* back on the relay: a call in progress goes on as it was */
+        s->reregistering = FALSE;
+        call_event (s, "signal:reregistered", NULL);
+        if (wzp_session_get_state (s) == WZP_SESSION_STATE_REGISTERED) {
+          g_clear_pointer (&s->own_reflexive, g_free);
+          send_sig (s, wzp_signal_new (WZP_SIGNAL_REFLECT));
+        }
+        break;
+      }
+      s->registered_once = TRUE;
       set_state (s, WZP_SESSION_STATE_REGISTERED);
       call_event (s, "signal:registered", NULL);
       send_sig (s, wzp_signal_new (WZP_SIGNAL_REFLECT));
@@ -779,6 +912,61 @@ on_sig_established (WzpConnection *c, WzpSession *s)
   send_sig (s, register_msg (s));
 }
 
+static void on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s);
+static void on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s);
+static void schedule_reregister (WzpSession *s);
+
+static gboolean
+connect_signal (WzpSession *s, GError **error)
+{
+  s->sig = wzp_endpoint_connect (s->ep, s->relay_addr, "_signal", s->relay_fp, error);
+  if (s->sig == NULL)
+    return FALSE;
+  g_signal_connect (s->sig, "established", G_CALLBACK (on_sig_established), s);
+  g_signal_connect (s->sig, "signal", G_CALLBACK (on_signal), s);
+  g_signal_connect (s->sig, "closed", G_CALLBACK (on_sig_closed), s);
+  return TRUE;
+}
+
+/* Losing _signal (protocol §6.1 step 6) ends nothing that does not need
+ * the relay: an idle registration, or a call whose media runs on the
+ * direct path, registers again with back-off (1 s doubling to 30 s). */
+static gboolean
+can_reregister (WzpSession *s)
+{
+  WzpSessionState st = wzp_session_get_state (s);
+
+  if (!s->registered_once)
+    return FALSE;
+  return st == WZP_SESSION_STATE_REGISTERED ||
+         (st == WZP_SESSION_STATE_ACTIVE && s->decided && s->send_path == WZP_MEDIA_PATH_DIRECT);
+}
+
+static gboolean
+do_reregister (gpointer data)
+{
+  WzpSession *s = data;
+  g_autoptr (GError) error = NULL;
+
+  g_clear_pointer (&s->rereg_timer, g_source_unref);
+  drop_conn (s, &s->sig, "reconnect");
+  s->reregistering = TRUE;
+  call_event (s, "signal:reconnecting", NULL);
+  if (!connect_signal (s, &error))
+    schedule_reregister (s);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reregister (WzpSession *s)
+{
+  guint delay = s->rereg_delay_ms ? s->rereg_delay_ms : REREGISTER_FIRST_MS;
+
+  cancel_timer (&s->rereg_timer);
+  s->rereg_delay_ms = MIN (delay * 2, REREGISTER_MAX_MS);
+  s->rereg_timer = session_timeout (s, delay, do_reregister, s, NULL);
+}
+
 static void
 on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
 {
@@ -789,7 +977,10 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
           "property (this relay validates tokens)", s->relay);
   else if (strstr (why->message, "\"register-refused\""))
     fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused the registration", s->relay);
-  else
+  else if (can_reregister (s)) {
+    call_event (s, "signal:lost", "reason", g_variant_new_string (why->message), NULL);
+    schedule_reregister (s);
+  } else
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s", s->relay, why->message);
 }
 
@@ -815,6 +1006,8 @@ end_call (WzpSession *s, GError *why)
   }
   cancel_timer (&s->direct_timer);
   cancel_timer (&s->report_timer);
+  cancel_timer (&s->rereg_timer);
+  stop_punching (s);
   drop_conn (s, &s->relay_conn, "hangup");
   drop_conn (s, &s->direct_conn, "hangup");
   if (s->dials) {
@@ -834,20 +1027,25 @@ end_call (WzpSession *s, GError *why)
   wzp_session_interrupt (s);
 }
 
-/* test-block-direct: only the relay's address gets through */
+static guint16
+sockaddr_port (const struct sockaddr *sa)
+{
+  if (sa->sa_family == AF_INET)
+    return ntohs (((const struct sockaddr_in *) sa)->sin_port);
+  if (sa->sa_family == AF_INET6)
+    return ntohs (((const struct sockaddr_in6 *) sa)->sin6_port);
+  return 0;
+}
+
+/* test-block-direct: only the relay's port gets through (every peer of a
+ * test runs on loopback, so the port tells the relay apart) */
 static gboolean
 block_all_but_relay (const struct sockaddr *remote, gboolean sending, gpointer data)
 {
   WzpSession *s = data;
-  struct sockaddr_storage relay;
 
-  if (!g_socket_address_to_native (s->relay_addr, &relay, sizeof relay, NULL))
-    return FALSE;
-  if (remote->sa_family == AF_INET && relay.ss_family == AF_INET)
-    return ((const struct sockaddr_in *) remote)->sin_port != ((struct sockaddr_in *) &relay)->sin_port;
-  if (remote->sa_family == AF_INET6 && relay.ss_family == AF_INET6)
-    return ((const struct sockaddr_in6 *) remote)->sin6_port != ((struct sockaddr_in6 *) &relay)->sin6_port;
-  return TRUE;
+  return sockaddr_port (remote) !=
+         g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (s->relay_addr));
 }
 
 static gboolean
@@ -859,9 +1057,19 @@ do_start (gpointer data)
   g_autofree gchar *bind_text = NULL;
   gboolean v6 = g_socket_address_get_family (s->relay_addr) == G_SOCKET_FAMILY_IPV6;
 
-  bind_text = g_strdup_printf (v6 ? "[::]:%u" : "0.0.0.0:%u", s->local_port);
+  /* one dual-stack socket reaches an IPv4 relay and IPv6 peers alike; where
+   * IPv6 is off, an IPv4 socket does for an IPv4 relay */
+  bind_text = g_strdup_printf ("[::]:%u", s->local_port);
   bind = wzp_socket_address_parse (bind_text, NULL);
   s->ep = wzp_endpoint_new (bind, s->ctx, NULL, &error);
+  if (s->ep == NULL && !v6) {
+    g_clear_error (&error);
+    g_clear_object (&bind);
+    g_free (bind_text);
+    bind_text = g_strdup_printf ("0.0.0.0:%u", s->local_port);
+    bind = wzp_socket_address_parse (bind_text, NULL);
+    s->ep = wzp_endpoint_new (bind, s->ctx, NULL, &error);
+  }
   if (s->ep == NULL || !wzp_endpoint_listen (s->ep, NULL, &error)) {
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot open a UDP socket: %s", error->message);
     return G_SOURCE_REMOVE;
@@ -882,14 +1090,8 @@ do_start (gpointer data)
     return G_SOURCE_REMOVE;
   }
   set_state (s, WZP_SESSION_STATE_REGISTERING);
-  s->sig = wzp_endpoint_connect (s->ep, s->relay_addr, "_signal", s->relay_fp, &error);
-  if (s->sig == NULL) {
+  if (!connect_signal (s, &error))
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot dial the relay: %s", error->message);
-    return G_SOURCE_REMOVE;
-  }
-  g_signal_connect (s->sig, "established", G_CALLBACK (on_sig_established), s);
-  g_signal_connect (s->sig, "signal", G_CALLBACK (on_signal), s);
-  g_signal_connect (s->sig, "closed", G_CALLBACK (on_sig_closed), s);
   return G_SOURCE_REMOVE;
 }
 
