@@ -328,6 +328,12 @@ post_event (WzpSession *session, const gchar *step, GVariant *data, GstElement *
       gst_structure_set (st, key, G_TYPE_BOOLEAN, g_variant_get_boolean (v), NULL);
     else if (g_variant_is_of_type (v, G_VARIANT_TYPE_STRING))
       gst_structure_set (st, key, G_TYPE_STRING, g_variant_get_string (v, NULL), NULL);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_UINT32))
+      gst_structure_set (st, key, G_TYPE_UINT, g_variant_get_uint32 (v), NULL);
+    else if (g_variant_is_of_type (v, G_VARIANT_TYPE_STRING_ARRAY)) {
+      g_autofree const gchar **strv = g_variant_get_strv (v, NULL);
+      gst_structure_set (st, key, G_TYPE_STRV, strv, NULL);
+    }
     g_variant_unref (v);
   }
   gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element), st));

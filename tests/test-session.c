@@ -497,6 +497,60 @@ test_relay_restart_direct (void)
   relay_stop (r);
 }
 
+/* Room mode: two sessions join one room on the relay (SNI = room name,
+ * CallOffer/CallAnswer), hear each other, and see each other in the
+ * relay's RoomUpdate. */
+static void
+test_room_mode (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  Party *a = party_new (r, 0x31, "mode", "room", "room", "Lobby", "alias", "ann", NULL);
+  Party *b = party_new (r, 0x32, "mode", "room", "room", "lobby", "alias", "bob", NULL);
+  g_autofree gchar *fp_a = fingerprint_of (0x31), *fp_b = fingerprint_of (0x32);
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+  gint64 end;
+  g_auto (GStrv) members = NULL;
+
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  /* the room name is lowercased: one room; a hears of b's join */
+  end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  do {
+    g_clear_pointer (&members, g_strfreev);
+    members = wzp_session_dup_participants (a->s);
+    if (members && g_strv_length (members) == 2)
+      break;
+    g_usleep (2000);
+  } while (g_get_monotonic_time () < end);
+  g_assert_nonnull (members);
+  g_assert_cmpuint (g_strv_length (members), ==, 2);
+  g_assert_true (g_strv_contains ((const gchar *const *) members, fp_a));
+  g_assert_true (g_strv_contains ((const gchar *const *) members, fp_b));
+  g_assert_true (has_step (b, "room:update", 1000));
+  exchange (a, b, 40, &got_a, &got_b, &path_a, &path_b);
+  g_test_message ("room: a got %u, b got %u", got_a, got_b);
+  g_assert_cmpuint (got_a, ==, 40);
+  g_assert_cmpuint (got_b, ==, 40);
+  g_assert_cmpint (path_a, ==, WZP_MEDIA_PATH_RELAY);
+  party_free (b);
+  /* b left: a's list shrinks to itself */
+  end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  do {
+    g_clear_pointer (&members, g_strfreev);
+    members = wzp_session_dup_participants (a->s);
+    if (members && g_strv_length (members) == 1)
+      break;
+    g_usleep (2000);
+  } while (g_get_monotonic_time () < end);
+  g_assert_cmpuint (g_strv_length (members), ==, 1);
+  g_assert_cmpstr (members[0], ==, fp_a);
+  party_free (a);
+  relay_stop (r);
+}
+
 /* Randomized trials: per side, direct blocked or not, its report delayed
  * (sometimes past the peer's wait) or never sent; the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
@@ -668,6 +722,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/token-auth", test_token_auth);
   g_test_add_func ("/session/relay-killed", test_relay_killed);
   g_test_add_func ("/session/relay-restart-direct", test_relay_restart_direct);
+  g_test_add_func ("/session/room-mode", test_room_mode);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }

@@ -43,6 +43,7 @@ struct _WzpSession {
   guint16 seq;
   GAsyncQueue *rx;            /* WzpMediaFrame* */
   GAsyncQueue *tx;            /* GBytes* packets to send */
+  gchar **participants;       /* fingerprints from the last RoomUpdate */
 
   /* the session thread's own */
   GThread *thread;
@@ -91,6 +92,18 @@ static GParamSpec *props[N_PROPS];
 
 enum { SIG_STATE_CHANGED, SIG_INCOMING_CALL, SIG_CALL_EVENT, SIG_ERROR, N_SIGNALS };
 static guint signals[N_SIGNALS];
+
+G_DEFINE_BOXED_TYPE (WzpMediaFrame, wzp_media_frame, wzp_media_frame_copy, wzp_media_frame_free)
+
+WzpMediaFrame *
+wzp_media_frame_copy (const WzpMediaFrame *f)
+{
+  WzpMediaFrame *c = g_memdup2 (f, sizeof *f);
+
+  if (c->payload)
+    g_bytes_ref (c->payload);
+  return c;
+}
 
 void
 wzp_media_frame_free (WzpMediaFrame *f)
@@ -365,9 +378,50 @@ on_relay_established (WzpConnection *c, WzpSession *s)
   wzp_connection_send_signal (c, offer, &error);
 }
 
+/* Who is in the room (room mode, and call-<id> rooms): one call event
+ * with parallel fingerprint/alias lists, kept for wzp_session_dup_participants(). */
+static void
+on_room_update (WzpSession *s, const WzpRoomUpdate *u)
+{
+  GVariantBuilder fps, aliases;
+  GPtrArray *list = g_ptr_array_new_with_free_func (g_free);
+
+  g_variant_builder_init (&fps, G_VARIANT_TYPE_STRING_ARRAY);
+  g_variant_builder_init (&aliases, G_VARIANT_TYPE_STRING_ARRAY);
+  for (guint i = 0; u->participants && i < u->participants->len; i++) {
+    const WzpRoomParticipant *p = g_ptr_array_index (u->participants, i);
+    g_variant_builder_add (&fps, "s", p->fingerprint);
+    g_variant_builder_add (&aliases, "s", p->alias ? p->alias : "");
+    g_ptr_array_add (list, g_strdup (p->fingerprint));
+  }
+  g_ptr_array_add (list, NULL);
+  g_mutex_lock (&s->lock);
+  g_strfreev (s->participants);
+  s->participants = (gchar **) g_ptr_array_free (list, FALSE);
+  g_mutex_unlock (&s->lock);
+  call_event (s, "room:update", "count", g_variant_new_uint32 (u->count),
+              "fingerprints", g_variant_builder_end (&fps),
+              "aliases", g_variant_builder_end (&aliases), NULL);
+}
+
+gchar **
+wzp_session_dup_participants (WzpSession *s)
+{
+  gchar **out;
+
+  g_mutex_lock (&s->lock);
+  out = g_strdupv (s->participants);
+  g_mutex_unlock (&s->lock);
+  return out;
+}
+
 static void
 on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
 {
+  if (msg->type == WZP_SIGNAL_ROOM_UPDATE) {
+    on_room_update (s, &msg->room_update);
+    return;
+  }
   if (msg->type != WZP_SIGNAL_CALL_ANSWER || s->relay_admitted)
     return;
   if (!wzp_verify_call_answer (msg->call_answer.identity_pub, msg->call_answer.ephemeral_pub,
@@ -1359,6 +1413,7 @@ wzp_session_finalize (GObject *object)
   g_free (s->own_reflexive);
   g_free (s->call_id);
   g_free (s->room_name);
+  g_strfreev (s->participants);
   g_free (s->peer_fp);
   g_free (s->incoming_call_id);
   g_clear_object (&s->relay_addr);
@@ -1493,5 +1548,5 @@ wzp_session_class_init (WzpSessionClass *klass)
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_VARIANT);
   /* "error" (const GError *): session thread; the call has ended. */
   signals[SIG_ERROR] = g_signal_new ("error", G_TYPE_FROM_CLASS (klass),
-      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_POINTER);
+      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
 }

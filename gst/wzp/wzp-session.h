@@ -56,6 +56,9 @@ typedef struct {
   GBytes *payload;
 } WzpMediaFrame;
 
+#define WZP_TYPE_MEDIA_FRAME (wzp_media_frame_get_type ())
+GType wzp_media_frame_get_type (void);
+WzpMediaFrame *wzp_media_frame_copy (const WzpMediaFrame *frame);
 void wzp_media_frame_free (WzpMediaFrame *frame);
 
 #define WZP_TYPE_SESSION (wzp_session_get_type ())
@@ -90,15 +93,43 @@ void wzp_session_hangup (WzpSession *session);
 /* Stops the thread; blocks until it has ended (bounded: at most ~1 s). */
 void wzp_session_stop (WzpSession *session);
 
-/* Queues one encoded frame for sending; never blocks on the network.
- * FALSE when no media path is up yet (the frame is dropped and counted). */
+/**
+ * wzp_session_send_media:
+ * @session: the session
+ * @frame: (array length=len): one encoded frame
+ * @len: its length in bytes
+ * @codec: the codec id for the media header
+ * @timestamp_ms: the media clock (§3.5)
+ *
+ * Queues one encoded frame for sending; never blocks on the network.
+ * Returns: FALSE when no media path is up yet (the frame is dropped and counted).
+ */
 gboolean wzp_session_send_media (WzpSession *session, const guint8 *frame, gsize len,
                                  WzpCodecId codec, guint32 timestamp_ms);
-/* Waits until @deadline_us (monotonic; -1 = forever) for a received frame.
- * NULL on timeout or after wzp_session_interrupt(). */
+/**
+ * wzp_session_recv_media:
+ * @session: the session
+ * @deadline_us: monotonic time (g_get_monotonic_time()) to wait until; -1 = forever
+ *
+ * Waits for a received frame.
+ * Returns: (transfer full) (nullable): the frame, or NULL on timeout or after
+ * wzp_session_interrupt().
+ */
 WzpMediaFrame *wzp_session_recv_media (WzpSession *session, gint64 deadline_us);
 /* Wakes a thread blocked in wzp_session_recv_media() (GstBaseSrc::unlock). */
 void wzp_session_interrupt (WzpSession *session);
+
+/**
+ * wzp_session_dup_participants:
+ * @session: the session
+ *
+ * Fingerprints of the room's members from the relay's last RoomUpdate (room
+ * mode). Also emitted as the call event "room:update" (count, fingerprints,
+ * aliases).
+ * Returns: (transfer full) (nullable) (array zero-terminated=1): the list,
+ * NULL before the first RoomUpdate
+ */
+gchar **wzp_session_dup_participants (WzpSession *session);
 
 WzpSessionState wzp_session_get_state (WzpSession *session);
 WzpMediaPath wzp_session_get_negotiated_path (WzpSession *session);
@@ -119,6 +150,11 @@ typedef struct {
   gint64 setup_us;            /* from place/answer to the first frame received */
 } WzpSessionStats;
 
+/**
+ * wzp_session_get_stats:
+ * @session: the session
+ * @stats: (out caller-allocates): filled with the counters
+ */
 void wzp_session_get_stats (WzpSession *session, WzpSessionStats *stats);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpMediaFrame, wzp_media_frame_free)

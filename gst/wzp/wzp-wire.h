@@ -83,7 +83,11 @@ typedef struct {
 guint8 wzp_fec_ratio_encode (double ratio);
 double wzp_fec_ratio_decode (guint8 value);
 
-/* Builds a trailer from measured figures (§3.3); bitrate cap is 200. */
+/**
+ * wzp_quality_report_from_stats: (skip)
+ *
+ * Builds a trailer from measured figures (§3.3); bitrate cap is 200.
+ */
 WzpQualityReport wzp_quality_report_from_stats (double loss_percent,
                                                 guint rtt_ms,
                                                 guint jitter_ms);
