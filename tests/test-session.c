@@ -551,6 +551,71 @@ test_room_mode (void)
   relay_stop (r);
 }
 
+/* Asymmetric cases with the real timers (2 s direct limit, 3 s report
+ * wait): whatever each side decides, both end on one path and every frame
+ * arrives both ways. */
+typedef struct {
+  const gchar *name;
+  guint a_report_delay, b_report_delay;   /* ms; G_MAXUINT = never sent */
+  guint a_relay_delay;                     /* ms before a dials the relay */
+  gboolean a_block, b_block;               /* direct path dropped */
+  WzpMediaPath expect;                     /* NONE = either, as long as both agree */
+} AsymCase;
+
+static void
+test_asymmetric (void)
+{
+  static const AsymCase cases[] = {
+    { "b's report arrives after a's 3 s wait", 0, 3500, 0, FALSE, FALSE, WZP_MEDIA_PATH_NONE },
+    { "both reports lost", G_MAXUINT, G_MAXUINT, 0, FALSE, FALSE, WZP_MEDIA_PATH_NONE },
+    { "a's report lost", G_MAXUINT, 0, 0, FALSE, FALSE, WZP_MEDIA_PATH_NONE },
+    { "a's relay leg 800 ms late", 0, 0, 800, FALSE, FALSE, WZP_MEDIA_PATH_DIRECT },
+    { "a's relay leg late, direct blocked", 0, 0, 800, TRUE, TRUE, WZP_MEDIA_PATH_RELAY },
+    { "direct blocked at a only", 0, 0, 0, TRUE, FALSE, WZP_MEDIA_PATH_RELAY },
+  };
+  Relay *r = relay_start (relay_path, NULL);
+
+  for (guint k = 0; k < G_N_ELEMENTS (cases); k++) {
+    const AsymCase *t = &cases[k];
+    g_autofree gchar *fp_b = fingerprint_of (0x12);
+    Party *b = party_new (r, 0x12, "auto-answer", TRUE, "test-block-direct", t->b_block,
+                          "send-path-report", t->b_report_delay != G_MAXUINT,
+                          "test-report-delay-ms", t->b_report_delay == G_MAXUINT ? 0 : t->b_report_delay,
+                          NULL);
+    Party *a = party_new (r, 0x2b, "call-target", fp_b, "test-block-direct", t->a_block,
+                          "send-path-report", t->a_report_delay != G_MAXUINT,
+                          "test-report-delay-ms", t->a_report_delay == G_MAXUINT ? 0 : t->a_report_delay,
+                          "test-relay-delay-ms", t->a_relay_delay, NULL);
+    guint got_a, got_b;
+    WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+    gint64 t0;
+
+    g_assert_true (wzp_session_start (b->s, NULL));
+    g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+    t0 = g_get_monotonic_time ();
+    g_assert_true (wzp_session_start (a->s, NULL));
+    g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+    g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+    g_assert_true (wait_negotiated (a, 6000) && wait_negotiated (b, 6000));
+    /* media starts only after both decided and the first grace passed:
+     * the worst moment for a disagreement */
+    g_usleep (2500000);
+    exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+    g_test_message ("%s: a decided %s, b decided %s; a got %u via %s, b got %u via %s (%.0f ms)",
+                    t->name, a->use_direct ? "direct" : "relay", b->use_direct ? "direct" : "relay",
+                    got_a, wzp_media_path_name (path_a), got_b, wzp_media_path_name (path_b),
+                    (g_get_monotonic_time () - t0) / 1000.0);
+    g_assert_cmpuint (got_a, ==, 50);
+    g_assert_cmpuint (got_b, ==, 50);
+    g_assert_cmpint (path_a, ==, path_b);
+    if (t->expect != WZP_MEDIA_PATH_NONE)
+      g_assert_cmpint (path_a, ==, t->expect);
+    party_free (a);
+    party_free (b);
+  }
+  relay_stop (r);
+}
+
 /* Randomized trials: per side, direct blocked or not, its report delayed
  * (sometimes past the peer's wait) or never sent; the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
@@ -723,6 +788,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-killed", test_relay_killed);
   g_test_add_func ("/session/relay-restart-direct", test_relay_restart_direct);
   g_test_add_func ("/session/room-mode", test_room_mode);
+  g_test_add_func ("/session/asymmetric", test_asymmetric);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }

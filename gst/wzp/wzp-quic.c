@@ -76,6 +76,7 @@ wzp_endpoint_settings_init (WzpEndpointSettings *s)
   s->max_connections = 4096;
   s->datagram_queue = 256;
   s->stream_timeout_ms = 10000;
+  s->initial_rtt_ms = 333;
 }
 
 /* ---- addresses ---------------------------------------------------------------- */
@@ -165,6 +166,8 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
   settings->initial_ts = now_ns ();
   settings->handshake_timeout = (guint64) ep->settings.handshake_timeout_ms * NGTCP2_MILLISECONDS;
   settings->max_tx_udp_payload_size = 1452;
+  if (ep->settings.initial_rtt_ms)
+    settings->initial_rtt = (ngtcp2_duration) ep->settings.initial_rtt_ms * NGTCP2_MILLISECONDS;
   if (g_getenv ("WZP_QUIC_TRACE"))
     settings->log_printf = quic_log;
   ngtcp2_transport_params_default (params);
@@ -204,6 +207,12 @@ endpoint_send_batch (WzpEndpoint *ep)
     done += (guint) r;
   }
   ep->ntx = 0;
+}
+
+void
+wzp_endpoint_set_initial_rtt (WzpEndpoint *ep, guint rtt_ms)
+{
+  ep->settings.initial_rtt_ms = rtt_ms ? rtt_ms : 333;
 }
 
 void

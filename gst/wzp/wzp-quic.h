@@ -41,6 +41,8 @@ typedef struct {
   guint datagram_queue;         /* datagrams queued each way (send: waiting for
                                  * congestion window; receive: no handler): 256 */
   guint stream_timeout_ms;      /* a signal stream must complete within: 10000 */
+  guint initial_rtt_ms;         /* RTT assumed before the first sample: 333 (RFC 9002);
+                                 * sets the first retransmission of a lost handshake */
 } WzpEndpointSettings;
 
 void wzp_endpoint_settings_init (WzpEndpointSettings *settings);
@@ -100,6 +102,9 @@ gboolean wzp_endpoint_listen (WzpEndpoint *endpoint, const guint8 *tls_seed, GEr
 /* The certificate fingerprint (95-char colon hex) when listening, else NULL. */
 const gchar *wzp_endpoint_get_fingerprint (WzpEndpoint *endpoint);
 GInetSocketAddress *wzp_endpoint_get_local_address (WzpEndpoint *endpoint);
+/* The initial RTT for connections dialled from now on (e.g. a measured RTT
+ * to the same relay); 0 restores the default. */
+void wzp_endpoint_set_initial_rtt (WzpEndpoint *endpoint, guint rtt_ms);
 guint16 wzp_endpoint_get_port (WzpEndpoint *endpoint);
 void wzp_endpoint_get_stats (WzpEndpoint *endpoint, WzpEndpointStats *stats);
 /* Dials @remote from this endpoint's socket. @sni NULL sends no server name.

@@ -34,6 +34,8 @@ struct _WzpSession {
   /* test-only fault injection */
   gboolean test_block_direct;
   guint test_report_delay_ms;
+  guint test_relay_delay_ms;
+  GSocketAddress *delayed_relay;  /* where the delayed relay dial goes */
 
   /* shared with other threads, under lock */
   GMutex lock;
@@ -65,6 +67,8 @@ struct _WzpSession {
   GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
   gboolean race_running, direct_done, direct_ok, report_sent, have_peer_report, peer_direct_ok;
   gboolean decided;
+  gboolean heard_direct;      /* the peer's media has arrived on the direct path */
+  guint grace_rounds;         /* relay grace periods waited for that */
   GSource *direct_timer, *report_timer;
   GSource *punch_timer;       /* the Acceptor's hole punching */
   GSource *rereg_timer;       /* re-registration after losing _signal */
@@ -86,7 +90,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TOKEN, N_PROPS
+  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TEST_RELAY_DELAY_MS, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -291,6 +295,8 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
 
   if (!wzp_media_packet_parse (data, len, &pkt, NULL))
     return;
+  if (via == WZP_MEDIA_PATH_DIRECT)
+    s->heard_direct = TRUE;
   /* the peer's media arriving on the direct path means the peer decided
    * direct: follow it there (never away from it), so that a split decision
    * (an old peer, a late report) converges instead of going silent. A peer
@@ -646,8 +652,18 @@ close_unused (gpointer data)
 {
   WzpSession *s = data;
 
-  if (s->send_path != WZP_MEDIA_PATH_RELAY && s->relay_conn && s->direct_conn)
+  if (s->send_path != WZP_MEDIA_PATH_RELAY && s->relay_conn && s->direct_conn) {
+    /* break the relay only once the peer is heard on direct: a peer that
+     * decided relay (a late or lost report) still sends there, and must not
+     * lose its frames or, when it later closes the direct path, find us
+     * without one (bounded: 15 grace periods) */
+    if (!s->heard_direct && ++s->grace_rounds < 15) {
+      g_source_unref (session_timeout (s, RELAY_GRACE_MS, close_unused, g_object_ref (s),
+                                       g_object_unref));
+      return G_SOURCE_REMOVE;
+    }
     drop_conn (s, &s->relay_conn, "not-selected");
+  }
   else if (s->send_path != WZP_MEDIA_PATH_DIRECT && s->direct_conn)
     wzp_connection_close (s->direct_conn, 0, "not-selected");
   return G_SOURCE_REMOVE;
@@ -773,6 +789,17 @@ start_race (WzpSession *s, const WzpCallSetup *setup)
     direct_done (s, FALSE);
 }
 
+/* test-relay-delay-ms: a slow relay leg */
+static gboolean
+dial_relay_late (gpointer data)
+{
+  WzpSession *s = data;
+
+  if (s->room_name && s->relay_conn == NULL && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
+    dial_relay (s, s->delayed_relay, s->room_name);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_call_setup (WzpSession *s, const WzpCallSetup *setup)
 {
@@ -784,8 +811,23 @@ on_call_setup (WzpSession *s, const WzpCallSetup *setup)
   g_free (s->room_name);
   s->room_name = g_strdup (setup->room);
   call_event (s, "connect:start", "room", g_variant_new_string (setup->room), NULL);
+  /* the call's connections start from the RTT measured on _signal (twice
+   * it, 10 ms at least) instead of QUIC's blind 333 ms: on a lossy path a
+   * lost handshake packet is sent again after ~3 RTT, not after a second */
+  if (s->sig) {
+    WzpConnectionStats cs;
+    wzp_connection_get_stats (s->sig, &cs);
+    if (cs.rtt_us)
+      wzp_endpoint_set_initial_rtt (s->ep, (guint) CLAMP (cs.rtt_us * 2 / 1000, 10, 333));
+  }
   /* audio first: the relay is dialled at once, no head start for direct */
-  dial_relay (s, relay ? relay : s->relay_addr, setup->room);
+  if (s->test_relay_delay_ms) {
+    g_clear_object (&s->delayed_relay);
+    s->delayed_relay = g_object_ref (relay ? relay : G_SOCKET_ADDRESS (s->relay_addr));
+    g_source_unref (session_timeout (s, s->test_relay_delay_ms, dial_relay_late, g_object_ref (s),
+                                     g_object_unref));
+  } else
+    dial_relay (s, relay ? relay : s->relay_addr, setup->room);
   start_race (s, setup);
 }
 
@@ -1414,6 +1456,7 @@ wzp_session_finalize (GObject *object)
   g_free (s->call_id);
   g_free (s->room_name);
   g_strfreev (s->participants);
+  g_clear_object (&s->delayed_relay);
   g_free (s->peer_fp);
   g_free (s->incoming_call_id);
   g_clear_object (&s->relay_addr);
@@ -1453,6 +1496,7 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_LOCAL_PORT: s->local_port = g_value_get_uint (value); return;
     case PROP_TEST_BLOCK_DIRECT: s->test_block_direct = g_value_get_boolean (value); return;
     case PROP_TEST_REPORT_DELAY_MS: s->test_report_delay_ms = g_value_get_uint (value); return;
+    case PROP_TEST_RELAY_DELAY_MS: s->test_relay_delay_ms = g_value_get_uint (value); return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
       return;
@@ -1484,6 +1528,7 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_LOCAL_PORT: g_value_set_uint (value, s->local_port); break;
     case PROP_TEST_BLOCK_DIRECT: g_value_set_boolean (value, s->test_block_direct); break;
     case PROP_TEST_REPORT_DELAY_MS: g_value_set_uint (value, s->test_report_delay_ms); break;
+    case PROP_TEST_RELAY_DELAY_MS: g_value_set_uint (value, s->test_relay_delay_ms); break;
     case PROP_STATE: g_value_set_int (value, wzp_session_get_state (s)); break;
     case PROP_NEGOTIATED_PATH: g_value_set_int (value, wzp_session_get_negotiated_path (s)); break;
     default:
@@ -1532,6 +1577,8 @@ wzp_session_class_init (WzpSessionClass *klass)
       "Fault injection for tests: drop every packet not to or from the relay", FALSE, rw);
   props[PROP_TEST_REPORT_DELAY_MS] = g_param_spec_uint ("test-report-delay-ms", "Test: report delay",
       "Fault injection for tests: send our MediaPathReport this late", 0, 60000, 0, rw);
+  props[PROP_TEST_RELAY_DELAY_MS] = g_param_spec_uint ("test-relay-delay-ms", "Test: relay delay",
+      "Fault injection for tests: dial the relay's call room this late", 0, 60000, 0, rw);
   props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
       "Authentication token for relays that validate tokens (sent as AuthToken)", NULL, rw);
   g_object_class_install_properties (oc, N_PROPS, props);

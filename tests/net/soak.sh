@@ -27,15 +27,17 @@ frames=$((minutes * 60 * 50))
 
 lab_up blocked || exit 1
 lab_loss "$loss"
-lab_exec relay "$build/relay/wzp-relay" --listen 198.51.100.1:4433 --identity "$work/r.seed" \
+# started with ip netns exec directly (not through a shell function), so that
+# $! is the process itself and its RSS can be read
+ip netns exec "${LAB}relay" "$build/relay/wzp-relay" --listen 198.51.100.1:4433 --identity "$work/r.seed" \
   >"$work/relay.log" 2>&1 &
 rpid=$!
 sleep 0.5
-lab_exec b "$tool" answer 198.51.100.1:4433 --identity "$work/b.seed" --frames "$frames" \
+ip netns exec "${LAB}b" "$tool" answer 198.51.100.1:4433 --identity "$work/b.seed" --frames "$frames" \
   --timeout $((minutes * 60 + 60)) >"$work/b.json" 2>&1 &
 bpid=$!
 for _ in $(seq 200); do grep -q registered "$work/b.json" && break; sleep 0.05; done
-lab_exec a "$tool" call 198.51.100.1:4433 "$fp_b" --identity "$work/a.seed" --frames "$frames" \
+ip netns exec "${LAB}a" "$tool" call 198.51.100.1:4433 "$fp_b" --identity "$work/a.seed" --frames "$frames" \
   --timeout $((minutes * 60 + 60)) >"$work/a.json" 2>&1 &
 apid=$!
 
