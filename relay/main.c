@@ -14,6 +14,9 @@
 
 typedef struct {
   gchar *listen, *identity, *config, *advertise, *metrics, *auth_url;
+  GPtrArray *fed_peers;   /* from [peer:NAME] groups */
+  gchar **fed_trusted, **global_rooms;
+  gint fed_retry_ms;
   gboolean require_signatures, version;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
       max_conns_per_address, max_signals_per_second, max_pending_calls;
@@ -22,7 +25,7 @@ typedef struct {
 static Options opt = {
   .ring_timeout_ms = -1, .register_timeout_ms = -1, .handshake_timeout_ms = -1,
   .max_rooms = -1, .max_room_members = -1, .max_conns_per_address = -1,
-  .max_signals_per_second = -1, .max_pending_calls = -1,
+  .max_signals_per_second = -1, .max_pending_calls = -1, .fed_retry_ms = -1,
 };
 
 static GOptionEntry entries[] = {
@@ -44,6 +47,45 @@ static GOptionEntry entries[] = {
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "Print the build id and exit", NULL },
   { NULL }
 };
+
+/* Federation (docs/relay.md): [peer:NAME] groups with url, fingerprint and
+ * label; [trusted] fingerprints = a;b; [federation] global-rooms = x;y and
+ * retry-ms. */
+static gboolean
+load_federation (GKeyFile *kf, const gchar *path, GError **error)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+
+  for (guint i = 0; groups[i]; i++) {
+    g_autofree gchar *url = NULL, *fp = NULL, *label = NULL;
+    g_autoptr (GSocketAddress) addr = NULL;
+    const gchar *name;
+
+    if (!g_str_has_prefix (groups[i], "peer:"))
+      continue;
+    name = groups[i] + 5;
+    url = g_key_file_get_string (kf, groups[i], "url", NULL);
+    fp = g_key_file_get_string (kf, groups[i], "fingerprint", NULL);
+    label = g_key_file_get_string (kf, groups[i], "label", NULL);
+    addr = url ? wzp_socket_address_parse (url, NULL) : NULL;
+    if (addr == NULL || fp == NULL || strlen (fp) < 16) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                   "%s: [%s] needs url = IP:PORT and fingerprint = the peer's TLS fingerprint "
+                   "(its wzp-relay prints it at start)", path, groups[i]);
+      return FALSE;
+    }
+    if (opt.fed_peers == NULL)
+      opt.fed_peers = g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_federation_peer_free);
+    g_ptr_array_add (opt.fed_peers, wzp_federation_peer_new (name, url, fp, label));
+  }
+  if (g_key_file_has_key (kf, "trusted", "fingerprints", NULL))
+    opt.fed_trusted = g_key_file_get_string_list (kf, "trusted", "fingerprints", NULL, NULL);
+  if (g_key_file_has_key (kf, "federation", "global-rooms", NULL))
+    opt.global_rooms = g_key_file_get_string_list (kf, "federation", "global-rooms", NULL, NULL);
+  if (opt.fed_retry_ms < 0 && g_key_file_has_key (kf, "federation", "retry-ms", NULL))
+    opt.fed_retry_ms = g_key_file_get_integer (kf, "federation", "retry-ms", NULL);
+  return TRUE;
+}
 
 /* Values from the configuration file fill what the command line left unset. */
 static gboolean
@@ -82,7 +124,7 @@ load_config (const gchar *path, GError **error)
   }
   if (!opt.require_signatures && g_key_file_has_key (kf, "relay", "require-signatures", NULL))
     opt.require_signatures = g_key_file_get_boolean (kf, "relay", "require-signatures", NULL);
-  return TRUE;
+  return load_federation (kf, path, error);
 }
 
 /* "PORT" or "ADDR:PORT"; a bare port gets @default_host. */
@@ -232,6 +274,11 @@ main (int argc, char **argv)
 #undef SET
   settings.require_signatures = opt.require_signatures;
   settings.auth_url = g_strdup (opt.auth_url);
+  settings.fed_peers = opt.fed_peers ? g_ptr_array_ref (opt.fed_peers) : NULL;
+  settings.fed_trusted = g_strdupv (opt.fed_trusted);
+  settings.global_rooms = g_strdupv (opt.global_rooms);
+  if (opt.fed_retry_ms > 0)
+    settings.fed_retry_ms = (guint) opt.fed_retry_ms;
   if (opt.advertise) {
     g_autoptr (GSocketAddress) a = wzp_socket_address_parse (opt.advertise, &error);
     if (a == NULL) {
@@ -268,6 +315,11 @@ main (int argc, char **argv)
   printf ("identity fingerprint: %s\n", wzp_identity_get_fingerprint (id));
   printf ("TLS fingerprint: %s\n", wzp_endpoint_get_fingerprint (ep));
   printf ("advertised address: %s\n", settings.advertise);
+  if (settings.fed_peers || settings.fed_trusted || settings.global_rooms)
+    printf ("federation: %u peers, %u trusted, %u global rooms\n",
+            settings.fed_peers ? settings.fed_peers->len : 0,
+            settings.fed_trusted ? g_strv_length (settings.fed_trusted) : 0,
+            settings.global_rooms ? g_strv_length (settings.global_rooms) : 0);
   if (http) {
     /* the listeners' own addresses: soup_server_get_uris() leaks in libsoup 3.2 */
     GSList *listeners = soup_server_get_listeners (http);

@@ -9,101 +9,7 @@
 
 #include <string.h>
 
-/* ---- types ------------------------------------------------------------------ */
-
-typedef enum {
-  PEER_AWAIT_AUTH,       /* auth on: the first message must be AuthToken */
-  PEER_AUTH_PENDING,     /* the auth server is deciding */
-  PEER_AWAIT_OFFER,      /* room connection before its CallOffer */
-  PEER_IN_ROOM,
-  PEER_AWAIT_REGISTER,   /* _signal before RegisterPresence */
-  PEER_REGISTERED,
-  PEER_DONE,             /* ping, version, refused, closing */
-} PeerState;
-
-typedef struct _Room Room;
-
-typedef struct {
-  WzpRelay *relay;
-  WzpConnection *conn;
-  PeerState state;
-  gchar *room_name;
-  Room *room;
-  gchar *fingerprint;
-  gchar *key_fp;          /* fingerprint of the registered key (differs with auth) */
-  gchar *alias;
-  gchar *source;          /* remote IP, for the per-address limit */
-  guint timer;            /* handshake or registration deadline */
-  gboolean is_signal;     /* a _signal connection (else a room) */
-  gchar *auth_fp;         /* identity given by the auth server */
-  gchar *auth_alias;
-  GCancellable *auth_cancel;
-  GQueue held;            /* messages that came while auth was pending */
-  gint64 window_start;    /* signal rate limit: one-second windows */
-  guint window_count;
-} Peer;
-
-struct _Room {
-  gchar *name;
-  gboolean call_room;
-  GPtrArray *members;     /* Peer*, borrowed */
-};
-
-typedef struct {
-  WzpRelay *relay;
-  gchar *call_id;
-  gchar *key;             /* lowercased call_id: room names arrive lowercased */
-  gchar *caller;
-  gchar *callee;
-  gboolean active;
-  gchar *caller_reflexive;
-  GPtrArray *caller_local;
-  gchar *callee_reflexive;
-  GPtrArray *callee_local;
-  guint timer;            /* ring timeout, then lifetime */
-  gint caller_direct_ok, callee_direct_ok;  /* from MediaPathReports: -1 unknown */
-} Call;
-
-typedef struct {
-  guint64 connections_total;
-  guint64 refused_room_name;
-  guint64 refused_limit;
-  guint64 handshake_failures;
-  guint64 register_failures;
-  guint64 forged_signatures;
-  guint64 datagrams_in;
-  guint64 datagrams_forwarded;
-  guint64 bytes_forwarded;
-  guint64 datagrams_malformed;
-  guint64 path_reports_forwarded;
-  guint64 path_reports_dropped;
-  guint64 signals_rate_limited;
-  guint64 signals_unexpected;
-  guint64 calls_offered;
-  guint64 calls_unreachable;
-  guint64 calls_rejected;
-  guint64 calls_timed_out;
-  guint64 calls_refused;
-  guint64 hangups;
-  guint64 reflects;
-  guint64 auth_ok;
-  guint64 auth_fail;
-} Counters;
-
-struct _WzpRelay {
-  WzpEndpoint *endpoint;
-  WzpIdentity *identity;
-  WzpRelaySettings settings;
-  GHashTable *peers;      /* WzpConnection* -> Peer* (owned) */
-  GHashTable *hub;        /* fingerprint -> Peer* registered on _signal */
-  GHashTable *rooms;      /* name -> Room* (owned) */
-  GHashTable *calls;      /* lowercased call_id -> Call* (owned) */
-  GHashTable *per_address;/* source IP -> GUINT count */
-  WzpAuth *auth;
-  gulong incoming_id;
-  gint64 started_us;
-  Counters n;
-};
+#include "relay-private.h"
 
 void
 wzp_relay_settings_init (WzpRelaySettings *s)
@@ -125,6 +31,32 @@ wzp_relay_settings_clear (WzpRelaySettings *s)
 {
   g_clear_pointer (&s->advertise, g_free);
   g_clear_pointer (&s->auth_url, g_free);
+  g_clear_pointer (&s->fed_peers, g_ptr_array_unref);
+  g_clear_pointer (&s->fed_trusted, g_strfreev);
+  g_clear_pointer (&s->global_rooms, g_strfreev);
+}
+
+WzpFederationPeer *
+wzp_federation_peer_new (const gchar *name, const gchar *url, const gchar *fingerprint,
+                         const gchar *label)
+{
+  WzpFederationPeer *p = g_new0 (WzpFederationPeer, 1);
+
+  p->name = g_strdup (name);
+  p->url = g_strdup (url);
+  p->fingerprint = g_strdup (fingerprint);
+  p->label = g_strdup (label ? label : name);
+  return p;
+}
+
+void
+wzp_federation_peer_free (WzpFederationPeer *p)
+{
+  g_free (p->name);
+  g_free (p->url);
+  g_free (p->fingerprint);
+  g_free (p->label);
+  g_free (p);
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -225,6 +157,7 @@ call_free (Call *c)
   g_free (c->callee);
   g_free (c->caller_reflexive);
   g_free (c->callee_reflexive);
+  g_free (c->link_fp);
   if (c->caller_local)
     g_ptr_array_unref (c->caller_local);
   if (c->callee_local)
@@ -406,23 +339,18 @@ on_direct_offer (Peer *p, WzpSignal *msg)
     send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
     return;
   }
-  if (target == NULL || target == p) {
+  /* not here: maybe on a federated relay (protocol §5.9.4) */
+  if (target == p || (target == NULL && (existing || !federation_offer (r, msg)))) {
     r->n.calls_unreachable++;
     send_hangup (p, WZP_HANGUP_NORMAL, o->call_id);
     return;
   }
-  c = g_new0 (Call, 1);
-  c->caller_direct_ok = c->callee_direct_ok = -1;
-  c->relay = r;
-  c->call_id = g_strdup (o->call_id);
-  c->key = g_ascii_strdown (o->call_id, -1);
-  c->caller = g_strdup (p->fingerprint);
-  c->callee = g_strdup (o->target_fingerprint);
+  c = relay_call_new (r, o->call_id, p->fingerprint, o->target_fingerprint);
   c->caller_reflexive = g_strdup (o->caller_reflexive_addr);
   c->caller_local = copy_list (o->caller_local_addrs);
-  c->timer = g_timeout_add (r->settings.ring_timeout_ms, call_expired, c);
-  g_hash_table_replace (r->calls, g_strdup (c->key), c);
-  send_signal (target, msg);
+  c->remote_callee = target == NULL;
+  if (target)
+    send_signal (target, msg);
   ringing = wzp_signal_new (WZP_SIGNAL_CALL_RINGING);
   ringing->call_ringing.call_id = g_strdup (o->call_id);
   send_signal (p, ringing);
@@ -458,20 +386,24 @@ on_direct_answer (Peer *p, WzpSignal *msg)
   caller = hub_lookup (r, c->caller);
   if (a->accept_mode == WZP_CALL_ACCEPT_REJECT) {
     r->n.calls_rejected++;
-    send_hangup (caller, WZP_HANGUP_DECLINED, c->call_id);
+    if (c->remote_caller) {
+      /* upstream sends this and drops it on arrival; ours is heard */
+      g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_DECLINED, c->call_id);
+      federation_send (r, c->link_fp, h);
+    } else
+      send_hangup (caller, WZP_HANGUP_DECLINED, c->call_id);
     call_end (r, c);
     return;
   }
-  c->active = TRUE;
-  c->callee_reflexive = g_strdup (a->callee_reflexive_addr);
-  c->callee_local = copy_list (a->callee_local_addrs);
-  if (c->timer)
-    g_source_remove (c->timer);
-  c->timer = g_timeout_add (r->settings.call_lifetime_ms, call_expired, c);
-  send_signal (caller, msg);
-  to_caller = call_setup_for (r, c, c->callee_reflexive, c->callee_local);
+  relay_call_activate (r, c, a->callee_reflexive_addr, a->callee_local_addrs);
+  if (c->remote_caller)
+    federation_send (r, c->link_fp, msg);
+  else {
+    send_signal (caller, msg);
+    to_caller = call_setup_for (r, c, c->callee_reflexive, c->callee_local);
+    send_signal (caller, to_caller);
+  }
   to_callee = call_setup_for (r, c, c->caller_reflexive, c->caller_local);
-  send_signal (caller, to_caller);
   send_signal (p, to_callee);
 }
 
@@ -496,11 +428,14 @@ hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg
   for (guint i = 0; i < ending->len; i++) {
     Call *c = g_ptr_array_index (ending, i);
     Peer *other = hub_lookup (r, call_other (c, fp));
+    g_autoptr (WzpSignal) h = msg ? NULL : wzp_signal_new_hangup (WZP_HANGUP_NORMAL, c->call_id);
 
-    if (msg)
-      send_signal (other, msg);
+    /* the other party on another relay: across the link (upstream never
+     * forwards hangups) */
+    if ((c->remote_caller || c->remote_callee) && other == NULL)
+      federation_send (r, c->link_fp, msg ? msg : h);
     else
-      send_hangup (other, WZP_HANGUP_NORMAL, c->call_id);
+      send_signal (other, msg ? msg : h);
     call_end (r, c);
   }
 }
@@ -522,7 +457,10 @@ on_path_report (Peer *p, WzpSignal *msg)
     c->caller_direct_ok = msg->media_path_report.direct_ok;
   else
     c->callee_direct_ok = msg->media_path_report.direct_ok;
-  send_signal (hub_lookup (r, other), msg);
+  if ((c->remote_caller || c->remote_callee) && hub_lookup (r, other) == NULL)
+    federation_send (r, c->link_fp, msg);
+  else
+    send_signal (hub_lookup (r, other), msg);
 }
 
 static void
@@ -653,6 +591,8 @@ on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer u
       r->n.bytes_forwarded += len;
     }
   }
+  if (r->fed)
+    federation_room_datagram (r, room, out, len);
 }
 
 static void
@@ -925,7 +865,11 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
     g_timeout_add_full (G_PRIORITY_DEFAULT, 100, linger_close, g_object_ref (conn), g_object_unref);
     return;
   }
-  if (strcmp (sni, "_federation") == 0 || strcmp (sni, "_probe") == 0) {
+  if (strcmp (sni, "_federation") == 0) {
+    federation_accept (r, conn);
+    return;
+  }
+  if (strcmp (sni, "_probe") == 0) {
     wzp_connection_close (conn, 0, "unsupported");
     return;
   }
@@ -977,6 +921,9 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->settings = *settings;
   r->settings.advertise = g_strdup (settings->advertise);
   r->settings.auth_url = g_strdup (settings->auth_url);
+  r->settings.fed_peers = settings->fed_peers ? g_ptr_array_ref (settings->fed_peers) : NULL;
+  r->settings.fed_trusted = g_strdupv (settings->fed_trusted);
+  r->settings.global_rooms = g_strdupv (settings->global_rooms);
   r->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
   r->hub = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
@@ -984,6 +931,7 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->started_us = g_get_monotonic_time ();
   r->incoming_id = g_signal_connect (endpoint, "incoming", G_CALLBACK (on_incoming), r);
+  r->fed = federation_new (r);
   return r;
 }
 
@@ -1002,6 +950,10 @@ wzp_relay_shutdown (WzpRelay *r)
       continue;
     send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_NORMAL, c->call_id);
     send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_NORMAL, c->call_id);
+    if (c->remote_caller || c->remote_callee) {
+      g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_NORMAL, c->call_id);
+      federation_send (r, c->link_fp, h);
+    }
   }
   g_hash_table_remove_all (r->calls);
   wzp_endpoint_shutdown (r->endpoint, 0, "shutdown");
@@ -1013,6 +965,7 @@ wzp_relay_free (WzpRelay *r)
   if (r == NULL)
     return;
   g_signal_handler_disconnect (r->endpoint, r->incoming_id);
+  g_clear_pointer (&r->fed, federation_free);
   g_hash_table_destroy (r->calls);
   g_hash_table_destroy (r->hub);
   g_hash_table_destroy (r->peers);
@@ -1094,6 +1047,28 @@ wzp_relay_metrics_text (WzpRelay *r)
       r->n.signals_rate_limited, r->n.signals_unexpected);
   metric (s, "wzp_relay_path_reports_forwarded_total", "counter", "MediaPathReports forwarded.",
           r->n.path_reports_forwarded);
+  metric (s, "wzp_federation_links_up", "gauge", "Federation links that are up.", federation_links_up (r));
+  g_string_append (s, "# HELP wzp_federation_links_total Inbound federation links, by outcome.\n"
+                   "# TYPE wzp_federation_links_total counter\n");
+  g_string_append_printf (s,
+      "wzp_federation_links_total{outcome=\"accepted\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_federation_links_total{outcome=\"refused\"} %" G_GUINT64_FORMAT "\n"
+      "wzp_federation_links_total{outcome=\"unverified\"} %" G_GUINT64_FORMAT "\n",
+      r->n.fed_links_accepted, r->n.fed_links_refused, r->n.fed_links_unverified);
+  metric (s, "wzp_federation_signals_sent_total", "counter", "FederatedSignalForwards sent.",
+          r->n.fed_signals_sent);
+  metric (s, "wzp_federation_signals_received_total", "counter", "FederatedSignalForwards received.",
+          r->n.fed_signals_received);
+  metric (s, "wzp_federation_signals_dropped_total", "counter",
+          "Forwarded signals dropped (loops, unknown calls, unexpected variants).", r->n.fed_signals_dropped);
+  metric (s, "wzp_federation_datagrams_sent_total", "counter", "Media datagrams sent on links.",
+          r->n.fed_datagrams_sent);
+  metric (s, "wzp_federation_datagrams_received_total", "counter", "Media datagrams received on links.",
+          r->n.fed_datagrams_received);
+  metric (s, "wzp_federation_datagrams_duplicate_total", "counter",
+          "Link datagrams dropped as duplicates (2 s window).", r->n.fed_datagrams_duplicate);
+  metric (s, "wzp_federation_datagrams_dropped_total", "counter",
+          "Link datagrams dropped (malformed, unknown room, over 500/s per room).", r->n.fed_datagrams_dropped);
   metric (s, "wzp_relay_handshake_failures_total", "counter",
           "Room handshakes refused or timed out.", r->n.handshake_failures);
   metric (s, "wzp_relay_register_failures_total", "counter",
@@ -1140,4 +1115,98 @@ wzp_relay_health_json (WzpRelay *r)
                           g_hash_table_size (r->rooms), g_hash_table_size (r->calls),
                           wzp_endpoint_get_fingerprint (r->endpoint),
                           wzp_identity_get_fingerprint (r->identity));
+}
+
+/* ---- for federation.c ---------------------------------------------------- */
+
+void
+relay_send_signal (Peer *p, const WzpSignal *msg)
+{
+  send_signal (p, (WzpSignal *) msg);
+}
+
+void
+relay_send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
+{
+  send_hangup (p, reason, call_id);
+}
+
+Peer *
+relay_hub_lookup (WzpRelay *r, const gchar *fp)
+{
+  return hub_lookup (r, fp);
+}
+
+Call *
+relay_call_lookup (WzpRelay *r, const gchar *call_id)
+{
+  return call_lookup (r, call_id);
+}
+
+/* A registry entry, ringing (ring timeout). */
+Call *
+relay_call_new (WzpRelay *r, const gchar *call_id, const gchar *caller, const gchar *callee)
+{
+  Call *c = g_new0 (Call, 1);
+
+  c->caller_direct_ok = c->callee_direct_ok = -1;
+  c->relay = r;
+  c->call_id = g_strdup (call_id);
+  c->key = g_ascii_strdown (call_id, -1);
+  c->caller = g_strdup (caller);
+  c->callee = g_strdup (callee);
+  c->timer = g_timeout_add (r->settings.ring_timeout_ms, call_expired, c);
+  g_hash_table_replace (r->calls, g_strdup (c->key), c);
+  return c;
+}
+
+/* Accepted: the callee's addresses, and the lifetime bound instead of the ring timeout. */
+void
+relay_call_activate (WzpRelay *r, Call *c, const gchar *callee_reflexive, const GPtrArray *callee_local)
+{
+  c->active = TRUE;
+  g_free (c->callee_reflexive);
+  c->callee_reflexive = g_strdup (callee_reflexive);
+  if (c->callee_local)
+    g_ptr_array_unref (c->callee_local);
+  c->callee_local = copy_list (callee_local);
+  if (c->timer)
+    g_source_remove (c->timer);
+  c->timer = g_timeout_add (r->settings.call_lifetime_ms, call_expired, c);
+}
+
+void
+relay_call_end (WzpRelay *r, Call *c)
+{
+  call_end (r, c);
+}
+
+WzpSignal *
+relay_call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *local)
+{
+  return call_setup_for (r, c, reflexive, local);
+}
+
+GPtrArray *
+relay_copy_list (const GPtrArray *src)
+{
+  return copy_list (src);
+}
+
+gsize
+relay_sig_len (GBytes *b)
+{
+  return sig_len (b);
+}
+
+gboolean
+relay_verify_offer (const WzpDirectCallOffer *m)
+{
+  return verify_offer (m);
+}
+
+gchar *
+relay_source_ip (const gchar *addr)
+{
+  return source_ip (addr);
 }

@@ -22,7 +22,23 @@ typedef struct {
   guint max_signals_per_second;  /* per connection: 50 */
   guint max_pending_calls;       /* per identity: 8 */
   gchar *auth_url;               /* featherChat-style token validation, or NULL */
+  /* federation (protocol §5.9; docs/relay.md) */
+  GPtrArray *fed_peers;          /* WzpFederationPeer*: relays to dial */
+  gchar **fed_trusted;           /* TLS fingerprints that may dial us */
+  gchar **global_rooms;          /* rooms that span the federation */
+  guint fed_retry_ms;            /* first reconnect delay: 5000 */
 } WzpRelaySettings;
+
+typedef struct {
+  gchar *name;                   /* the NAME of its [peer:NAME] group */
+  gchar *url;                    /* ip:port */
+  gchar *fingerprint;            /* its TLS fingerprint, pinned when we dial */
+  gchar *label;                  /* shown to participants; default NAME */
+} WzpFederationPeer;
+
+WzpFederationPeer *wzp_federation_peer_new (const gchar *name, const gchar *url,
+                                            const gchar *fingerprint, const gchar *label);
+void wzp_federation_peer_free (WzpFederationPeer *peer);
 
 void wzp_relay_settings_init (WzpRelaySettings *s);
 void wzp_relay_settings_clear (WzpRelaySettings *s);

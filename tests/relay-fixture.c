@@ -167,3 +167,18 @@ auth_stub_stop (AuthStub *a)
   g_object_unref (a->server);
   g_free (a);
 }
+
+gchar *
+relay_fetch_metrics (Relay *r)
+{
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", r->metrics_url);
+  g_autoptr (GBytes) body = soup_session_send_and_read (session, msg, NULL, NULL);
+  gsize len;
+  const gchar *data;
+
+  if (body == NULL)
+    return NULL;
+  data = g_bytes_get_data (body, &len);
+  return g_strndup (data, len);
+}

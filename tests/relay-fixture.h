@@ -20,6 +20,8 @@ Relay *relay_start (const gchar *relay_path, const gchar *const *extra);
 void relay_restart (Relay *r, const gchar *relay_path);
 /* SIGTERM, asserts a clean exit 0, frees. */
 void relay_stop (Relay *r);
+/* GET /metrics (Prometheus text); NULL when it cannot be read. */
+gchar *relay_fetch_metrics (Relay *r);
 /* Frees without stopping (the process is gone already). */
 void relay_free (Relay *r);
 

@@ -91,13 +91,7 @@ set_up_call (Relay *r, Client *a, Client *b, const gchar *call_id)
 static gchar *
 fetch_metrics (Relay *r)
 {
-  g_autoptr (GSubprocess) p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL, "/usr/bin/python3", "-c",
-      "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())",
-      r->metrics_url, NULL);
-  gchar *out = NULL;
-
-  g_subprocess_communicate_utf8 (p, NULL, NULL, &out, NULL, NULL);
-  return out;
+  return relay_fetch_metrics (r);
 }
 
 static guint64

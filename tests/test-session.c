@@ -6,6 +6,9 @@
 
 #include "relay-fixture.h"
 #include "wzp-session.h"
+#include "wzp-tls.h"
+
+#include <glib/gstdio.h>
 
 static const gchar *relay_path;
 
@@ -616,6 +619,225 @@ test_asymmetric (void)
   relay_stop (r);
 }
 
+/* ---- federation: two relays on loopback ------------------------------------ */
+
+typedef struct {
+  gchar *dir, *seed_path, *conf_path, *tls_fp;
+} FedRelay;
+
+/* A relay identity from @seed_byte, and the TLS fingerprint it will present. */
+static FedRelay *
+fed_identity (guint8 seed_byte)
+{
+  FedRelay *f = g_new0 (FedRelay, 1);
+  guint8 raw[32];
+  g_autoptr (WzpIdentity) id = NULL;
+  g_autoptr (WzpTlsContext) tls = NULL;
+  g_autoptr (GString) hex = g_string_new (NULL);
+
+  memset (raw, seed_byte, sizeof raw);
+  for (guint i = 0; i < 32; i++)
+    g_string_append_printf (hex, "%02x", raw[i]);
+  g_string_append_c (hex, '\n');
+  f->dir = g_dir_make_tmp ("wzp-fed-XXXXXX", NULL);
+  f->seed_path = g_build_filename (f->dir, "relay.seed", NULL);
+  f->conf_path = g_build_filename (f->dir, "relay.conf", NULL);
+  g_assert_true (g_file_set_contents_full (f->seed_path, hex->str, -1, G_FILE_SET_CONTENTS_NONE,
+                                           0600, NULL));
+  id = wzp_identity_new_from_seed (raw);
+  tls = wzp_tls_context_new_server (wzp_identity_get_tls_secret_key (id), NULL);
+  f->tls_fp = g_strdup (wzp_tls_context_get_fingerprint (tls));
+  return f;
+}
+
+static Relay *
+fed_start (FedRelay *f, const gchar *conf)
+{
+  const gchar *extra[] = { "--identity", f->seed_path, "--config", f->conf_path, NULL };
+
+  g_assert_true (g_file_set_contents (f->conf_path, conf, -1, NULL));
+  return relay_start (relay_path, extra);
+}
+
+static void
+fed_free (FedRelay *f)
+{
+  g_unlink (f->seed_path);
+  g_unlink (f->conf_path);
+  g_rmdir (f->dir);
+  g_free (f->dir);
+  g_free (f->seed_path);
+  g_free (f->conf_path);
+  g_free (f->tls_fp);
+  g_free (f);
+}
+
+static guint64
+metric_of (Relay *r, const gchar *line_prefix)
+{
+  g_autofree gchar *out = relay_fetch_metrics (r);
+  g_auto (GStrv) lines = NULL;
+
+  if (out == NULL)
+    return G_MAXUINT64;
+  lines = g_strsplit (out, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    if (g_str_has_prefix (lines[i], line_prefix) && lines[i][strlen (line_prefix)] == ' ')
+      return g_ascii_strtoull (lines[i] + strlen (line_prefix) + 1, NULL, 10);
+  return G_MAXUINT64;
+}
+
+static gboolean
+wait_metric (Relay *r, const gchar *name, guint64 want, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (metric_of (r, name) != want) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (20000);
+  }
+  return TRUE;
+}
+
+/* B trusts A's certificate; A dials B, pinned to B's. */
+static void
+fed_pair (FedRelay *fa, FedRelay *fb, Relay **ra, Relay **rb)
+{
+  g_autofree gchar *conf_b = g_strdup_printf ("[trusted]\nfingerprints = %s\n", fa->tls_fp);
+  g_autofree gchar *conf_a = NULL;
+
+  *rb = fed_start (fb, conf_b);
+  conf_a = g_strdup_printf ("[peer:b]\nurl = %s\nfingerprint = %s\nlabel = Relay B\n",
+                            (*rb)->addr, fb->tls_fp);
+  *ra = fed_start (fa, conf_a);
+  g_assert_true (wait_metric (*ra, "wzp_federation_links_up", 1, 5000));
+  g_assert_true (wait_metric (*rb, "wzp_federation_links_up", 1, 5000));
+  g_assert_cmpuint (metric_of (*rb, "wzp_federation_links_total{outcome=\"accepted\"}"), ==, 1);
+  g_assert_cmpuint (metric_of (*rb, "wzp_federation_links_total{outcome=\"unverified\"}"), ==, 0);
+}
+
+/* A caller on relay A, a callee on relay B: the call rings, connects,
+ * negotiates through reports forwarded across the link, carries media both
+ * ways (direct on loopback, or bridged by the relays with direct off), and
+ * a hangup crosses the link (upstream drops it). */
+static void
+fed_call (gboolean direct)
+{
+  FedRelay *fa = fed_identity (0xa1), *fb = fed_identity (0xb2);
+  Relay *ra, *rb;
+  g_autofree gchar *fp_bob = fingerprint_of (0x41);
+  Party *bob, *alice;
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+  WzpMediaPath want = direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
+
+  fed_pair (fa, fb, &ra, &rb);
+  bob = party_new (rb, 0x41, "auto-answer", TRUE, "direct", direct, NULL);
+  alice = party_new (ra, 0x42, "call-target", fp_bob, "direct", direct, NULL);
+  g_assert_true (wzp_session_start (bob->s, NULL));
+  g_assert_true (wait_state (bob, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (alice->s, NULL));
+  g_assert_true (has_step (alice, "call:ringing", 5000));
+  g_assert_true (wait_state (alice, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (bob, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_negotiated (alice, 5000) && wait_negotiated (bob, 5000));
+  /* each side heard the other's report: it crossed the link both ways */
+  g_assert_true (has_step (alice, "connect:peer_report_received", 1000));
+  g_assert_true (has_step (bob, "connect:peer_report_received", 1000));
+  g_assert_cmpint (alice->use_direct, ==, direct);
+  g_assert_cmpint (bob->use_direct, ==, direct);
+  /* each relay forwarded two: its party's across the link, the other's to its party */
+  g_assert_cmpuint (metric_of (ra, "wzp_relay_path_reports_forwarded_total"), ==, 2);
+  g_assert_cmpuint (metric_of (rb, "wzp_relay_path_reports_forwarded_total"), ==, 2);
+  g_usleep (100000);
+  exchange (alice, bob, 50, &got_a, &got_b, &path_a, &path_b);
+  g_test_message ("across two relays (%s): alice got %u via %s, bob got %u via %s",
+                  direct ? "direct allowed" : "relay only", got_a, wzp_media_path_name (path_a),
+                  got_b, wzp_media_path_name (path_b));
+  g_assert_cmpuint (got_a, ==, 50);
+  g_assert_cmpuint (got_b, ==, 50);
+  g_assert_cmpint (path_a, ==, want);
+  g_assert_cmpint (path_b, ==, want);
+  if (!direct)
+    g_assert_cmpuint (metric_of (ra, "wzp_federation_datagrams_received_total"), >=, 50);
+  wzp_session_hangup (alice->s);
+  g_assert_true (has_error (bob, WZP_SESSION_ERROR_HUNG_UP, 3000));
+  party_free (alice);
+  party_free (bob);
+  relay_stop (ra);
+  relay_stop (rb);
+  fed_free (fa);
+  fed_free (fb);
+}
+
+static void
+test_federation_direct (void)
+{
+  fed_call (TRUE);
+}
+
+static void
+test_federation_relay_only (void)
+{
+  fed_call (FALSE);
+}
+
+/* A reject on relay B reaches the caller on relay A (upstream loses it). */
+static void
+test_federation_reject (void)
+{
+  FedRelay *fa = fed_identity (0xa3), *fb = fed_identity (0xb4);
+  Relay *ra, *rb;
+  g_autofree gchar *fp_bob = fingerprint_of (0x43);
+  Party *bob, *alice;
+
+  fed_pair (fa, fb, &ra, &rb);
+  bob = party_new (rb, 0x43, NULL);
+  alice = party_new (ra, 0x44, "call-target", fp_bob, NULL);
+  g_assert_true (wzp_session_start (bob->s, NULL));
+  g_assert_true (wait_state (bob, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (alice->s, NULL));
+  g_assert_true (wait_state (bob, WZP_SESSION_STATE_RINGING, 5000));
+  wzp_session_answer (bob->s, FALSE);
+  g_assert_true (has_error (alice, WZP_SESSION_ERROR_REJECTED, 5000));
+  party_free (alice);
+  party_free (bob);
+  relay_stop (ra);
+  relay_stop (rb);
+  fed_free (fa);
+  fed_free (fb);
+}
+
+/* Refused links: a relay B does not trust, and a relay that dials B
+ * pinned to another certificate than B's. */
+static void
+test_federation_untrusted (void)
+{
+  FedRelay *fb = fed_identity (0xb5), *fc = fed_identity (0xc6), *fd = fed_identity (0xd7);
+  Relay *rb, *rc, *rd;
+  g_autofree gchar *conf_c = NULL, *conf_d = NULL;
+
+  rb = fed_start (fb, "[federation]\nglobal-rooms = lobby\n");
+  conf_c = g_strdup_printf ("[peer:b]\nurl = %s\nfingerprint = %s\n", rb->addr, fb->tls_fp);
+  rc = fed_start (fc, conf_c);
+  /* C's hello names its own certificate, which B does not trust */
+  g_assert_true (wait_metric (rb, "wzp_federation_links_total{outcome=\"refused\"}", 1, 5000));
+  g_assert_cmpuint (metric_of (rb, "wzp_federation_links_up"), ==, 0);
+  /* D pins a fingerprint B does not present: D never brings the link up */
+  conf_d = g_strdup_printf ("[peer:b]\nurl = %s\nfingerprint = %s\n", rb->addr, fc->tls_fp);
+  rd = fed_start (fd, conf_d);
+  g_usleep (1000000);
+  g_assert_cmpuint (metric_of (rd, "wzp_federation_links_up"), ==, 0);
+  g_assert_cmpuint (metric_of (rb, "wzp_federation_links_up"), ==, 0);
+  relay_stop (rd);
+  relay_stop (rc);
+  relay_stop (rb);
+  fed_free (fb);
+  fed_free (fc);
+  fed_free (fd);
+}
+
 /* Randomized trials: per side, direct blocked or not, its report delayed
  * (sometimes past the peer's wait) or never sent; the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
@@ -789,6 +1011,10 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-restart-direct", test_relay_restart_direct);
   g_test_add_func ("/session/room-mode", test_room_mode);
   g_test_add_func ("/session/asymmetric", test_asymmetric);
+  g_test_add_func ("/federation/direct-call", test_federation_direct);
+  g_test_add_func ("/federation/relay-only-call", test_federation_relay_only);
+  g_test_add_func ("/federation/reject", test_federation_reject);
+  g_test_add_func ("/federation/untrusted", test_federation_untrusted);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }

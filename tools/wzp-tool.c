@@ -9,6 +9,7 @@
 #include "wzp-identity.h"
 #include "wzp-quic.h"
 #include "wzp-signal.h"
+#include "wzp-tls.h"
 #include "wzp-tool-call.h"
 #include "wzp-util.h"
 #include "wzp-wire.h"
@@ -99,6 +100,12 @@ cmd_identity (int argc, char **argv)
     printf ("ed25519_public: %s\n", pub);
     printf ("x25519_public: %s\n", x);
     printf ("tls_ed25519_public: %s\n", tls);
+    {
+      /* what a relay with this identity presents (and what peers pin) */
+      g_autoptr (WzpTlsContext) ctx = wzp_tls_context_new_server (wzp_identity_get_tls_secret_key (id), NULL);
+      if (ctx)
+        printf ("tls_fingerprint: %s\n", wzp_tls_context_get_fingerprint (ctx));
+    }
     return 0;
   }
   return usage_error ();

@@ -603,6 +603,8 @@ wzp_endpoint_listen (WzpEndpoint *ep, const guint8 *tls_seed, GError **error)
     return FALSE;
   g_clear_pointer (&ep->server_tls, wzp_tls_context_unref);
   ep->server_tls = tls;
+  /* our dials show the same certificate to a server that asks (federation) */
+  wzp_tls_context_use_identity_of (ep->client_tls, tls);
   return TRUE;
 }
 

@@ -215,6 +215,7 @@ struct _WzpTlsContext {
   SSL_CTX *ssl_ctx;
   gboolean server;
   X509 *cert;
+  EVP_PKEY *pkey;
   gchar fingerprint[WZP_TLS_FINGERPRINT_STRLEN];
 };
 
@@ -408,7 +409,32 @@ tp_parse_cb (SSL *ssl, unsigned int ext_type, unsigned int context, const unsign
   return 1;
 }
 
-/* A ClientHello without QUIC transport parameters is not QUIC. */
+/* Client certificates are only asked for, never required, and any is
+ * taken: what matters is its fingerprint, checked by the application. */
+static int
+accept_any_cert (int preverify_ok, X509_STORE_CTX *store)
+{
+  return 1;
+}
+
+/* The host_name of the ClientHello's server_name extension equals @want. */
+static gboolean
+client_hello_sni_is (SSL *ssl, const gchar *want)
+{
+  const unsigned char *ext;
+  size_t len, n, wlen = strlen (want);
+
+  /* list length (2), then entries: type (1), name length (2), name */
+  if (!SSL_client_hello_get0_ext (ssl, TLSEXT_TYPE_server_name, &ext, &len) || len < 5)
+    return FALSE;
+  n = ((size_t) ext[3] << 8) | ext[4];
+  return ext[2] == TLSEXT_NAMETYPE_host_name && n == wlen && 5 + n <= len &&
+         g_ascii_strncasecmp ((const gchar *) ext + 5, want, wlen) == 0;
+}
+
+/* A ClientHello without QUIC transport parameters is not QUIC. A relay
+ * dialling "_federation" is asked for its certificate, so that the link is
+ * trusted by the key the peer proves it holds (upstream trusts a source IP). */
 static int
 client_hello_cb (SSL *ssl, int *al, void *arg)
 {
@@ -419,6 +445,8 @@ client_hello_cb (SSL *ssl, int *al, void *arg)
     *al = ALERT_MISSING_EXTENSION;
     return SSL_CLIENT_HELLO_ERROR;
   }
+  if (client_hello_sni_is (ssl, "_federation"))
+    SSL_set_verify (ssl, SSL_VERIFY_PEER, accept_any_cert);
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -598,11 +626,20 @@ wzp_tls_context_new_server (const guint8 *ed25519_seed, GError **error)
     SSL_CTX_free (ssl_ctx);
     return NULL;
   }
-  EVP_PKEY_free (pkey);
   c = context_new (ssl_ctx, TRUE);
   c->cert = cert;
+  c->pkey = pkey;
   cert_fingerprint (cert, c->fingerprint);
   return c;
+}
+
+gboolean
+wzp_tls_context_use_identity_of (WzpTlsContext *client, WzpTlsContext *server)
+{
+  if (server->cert == NULL || server->pkey == NULL)
+    return FALSE;
+  return SSL_CTX_use_certificate (client->ssl_ctx, server->cert) == 1 &&
+         SSL_CTX_use_PrivateKey (client->ssl_ctx, server->pkey) == 1;
 }
 
 WzpTlsContext *
@@ -618,6 +655,7 @@ wzp_tls_context_unref (WzpTlsContext *ctx)
   if (ctx && g_atomic_int_dec_and_test (&ctx->ref_count)) {
     SSL_CTX_free (ctx->ssl_ctx);
     X509_free (ctx->cert);
+    EVP_PKEY_free (ctx->pkey);
     g_free (ctx);
   }
 }

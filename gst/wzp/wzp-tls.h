@@ -36,6 +36,9 @@ WzpTlsContext *wzp_tls_context_new_client (GError **error);
  * made from @ed25519_seed: the same seed always gives the same certificate.
  * NULL seed: a fresh random key. */
 WzpTlsContext *wzp_tls_context_new_server (const guint8 *ed25519_seed, GError **error);
+/* A client context presents @server's certificate when a server asks for
+ * one (relays dialling "_federation"). */
+gboolean wzp_tls_context_use_identity_of (WzpTlsContext *client, WzpTlsContext *server);
 WzpTlsContext *wzp_tls_context_ref (WzpTlsContext *ctx);
 void wzp_tls_context_unref (WzpTlsContext *ctx);
 /* Our certificate's fingerprint (server contexts), 95-char colon hex. */
