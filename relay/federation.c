@@ -24,6 +24,7 @@
 #define DEDUP_WINDOW_US (2 * G_USEC_PER_SEC)
 #define ROOM_RATE_PER_SECOND 500
 #define TAG_SIZE WZP_ROOM_HASH_SIZE
+#define STALE_US (15 * G_USEC_PER_SEC)
 
 struct _Link {
   WzpFederation *fed;
@@ -35,6 +36,9 @@ struct _Link {
   gchar *fp;                     /* normalised TLS fingerprint of the peer */
   gchar *label;
   guint timer;                   /* inbound: hello deadline */
+  gint64 last_seen;              /* any signal or datagram */
+  GHashTable *rooms;             /* canonical global room -> GPtrArray of WzpRoomParticipant*:
+                                  * everyone reachable through this link */
 };
 
 typedef struct {
@@ -398,8 +402,10 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
   Room *room = NULL;
   guint64 key;
   gint64 now = g_get_monotonic_time (), *seen;
+  gboolean global_hit = FALSE;
 
   r->n.fed_datagrams_received++;
+  l->last_seen = now;
   if (!l->up || len < TAG_SIZE + WZP_MEDIA_HEADER_SIZE ||
       ((d[TAG_SIZE] >> 2) & 0xf) >= WZP_CODEC_COUNT) {
     r->n.fed_datagrams_dropped++;
@@ -422,7 +428,16 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
     if (memcmp (h, d, TAG_SIZE) == 0)
       room = cand;
   }
-  if (room == NULL || !rate_ok (f, d)) {
+  {
+    /* no local member: still a configured global room to pass on */
+    gchar **g = r->settings.global_rooms;
+    for (guint i = 0; room == NULL && !global_hit && g && g[i]; i++) {
+      guint8 h[TAG_SIZE];
+      wzp_room_hash (g[i], h);
+      global_hit = memcmp (h, d, TAG_SIZE) == 0;
+    }
+  }
+  if ((room == NULL && !global_hit) || !rate_ok (f, d)) {
     r->n.fed_datagrams_dropped++;
     return;
   }
@@ -433,7 +448,7 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
     *k = key;
     g_hash_table_replace (f->seen, k, stamp);
   }
-  for (guint i = 0; i < room->members->len; i++) {
+  for (guint i = 0; room && i < room->members->len; i++) {
     Peer *m = g_ptr_array_index (room->members, i);
     if (wzp_connection_send_datagram (m->conn, d + TAG_SIZE, len - TAG_SIZE, NULL)) {
       r->n.datagrams_forwarded++;
@@ -442,13 +457,189 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
   }
   /* global rooms span chains of relays: pass it on (the dedup window
    * stops it coming back) */
-  if (room_is_global (r, room->name)) {
+  if (global_hit || room_is_global (r, room->name)) {
     for (guint i = 0; i < f->links->len; i++) {
       Link *o = g_ptr_array_index (f->links, i);
       if (o->up && g_strcmp0 (o->fp, l->fp) != 0 && link_for (f, o->fp) == o &&
           wzp_connection_send_datagram (o->conn, d, len, NULL))
         r->n.fed_datagrams_sent++;
     }
+  }
+}
+
+/* ---- global rooms (§5.9.2) -------------------------------------------------- */
+
+/* The configured global room @name (a local room name, raw or hashed)
+ * stands for; NULL when it is not one. */
+static const gchar *
+global_room (WzpRelay *r, const gchar *name)
+{
+  return name && !g_str_has_prefix (name, "call-") ? canonical_room (r, name) : NULL;
+}
+
+static GPtrArray *
+participants_new (void)
+{
+  return g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_room_participant_free);
+}
+
+/* Everyone in @canon known here, except what came through @except: the
+ * local members (labelled with this relay's label) and every other link's
+ * list. Announcing that to a link (split horizon) keeps chains of relays
+ * exact: each link's list is what is reachable through it. */
+static GPtrArray *
+participants_except (WzpFederation *f, const gchar *canon, Link *except)
+{
+  WzpRelay *r = f->relay;
+  GPtrArray *out = participants_new ();
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init (&it, r->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &v)) {
+    Room *room = v;
+    if (g_strcmp0 (global_room (r, room->name), canon) != 0)
+      continue;
+    for (guint i = 0; i < room->members->len; i++) {
+      Peer *m = g_ptr_array_index (room->members, i);
+      g_ptr_array_add (out, wzp_room_participant_new (m->fingerprint, m->alias, r->settings.fed_label));
+    }
+  }
+  for (guint i = 0; i < f->links->len; i++) {
+    Link *l = g_ptr_array_index (f->links, i);
+    GPtrArray *list = l == except ? NULL : g_hash_table_lookup (l->rooms, canon);
+    for (guint j = 0; list && j < list->len; j++) {
+      const WzpRoomParticipant *p = g_ptr_array_index (list, j);
+      g_ptr_array_add (out, wzp_room_participant_new (p->fingerprint, p->alias, p->relay_label));
+    }
+  }
+  return out;
+}
+
+/* GlobalRoomActive with what is reachable except through @to, or
+ * GlobalRoomInactive when that is nobody. */
+static void
+announce_to (Link *to, const gchar *canon)
+{
+  g_autoptr (GPtrArray) list = participants_except (to->fed, canon, to);
+  g_autoptr (WzpSignal) m = NULL;
+
+  if (list->len == 0) {
+    m = wzp_signal_new (WZP_SIGNAL_GLOBAL_ROOM_INACTIVE);
+    m->global_room_inactive.room = g_strdup (canon);
+  } else {
+    m = wzp_signal_new (WZP_SIGNAL_GLOBAL_ROOM_ACTIVE);
+    m->global_room_active.room = g_strdup (canon);
+    m->global_room_active.participants = g_steal_pointer (&list);
+  }
+  if (wzp_connection_send_signal (to->conn, m, NULL))
+    to->fed->relay->n.fed_signals_sent++;
+}
+
+static void
+announce (WzpFederation *f, const gchar *canon, Link *except)
+{
+  for (guint i = 0; i < f->links->len; i++) {
+    Link *l = g_ptr_array_index (f->links, i);
+    if (l->up && l != except)
+      announce_to (l, canon);
+  }
+}
+
+/* The local rooms standing for @canon hear the merged member list. */
+static void
+push_room_updates (WzpFederation *f, const gchar *canon)
+{
+  WzpRelay *r = f->relay;
+  GHashTableIter it;
+  gpointer v;
+
+  g_hash_table_iter_init (&it, r->rooms);
+  while (g_hash_table_iter_next (&it, NULL, &v))
+    if (g_strcmp0 (global_room (r, ((Room *) v)->name), canon) == 0)
+      relay_room_broadcast_update (v);
+}
+
+void
+federation_add_remote_participants (WzpRelay *r, const gchar *room_name, GPtrArray *out)
+{
+  const gchar *canon = r->fed ? global_room (r, room_name) : NULL;
+
+  for (guint i = 0; canon && i < r->fed->links->len; i++) {
+    Link *l = g_ptr_array_index (r->fed->links, i);
+    GPtrArray *list = g_hash_table_lookup (l->rooms, canon);
+    for (guint j = 0; list && j < list->len; j++) {
+      const WzpRoomParticipant *p = g_ptr_array_index (list, j);
+      g_ptr_array_add (out, wzp_room_participant_new (p->fingerprint, p->alias, p->relay_label));
+    }
+  }
+}
+
+void
+federation_room_changed (WzpRelay *r, const gchar *room_name)
+{
+  const gchar *canon = r->fed ? global_room (r, room_name) : NULL;
+
+  if (canon)
+    announce (r->fed, canon, NULL);
+}
+
+static void
+on_global_room (Link *l, const WzpSignal *msg, gboolean active)
+{
+  WzpFederation *f = l->fed;
+  const gchar *name = active ? msg->global_room_active.room : msg->global_room_inactive.room;
+  const gchar *canon = global_room (f->relay, name);
+
+  if (canon == NULL) {
+    f->relay->n.fed_signals_dropped++;   /* not a global room here */
+    return;
+  }
+  if (active && msg->global_room_active.participants) {
+    GPtrArray *list = participants_new ();
+    GPtrArray *in = msg->global_room_active.participants;
+    for (guint i = 0; i < in->len && i < 4096; i++) {
+      const WzpRoomParticipant *p = g_ptr_array_index (in, i);
+      g_ptr_array_add (list, wzp_room_participant_new (p->fingerprint, p->alias,
+                                                       p->relay_label ? p->relay_label : l->label));
+    }
+    g_hash_table_replace (l->rooms, g_strdup (canon), list);
+  } else {
+    g_hash_table_remove (l->rooms, canon);
+  }
+  announce (f, canon, l);
+  push_room_updates (f, canon);
+}
+
+/* A link gone or silent: what was reachable through it is not any more. */
+static void
+forget_link_rooms (Link *l)
+{
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter it;
+  gpointer k;
+
+  g_hash_table_iter_init (&it, l->rooms);
+  while (g_hash_table_iter_next (&it, &k, NULL))
+    g_ptr_array_add (names, g_strdup (k));
+  g_hash_table_remove_all (l->rooms);
+  for (guint i = 0; i < names->len; i++) {
+    announce (l->fed, g_ptr_array_index (names, i), l);
+    push_room_updates (l->fed, g_ptr_array_index (names, i));
+  }
+}
+
+/* A link that comes up hears every global room we know of. */
+static void
+announce_all_to (Link *l)
+{
+  WzpRelay *r = l->fed->relay;
+  gchar **g = r->settings.global_rooms;
+
+  for (guint i = 0; g && g[i]; i++) {
+    g_autoptr (GPtrArray) list = participants_except (l->fed, g[i], l);
+    if (list->len > 0)
+      announce_to (l, g[i]);
   }
 }
 
@@ -467,6 +658,7 @@ link_free (Link *l)
     wzp_connection_close (l->conn, 0, "shutdown");
     g_object_unref (l->conn);
   }
+  g_hash_table_destroy (l->rooms);
   g_free (l->fp);
   g_free (l->label);
   g_free (l);
@@ -480,8 +672,12 @@ link_drop (Link *l, const gchar *reason)
 
   g_message ("federation link %s %s: %s", l->outbound ? "to" : "from",
              l->label ? l->label : wzp_connection_get_remote_address (l->conn), reason);
-  if (l->conn)
-    wzp_connection_close (l->conn, 0, reason);
+  /* closing emits "closed", which must not drop this link a second time */
+  g_signal_handlers_disconnect_by_data (l->conn, l);
+  wzp_connection_set_datagram_handler (l->conn, NULL, NULL, NULL);
+  wzp_connection_close (l->conn, 0, reason);
+  l->up = FALSE;
+  forget_link_rooms (l);
   g_ptr_array_remove (f->links, l);
   if (cfg)
     schedule_retry (f, cfg);
@@ -493,6 +689,7 @@ on_link_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
   Link *l = data;
   WzpFederation *f = l->fed;
 
+  l->last_seen = g_get_monotonic_time ();
   if (!l->up) {
     /* inbound: the first message must be the hello */
     g_autofree gchar *hello = NULL, *cert = NULL, *ip = NULL;
@@ -539,10 +736,15 @@ on_link_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
     f->relay->n.fed_links_accepted++;
     g_message ("federation link from %s (%s) up%s", l->label, wzp_connection_get_remote_address (conn),
                l->verified ? "" : ", trusted by address only");
+    announce_all_to (l);
     return;
   }
   if (msg->type == WZP_SIGNAL_FEDERATED_SIGNAL_FORWARD)
     on_forward (l, &msg->federated_signal_forward);
+  else if (msg->type == WZP_SIGNAL_GLOBAL_ROOM_ACTIVE)
+    on_global_room (l, msg, TRUE);
+  else if (msg->type == WZP_SIGNAL_GLOBAL_ROOM_INACTIVE)
+    on_global_room (l, msg, FALSE);
   else
     f->relay->n.fed_signals_dropped++;
 }
@@ -569,6 +771,7 @@ on_link_established (WzpConnection *conn, gpointer data)
   if (rs)
     rs->delay_ms = 0;             /* back-off starts over after a success */
   g_message ("federation link to %s (%s) up", l->label, l->cfg->url);
+  announce_all_to (l);
 }
 
 static Link *
@@ -579,6 +782,8 @@ link_new (WzpFederation *f, WzpConnection *conn, gboolean outbound)
   l->fed = f;
   l->conn = g_object_ref (conn);
   l->outbound = outbound;
+  l->last_seen = g_get_monotonic_time ();
+  l->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   g_ptr_array_add (f->links, l);
   g_signal_connect (conn, "signal", G_CALLBACK (on_link_signal), l);
   g_signal_connect (conn, "closed", G_CALLBACK (on_link_closed), l);
@@ -683,6 +888,16 @@ sweep_seen (gpointer data)
   while (g_hash_table_iter_next (&it, NULL, &v))
     if (now - *(gint64 *) v >= DEDUP_WINDOW_US)
       g_hash_table_iter_remove (&it);
+  /* a link silent for 15 s no longer vouches for its participants; each
+   * relay says again every 2 s who is reachable through it, so a live link
+   * is never silent while a global room has members */
+  for (guint i = 0; i < f->links->len; i++) {
+    Link *l = g_ptr_array_index (f->links, i);
+    if (now - l->last_seen > STALE_US && g_hash_table_size (l->rooms) > 0)
+      forget_link_rooms (l);
+    if (l->up)
+      announce_all_to (l);
+  }
   return G_SOURCE_CONTINUE;
 }
 
@@ -715,7 +930,7 @@ federation_new (WzpRelay *r)
   f->seen = g_hash_table_new_full (u64_hash, u64_equal, g_free, g_free);
   f->rates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   f->own_fp = norm_fp (wzp_endpoint_get_fingerprint (r->endpoint));
-  f->sweep = g_timeout_add_seconds (5, sweep_seen, f);
+  f->sweep = g_timeout_add_seconds (2, sweep_seen, f);
   for (guint i = 0; peers && i < peers->len; i++)
     dial (f, g_ptr_array_index (peers, i));
   return f;

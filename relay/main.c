@@ -15,7 +15,7 @@
 typedef struct {
   gchar *listen, *identity, *config, *advertise, *metrics, *auth_url;
   GPtrArray *fed_peers;   /* from [peer:NAME] groups */
-  gchar **fed_trusted, **global_rooms;
+  gchar **fed_trusted, **global_rooms, *fed_label;
   gint fed_retry_ms;
   gboolean require_signatures, version;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
@@ -82,6 +82,8 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
     opt.fed_trusted = g_key_file_get_string_list (kf, "trusted", "fingerprints", NULL, NULL);
   if (g_key_file_has_key (kf, "federation", "global-rooms", NULL))
     opt.global_rooms = g_key_file_get_string_list (kf, "federation", "global-rooms", NULL, NULL);
+  if (g_key_file_has_key (kf, "federation", "label", NULL))
+    opt.fed_label = g_key_file_get_string (kf, "federation", "label", NULL);
   if (opt.fed_retry_ms < 0 && g_key_file_has_key (kf, "federation", "retry-ms", NULL))
     opt.fed_retry_ms = g_key_file_get_integer (kf, "federation", "retry-ms", NULL);
   return TRUE;
@@ -277,6 +279,7 @@ main (int argc, char **argv)
   settings.fed_peers = opt.fed_peers ? g_ptr_array_ref (opt.fed_peers) : NULL;
   settings.fed_trusted = g_strdupv (opt.fed_trusted);
   settings.global_rooms = g_strdupv (opt.global_rooms);
+  settings.fed_label = g_strdup (opt.fed_label);
   if (opt.fed_retry_ms > 0)
     settings.fed_retry_ms = (guint) opt.fed_retry_ms;
   if (opt.advertise) {

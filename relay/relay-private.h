@@ -40,6 +40,7 @@ typedef struct {
 } Peer;
 
 struct _Room {
+  WzpRelay *relay;
   gchar *name;
   gboolean call_room;
   GPtrArray *members;     /* Peer*, borrowed */
@@ -146,4 +147,9 @@ G_GNUC_INTERNAL gboolean federation_send (WzpRelay *r, const gchar *link_fp, con
 /* A local member's datagram in @room, to the relays that share the room. */
 G_GNUC_INTERNAL void federation_room_datagram (WzpRelay *r, Room *room, const guint8 *data, gsize len);
 G_GNUC_INTERNAL guint federation_links_up (WzpRelay *r);
+/* A local member joined or left @room_name: tell the links (global rooms). */
+G_GNUC_INTERNAL void federation_room_changed (WzpRelay *r, const gchar *room_name);
+/* Appends the remote members of @room_name (global rooms) to @out. */
+G_GNUC_INTERNAL void federation_add_remote_participants (WzpRelay *r, const gchar *room_name, GPtrArray *out);
+G_GNUC_INTERNAL void relay_room_broadcast_update (Room *room);
 

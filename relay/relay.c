@@ -34,6 +34,7 @@ wzp_relay_settings_clear (WzpRelaySettings *s)
   g_clear_pointer (&s->fed_peers, g_ptr_array_unref);
   g_clear_pointer (&s->fed_trusted, g_strfreev);
   g_clear_pointer (&s->global_rooms, g_strfreev);
+  g_clear_pointer (&s->fed_label, g_free);
 }
 
 WzpFederationPeer *
@@ -532,13 +533,15 @@ room_broadcast_update (Room *room)
 {
   g_autoptr (WzpSignal) u = wzp_signal_new (WZP_SIGNAL_ROOM_UPDATE);
 
-  u->room_update.count = room->members->len;
   u->room_update.participants = g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_room_participant_free);
   for (guint i = 0; i < room->members->len; i++) {
     Peer *m = g_ptr_array_index (room->members, i);
     g_ptr_array_add (u->room_update.participants,
                      wzp_room_participant_new (m->fingerprint, m->alias, NULL));
   }
+  /* a global room: the members on federated relays too, with their labels */
+  federation_add_remote_participants (room->relay, room->name, u->room_update.participants);
+  u->room_update.count = u->room_update.participants->len;
   for (guint i = 0; i < room->members->len; i++)
     send_signal (g_ptr_array_index (room->members, i), u);
 }
@@ -548,15 +551,18 @@ room_leave (Peer *p)
 {
   WzpRelay *r = p->relay;
   Room *room = p->room;
+  g_autofree gchar *name = NULL;
 
   if (room == NULL)
     return;
+  name = g_strdup (room->name);
   g_ptr_array_remove (room->members, p);
   p->room = NULL;
   if (room->members->len == 0)
     g_hash_table_remove (r->rooms, room->name);
   else
     room_broadcast_update (room);
+  federation_room_changed (r, name);
 }
 
 /* SFU: each datagram to every other member, never back to the sender. */
@@ -646,6 +652,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
 
   if (room == NULL) {
     room = g_new0 (Room, 1);
+    room->relay = r;
     room->name = g_strdup (p->room_name);
     room->call_room = call_room;
     room->members = g_ptr_array_new ();
@@ -660,6 +667,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   }
   wzp_connection_set_datagram_handler (p->conn, on_room_datagram, p, NULL);
   room_broadcast_update (room);
+  federation_room_changed (r, room->name);
 }
 
 static void
@@ -924,6 +932,7 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->settings.fed_peers = settings->fed_peers ? g_ptr_array_ref (settings->fed_peers) : NULL;
   r->settings.fed_trusted = g_strdupv (settings->fed_trusted);
   r->settings.global_rooms = g_strdupv (settings->global_rooms);
+  r->settings.fed_label = g_strdup (settings->fed_label);
   r->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
   r->hub = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
@@ -1209,4 +1218,10 @@ gchar *
 relay_source_ip (const gchar *addr)
 {
   return source_ip (addr);
+}
+
+void
+relay_room_broadcast_update (Room *room)
+{
+  room_broadcast_update (room);
 }

@@ -27,6 +27,7 @@ typedef struct {
   gchar **fed_trusted;           /* TLS fingerprints that may dial us */
   gchar **global_rooms;          /* rooms that span the federation */
   guint fed_retry_ms;            /* first reconnect delay: 5000 */
+  gchar *fed_label;              /* this relay's label in other relays' RoomUpdates */
 } WzpRelaySettings;
 
 typedef struct {

@@ -706,6 +706,84 @@ test_auth (void)
   soup_server_disconnect (stub);
 }
 
+/* A federated relay floods a global room with 5,000 datagrams/s: the relay
+ * passes at most 500/s into the room, and a call in another room on the
+ * same relay loses nothing meanwhile. The flooding "relay" is this test: an
+ * endpoint with its own TLS identity, trusted by the relay's config. */
+static void
+test_federation_flood (void)
+{
+  Client *fed = client_new (0x61), *listener = client_new (0x62), *x = client_new (0x63),
+         *y = client_new (0x64);
+  guint8 tls_seed[32];
+  g_autofree gchar *dir = g_dir_make_tmp ("wzp-flood-XXXXXX", NULL);
+  g_autofree gchar *conf = g_build_filename (dir, "relay.conf", NULL);
+  g_autofree gchar *text = NULL, *metrics = NULL;
+  const gchar *extra[] = { "--config", conf, NULL };
+  g_autoptr (WzpSignal) hello = wzp_signal_new (WZP_SIGNAL_FEDERATION_HELLO);
+  guint8 tag[WZP_ROOM_HASH_SIZE];
+  guint sent = 0, lobby;
+  Relay *r;
+  gint64 t0;
+
+  memset (tls_seed, 0x65, sizeof tls_seed);
+  g_assert_true (wzp_endpoint_listen (fed->ep, tls_seed, NULL));
+  text = g_strdup_printf ("[trusted]\nfingerprints = %s\n[federation]\nglobal-rooms = lobby\n",
+                          wzp_endpoint_get_fingerprint (fed->ep));
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  r = relay_start (relay_path, extra);
+  join_room (listener, r, "lobby");
+  join_room (x, r, "quiet");
+  join_room (y, r, "quiet");
+  client_connect (fed, r, "_federation");
+  hello->federation_hello.tls_fingerprint = g_strdup (wzp_endpoint_get_fingerprint (fed->ep));
+  client_send (fed, g_steal_pointer (&hello));
+  settle (300);
+  g_assert_false (fed->closed);
+
+  wzp_room_hash ("lobby", tag);
+  t0 = g_get_monotonic_time ();
+  for (guint step = 0; step < 200; step++) {         /* 2 s in 10 ms steps */
+    for (guint k = 0; k < 50; k++) {                 /* 5,000/s */
+      guint8 pkt[WZP_ROOM_HASH_SIZE + 12 + 40], payload[40];
+      WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) sent, .timestamp = sent * 20 };
+      memset (payload, 0x77, sizeof payload);
+      payload[1] = (guint8) (sent >> 8);
+      payload[2] = (guint8) sent;
+      memcpy (pkt, tag, sizeof tag);
+      wzp_media_packet_write (&h, payload, sizeof payload, NULL, pkt + sizeof tag, sizeof pkt - sizeof tag);
+      if (wzp_connection_send_datagram (fed->conn, pkt, sizeof pkt, NULL))
+        sent++;
+    }
+    /* the local call: one frame each way every 20 ms */
+    if (step % 2 == 0) {
+      send_media (x, 0x0a, 1);
+      send_media (y, 0x0b, 1);
+    }
+    while (g_get_monotonic_time () < t0 + (gint64) (step + 1) * 10000)
+      g_main_context_iteration (NULL, FALSE);
+  }
+  settle (500);
+  lobby = listener->datagrams;
+  metrics = relay_fetch_metrics (r);
+  g_test_message ("flood: %u datagrams sent in %.1f s, %u reached the room; the call got %u and %u of 100",
+                  sent, (g_get_monotonic_time () - t0) / 1e6, lobby, x->datagrams, y->datagrams);
+  g_assert_cmpuint (sent, >=, 8000);
+  /* 500 per second window: a 2.5 s run spans at most 3 windows */
+  g_assert_cmpuint (lobby, >=, 500);
+  g_assert_cmpuint (lobby, <=, 1500);
+  g_assert_cmpuint (metric_value (metrics, "wzp_federation_datagrams_dropped_total"), >=, sent - 1500 - 100);
+  g_assert_cmpuint (x->datagrams, ==, 100);
+  g_assert_cmpuint (y->datagrams, ==, 100);
+  client_free (fed);
+  client_free (listener);
+  client_free (x);
+  client_free (y);
+  relay_stop (r);
+  g_unlink (conf);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -724,5 +802,6 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/metrics-and-shutdown", test_metrics_format_and_shutdown);
   g_test_add_func ("/relay/auth", test_auth);
   g_test_add_func ("/relay/ipv6", test_ipv6);
+  g_test_add_func ("/relay/federation-flood", test_federation_flood);
   return g_test_run ();
 }

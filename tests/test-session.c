@@ -18,6 +18,7 @@ typedef struct {
   GPtrArray *steps;         /* gchar* */
   gboolean negotiated, use_direct;
   GError *error;
+  gchar **relays;           /* relay labels of the last room:update */
 } Party;
 
 static void
@@ -25,6 +26,10 @@ on_event (WzpSession *s, const gchar *step, GVariant *data, Party *p)
 {
   g_mutex_lock (&p->lock);
   g_ptr_array_add (p->steps, g_strdup (step));
+  if (strcmp (step, "room:update") == 0) {
+    g_strfreev (p->relays);
+    g_variant_lookup (data, "relays", "^as", &p->relays);
+  }
   if (strcmp (step, "connect:path_negotiated") == 0) {
     p->negotiated = TRUE;
     g_variant_lookup (data, "use_direct", "b", &p->use_direct);
@@ -76,6 +81,7 @@ party_free (Party *p)
   g_signal_handlers_disconnect_by_data (p->s, p);
   g_object_unref (p->s);
   g_ptr_array_unref (p->steps);
+  g_strfreev (p->relays);
   g_clear_error (&p->error);
   g_mutex_clear (&p->lock);
   g_free (p);
@@ -838,6 +844,111 @@ test_federation_untrusted (void)
   fed_free (fd);
 }
 
+static guint
+participants_of (Party *p)
+{
+  g_auto (GStrv) m = wzp_session_dup_participants (p->s);
+
+  return m ? g_strv_length (m) : 0;
+}
+
+static gboolean
+wait_participants (Party *p, guint n, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (participants_of (p) != n) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (5000);
+  }
+  return TRUE;
+}
+
+/* A global room over three relays in a line, A - B - C, one member on each:
+ * everyone hears the two others exactly once (the middle relay passes A's
+ * and C's media on; dedup keeps copies out), RoomUpdates list all three with
+ * their relays' labels, and when C dies its member leaves the others' lists
+ * within 20 s. */
+static void
+test_federation_global_room (void)
+{
+  FedRelay *fa = fed_identity (0xa8), *fb = fed_identity (0xb9), *fc = fed_identity (0xca);
+  Relay *ra, *rb, *rc;
+  g_autofree gchar *conf_b = g_strdup_printf ("[trusted]\nfingerprints = %s;%s\n[federation]\n"
+                                              "global-rooms = lobby\nlabel = Relay B\n",
+                                              fa->tls_fp, fc->tls_fp);
+  g_autofree gchar *conf_a = NULL, *conf_c = NULL;
+  Party *p[3];
+  const gchar *labels[] = { "Relay A", "Relay B", "Relay C" };
+  guint got[3][3] = { { 0 } };
+  gint64 t0;
+
+  rb = fed_start (fb, conf_b);
+  conf_a = g_strdup_printf ("[peer:b]\nurl = %s\nfingerprint = %s\n[federation]\n"
+                            "global-rooms = lobby\nlabel = Relay A\n", rb->addr, fb->tls_fp);
+  conf_c = g_strdup_printf ("[peer:b]\nurl = %s\nfingerprint = %s\n[federation]\n"
+                            "global-rooms = lobby\nlabel = Relay C\n", rb->addr, fb->tls_fp);
+  ra = fed_start (fa, conf_a);
+  rc = fed_start (fc, conf_c);
+  g_assert_true (wait_metric (rb, "wzp_federation_links_up", 2, 5000));
+  p[0] = party_new (ra, 0x51, "mode", "room", "room", "lobby", "alias", "ann", NULL);
+  p[1] = party_new (rb, 0x52, "mode", "room", "room", "Lobby", "alias", "ben", NULL);
+  p[2] = party_new (rc, 0x53, "mode", "room", "room", "lobby", "alias", "cy", NULL);
+  for (guint i = 0; i < 3; i++) {
+    g_assert_true (wzp_session_start (p[i]->s, NULL));
+    g_assert_true (wait_state (p[i], WZP_SESSION_STATE_ACTIVE, 5000));
+  }
+  for (guint i = 0; i < 3; i++)
+    g_assert_true (wait_participants (p[i], 3, 5000));
+  /* A's member sees B's and C's with their relays' labels */
+  g_mutex_lock (&p[0]->lock);
+  g_assert_nonnull (p[0]->relays);
+  g_assert_true (g_strv_contains ((const gchar *const *) p[0]->relays, "Relay B"));
+  g_assert_true (g_strv_contains ((const gchar *const *) p[0]->relays, "Relay C"));
+  g_mutex_unlock (&p[0]->lock);
+
+  for (guint n = 0; n < 30; n++) {
+    for (guint i = 0; i < 3; i++) {
+      guint8 frame[40];
+      memset (frame, (guint8) i, sizeof frame);
+      frame[0] = 0xf8;
+      wzp_session_send_media (p[i]->s, frame, sizeof frame, WZP_CODEC_OPUS24K, n * 20);
+    }
+    g_usleep (10000);
+  }
+  for (guint i = 0; i < 3; i++) {
+    WzpMediaFrame *f;
+    while ((f = wzp_session_recv_media (p[i]->s, g_get_monotonic_time () + 300000))) {
+      guint from = ((const guint8 *) g_bytes_get_data (f->payload, NULL))[1];
+      if (from < 3)
+        got[i][from]++;
+      wzp_media_frame_free (f);
+    }
+  }
+  for (guint i = 0; i < 3; i++) {
+    g_test_message ("%s's member heard A %u, B %u, C %u", labels[i], got[i][0], got[i][1], got[i][2]);
+    for (guint j = 0; j < 3; j++)
+      g_assert_cmpuint (got[i][j], ==, i == j ? 0 : 30);
+  }
+
+  /* C vanishes without a word: within 20 s the others list two members */
+  t0 = g_get_monotonic_time ();
+  g_subprocess_force_exit (rc->proc);
+  g_subprocess_wait (rc->proc, NULL, NULL);
+  g_assert_true (wait_participants (p[0], 2, 20000));
+  g_assert_true (wait_participants (p[1], 2, 1000));
+  g_test_message ("C's member left A's list %.1f s after C died", (g_get_monotonic_time () - t0) / 1e6);
+  for (guint i = 0; i < 3; i++)
+    party_free (p[i]);
+  relay_free (rc);
+  relay_stop (ra);
+  relay_stop (rb);
+  fed_free (fa);
+  fed_free (fb);
+  fed_free (fc);
+}
+
 /* Randomized trials: per side, direct blocked or not, its report delayed
  * (sometimes past the peer's wait) or never sent; the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
@@ -1015,6 +1126,7 @@ main (int argc, char **argv)
   g_test_add_func ("/federation/relay-only-call", test_federation_relay_only);
   g_test_add_func ("/federation/reject", test_federation_reject);
   g_test_add_func ("/federation/untrusted", test_federation_untrusted);
+  g_test_add_func ("/federation/global-room", test_federation_global_room);
   g_test_add_func ("/session/randomized", test_randomized);
   return g_test_run ();
 }

@@ -389,15 +389,17 @@ on_relay_established (WzpConnection *c, WzpSession *s)
 static void
 on_room_update (WzpSession *s, const WzpRoomUpdate *u)
 {
-  GVariantBuilder fps, aliases;
+  GVariantBuilder fps, aliases, relays;
   GPtrArray *list = g_ptr_array_new_with_free_func (g_free);
 
   g_variant_builder_init (&fps, G_VARIANT_TYPE_STRING_ARRAY);
   g_variant_builder_init (&aliases, G_VARIANT_TYPE_STRING_ARRAY);
+  g_variant_builder_init (&relays, G_VARIANT_TYPE_STRING_ARRAY);
   for (guint i = 0; u->participants && i < u->participants->len; i++) {
     const WzpRoomParticipant *p = g_ptr_array_index (u->participants, i);
     g_variant_builder_add (&fps, "s", p->fingerprint);
     g_variant_builder_add (&aliases, "s", p->alias ? p->alias : "");
+    g_variant_builder_add (&relays, "s", p->relay_label ? p->relay_label : "");
     g_ptr_array_add (list, g_strdup (p->fingerprint));
   }
   g_ptr_array_add (list, NULL);
@@ -407,7 +409,8 @@ on_room_update (WzpSession *s, const WzpRoomUpdate *u)
   g_mutex_unlock (&s->lock);
   call_event (s, "room:update", "count", g_variant_new_uint32 (u->count),
               "fingerprints", g_variant_builder_end (&fps),
-              "aliases", g_variant_builder_end (&aliases), NULL);
+              "aliases", g_variant_builder_end (&aliases),
+              "relays", g_variant_builder_end (&relays), NULL);
 }
 
 gchar **
@@ -1114,12 +1117,13 @@ end_call (WzpSession *s, GError *why)
     }
     g_clear_pointer (&s->dials, g_ptr_array_unref);
   }
-  set_state (s, WZP_SESSION_STATE_ENDED);
+  /* the reason first: whoever sees the state ENDED can read why */
   if (why) {
     call_event (s, "call:ended", "reason", g_variant_new_string (why->message), NULL);
     g_signal_emit (s, signals[SIG_ERROR], 0, why);
     g_error_free (why);
   }
+  set_state (s, WZP_SESSION_STATE_ENDED);
   wzp_session_interrupt (s);
 }
 
