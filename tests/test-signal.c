@@ -4,6 +4,7 @@
 #include <string.h>
 #include <gio/gio.h>
 
+#include "wzp-featherchat.h"
 #include "wzp-identity.h"
 #include "wzp-signal-private.h"
 #include "wzp-util.h"
@@ -821,6 +822,103 @@ test_names (void)
   g_assert_null (wzp_signal_type_name (WZP_SIGNAL_N_TYPES));
 }
 
+/* ---- the featherChat bridge (§4.6) ------------------------------------------ */
+
+static void
+test_featherchat (void)
+{
+  g_autofree gchar *path = g_test_build_filename (G_TEST_DIST, "data", "signal-vectors.txt", NULL);
+  g_autofree gchar *text = NULL, *payload = NULL, *ra = NULL, *room = NULL;
+  g_auto (GStrv) lines = NULL;
+  g_autoptr (WzpSignal) report = wzp_signal_new_media_path_report ("18a2b3c4d5e6f708", TRUE, "Direct");
+  g_autoptr (GError) error = NULL;
+  const gchar *bad[] = {
+    "[]", "{}", "{\"signal\":1}", "{\"signal\":{\"Bogus\":{}}}",
+    "{\"signal\":\"Reflect\",\"relay_addr\":7,\"room\":null}",
+    "{\"signal\":\"Reflect\",\"relay_addr\":null,\"room\":[]}", "not json",
+  };
+  guint n = 0;
+
+  /* the exact payload: serde's field order, both extra members present */
+  payload = wzp_featherchat_encode (report, "198.51.100.9:4433", "call-18a2b3c4d5e6f708", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (payload, ==, "{\"signal\":{\"MediaPathReport\":{\"call_id\":\"18a2b3c4d5e6f708\","
+                   "\"direct_ok\":true,\"race_winner\":\"Direct\"}},\"relay_addr\":\"198.51.100.9:4433\","
+                   "\"room\":\"call-18a2b3c4d5e6f708\"}");
+  g_clear_pointer (&payload, g_free);
+  payload = wzp_featherchat_encode (report, NULL, NULL, &error);
+  g_assert_cmpstr (payload, ==, "{\"signal\":{\"MediaPathReport\":{\"call_id\":\"18a2b3c4d5e6f708\","
+                   "\"direct_ok\":true,\"race_winner\":\"Direct\"}},\"relay_addr\":null,\"room\":null}");
+
+  /* every §2.5 vector round-trips through a payload */
+  g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i]; i++) {
+    g_autoptr (WzpSignal) msg = NULL, back = NULL;
+    g_autofree gchar *p = NULL, *again = NULL, *r2 = NULL, *m2 = NULL;
+
+    if (lines[i][0] == '\0' || lines[i][0] == '#')
+      continue;
+    msg = decode_ok (lines[i]);
+    p = wzp_featherchat_encode (msg, "[2001:db8::1]:4433", "room \"x\"", &error);
+    g_assert_no_error (error);
+    back = wzp_featherchat_decode (p, strlen (p), &r2, &m2, &error);
+    g_assert_no_error (error);
+    g_assert_true (wzp_signal_equal (msg, back));
+    g_assert_cmpstr (r2, ==, "[2001:db8::1]:4433");
+    g_assert_cmpstr (m2, ==, "room \"x\"");
+    again = encode_ok (back);
+    g_assert_cmpstr (again, ==, lines[i]);
+    n++;
+  }
+  g_assert_cmpuint (n, >=, 40);
+
+  /* null and absent extras */
+  {
+    g_autoptr (WzpSignal) m = wzp_featherchat_decode ("{\"signal\":\"Reflect\"}", 20, &ra, &room, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (m);
+    g_assert_cmpint (m->type, ==, WZP_SIGNAL_REFLECT);
+    g_assert_null (ra);
+    g_assert_null (room);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++) {
+    g_autoptr (WzpSignal) m = wzp_featherchat_decode (bad[i], strlen (bad[i]), NULL, NULL, &error);
+    g_assert_null (m);
+    g_assert_nonnull (error);
+    g_clear_error (&error);
+  }
+  {
+    /* 100,000 levels: refused before the JSON parser sees them */
+    GString *deep = g_string_new ("{\"signal\":");
+    g_autoptr (WzpSignal) m = NULL;
+    for (guint i = 0; i < 100000; i++)
+      g_string_append_c (deep, '[');
+    m = wzp_featherchat_decode (deep->str, deep->len, NULL, NULL, &error);
+    g_assert_null (m);
+    g_assert_nonnull (error);
+    g_clear_error (&error);
+    g_string_free (deep, TRUE);
+  }
+
+  /* the CallSignalType table */
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_CALL_OFFER)), ==, "Offer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_DIRECT_CALL_OFFER)), ==, "Offer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_CALL_ANSWER)), ==, "Answer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_DIRECT_CALL_ANSWER)), ==, "Answer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_ICE_CANDIDATE)), ==, "IceCandidate");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_HANGUP)), ==, "Hangup");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_CALL_RINGING)), ==, "Ringing");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_HOLD)), ==, "Hold");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_UNHOLD)), ==, "Unhold");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_MUTE)), ==, "Mute");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_UNMUTE)), ==, "Unmute");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_TRANSFER)), ==, "Transfer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_MEDIA_PATH_REPORT)), ==, "Offer");
+  g_assert_cmpstr (wzp_call_signal_type_name (wzp_featherchat_signal_type (WZP_SIGNAL_REFLECT)), ==, "Offer");
+  g_assert_cmpstr (wzp_call_signal_type_name (WZP_CALL_SIGNAL_BUSY), ==, "Busy");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -840,6 +938,7 @@ main (int argc, char **argv)
   g_test_add_func ("/signal/deep-nesting", test_deep_nesting);
   g_test_add_func ("/signal/encode-errors", test_encode_errors);
   g_test_add_func ("/signal/mutations", test_mutations);
+  g_test_add_func ("/signal/featherchat", test_featherchat);
   g_test_add_func ("/signal/reader/pieces", test_reader_pieces);
   g_test_add_func ("/signal/reader/limits", test_reader_limits);
   return g_test_run ();

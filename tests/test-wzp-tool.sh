@@ -123,6 +123,18 @@ kill "$relay_pid"; wait "$relay_pid" 2>/dev/null; relay_pid=
 "$tool" ping "not-an-address" >/dev/null 2>"$tmp/err"; st=$?
 [ $st -eq 1 ] && grep -q "is not an address" "$tmp/err"; ok "ping rejects a bad address" $?
 
+# featherChat bridge: the payload round-trips, the type follows the table
+report='{"MediaPathReport":{"call_id":"18a2b3c4d5e6f708","direct_ok":true,"race_winner":"Direct"}}'
+enc=$(echo "$report" | "$tool" featherchat encode --relay-addr 198.51.100.9:4433 --room call-18a2b3c4d5e6f708)
+payload=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["payload"])' "$enc")
+dec=$(printf '%s' "$payload" | "$tool" featherchat decode)
+[ "$dec" = "{\"signal_type\":\"Offer\",\"signal\":$report,\"relay_addr\":\"198.51.100.9:4433\",\"room\":\"call-18a2b3c4d5e6f708\"}" ]
+ok "featherchat encode | decode gives the message, relay_addr and room back" $?
+echo '{"Hangup":{"reason":"Normal","call_id":null}}' | "$tool" featherchat encode | grep -q '"signal_type":"Hangup"'
+ok "featherchat encode: Hangup travels as CallSignalType Hangup" $?
+echo '{"signal":{"Nope":{}}}' | "$tool" featherchat decode >/dev/null 2>"$tmp/err"; st=$?
+[ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ]; ok "featherchat decode of an unknown variant: exit 1, one-line error" $?
+
 "$tool" frobnicate >/dev/null 2>&1; [ $? -eq 2 ]; ok "an unknown command is a usage error (exit 2)" $?
 "$tool" version | grep -q '^wzp-tool '; ok "version prints the version" $?
 

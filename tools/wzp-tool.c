@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 
+#include "wzp-featherchat.h"
 #include "wzp-identity.h"
 #include "wzp-quic.h"
 #include "wzp-signal.h"
@@ -23,6 +24,11 @@ static const gchar usage[] =
   "                             print it re-encoded as canonical compact JSON\n"
   "  signal encode [--hex]      read one JSON message on stdin and write it framed\n"
   "                             (4-byte big-endian length + JSON) to stdout\n"
+  "  featherchat encode [--relay-addr ADDR] [--room NAME]\n"
+  "                             read one signal message on stdin, print featherChat's\n"
+  "                             CallSignal type and payload as JSON\n"
+  "  featherchat decode         read a CallSignal payload on stdin, print its type,\n"
+  "                             signal message, relay_addr and room as JSON\n"
   "  media decode [--federation] HEX\n"
   "                             print a media datagram's fields as JSON\n"
   "  ping HOST:PORT [--pin FP] [--timeout MS]\n"
@@ -162,6 +168,63 @@ read_message (GError **error)
   while (len > 0 && g_ascii_isspace (d[len - 1]))
     len--;
   return wzp_signal_from_json ((const gchar *) d, len, error);
+}
+
+/* featherChat's CallSignal payload (protocol §4.6) from a signal message,
+ * and back. */
+static int
+cmd_featherchat (int argc, char **argv)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (WzpSignal) msg = NULL;
+
+  if (argc >= 1 && strcmp (argv[0], "encode") == 0) {
+    const gchar *relay_addr = NULL, *room = NULL;
+    g_autofree gchar *payload = NULL, *quoted = NULL;
+
+    for (int i = 1; i < argc; i++) {
+      if (strcmp (argv[i], "--relay-addr") == 0 && i + 1 < argc)
+        relay_addr = argv[++i];
+      else if (strcmp (argv[i], "--room") == 0 && i + 1 < argc)
+        room = argv[++i];
+      else
+        return usage_error ();
+    }
+    msg = read_message (&error);
+    if (msg == NULL)
+      return fail ("invalid message: %s", one_line (error->message));
+    payload = wzp_featherchat_encode (msg, relay_addr, room, &error);
+    quoted = payload ? wzp_json_quote (payload, &error) : NULL;
+    if (quoted == NULL)
+      return fail ("cannot encode: %s", one_line (error->message));
+    printf ("{\"signal_type\":\"%s\",\"payload\":%s}\n",
+            wzp_call_signal_type_name (wzp_featherchat_signal_type (msg->type)), quoted);
+    return 0;
+  }
+  if (argc == 1 && strcmp (argv[0], "decode") == 0) {
+    g_autoptr (GBytes) in = read_stdin (&error);
+    g_autofree gchar *relay_addr = NULL, *room = NULL, *json = NULL, *qa = NULL, *qr = NULL;
+    const gchar *d;
+    gsize len;
+
+    if (in == NULL)
+      return fail ("%s", one_line (error->message));
+    d = g_bytes_get_data (in, &len);
+    while (len > 0 && g_ascii_isspace (d[len - 1]))
+      len--;
+    msg = wzp_featherchat_decode (d, len, &relay_addr, &room, &error);
+    if (msg == NULL)
+      return fail ("invalid payload: %s", one_line (error->message));
+    json = wzp_signal_to_json (msg, NULL, &error);
+    qa = relay_addr ? wzp_json_quote (relay_addr, NULL) : g_strdup ("null");
+    qr = room ? wzp_json_quote (room, NULL) : g_strdup ("null");
+    if (json == NULL || qa == NULL || qr == NULL)
+      return fail ("cannot encode the message");
+    printf ("{\"signal_type\":\"%s\",\"signal\":%s,\"relay_addr\":%s,\"room\":%s}\n",
+            wzp_call_signal_type_name (wzp_featherchat_signal_type (msg->type)), json, qa, qr);
+    return 0;
+  }
+  return usage_error ();
 }
 
 static int
@@ -412,6 +475,8 @@ main (int argc, char **argv)
     return cmd_signal (argc - 2, argv + 2);
   if (strcmp (argv[1], "media") == 0)
     return cmd_media (argc - 2, argv + 2);
+  if (strcmp (argv[1], "featherchat") == 0)
+    return cmd_featherchat (argc - 2, argv + 2);
   if (strcmp (argv[1], "version") == 0 && argc == 2) {
     printf ("wzp-tool %s (build %s)\n", WZP_VERSION, WZP_BUILD_ID);
     return 0;

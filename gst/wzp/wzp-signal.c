@@ -386,6 +386,19 @@ wzp_signal_to_json (const WzpSignal *msg, gsize *out_len, GError **error)
   return g_string_free (e.out, FALSE);
 }
 
+gchar *
+wzp_json_quote (const gchar *s, GError **error)
+{
+  Encoder e = { g_string_sized_new (32), error, FALSE };
+
+  enc_string (&e, s, "the string");
+  if (e.failed) {
+    g_string_free (e.out, TRUE);
+    return NULL;
+  }
+  return g_string_free (e.out, FALSE);
+}
+
 GBytes *
 wzp_signal_to_frame (const WzpSignal *msg, GError **error)
 {
@@ -838,8 +851,8 @@ dec_signal (Decoder *d, JsonNode *root)
 
 /* Refuses nesting deeper than WZP_SIGNAL_MAX_DEPTH before json-glib's
  * recursive parser sees it. */
-static gboolean
-check_depth (const gchar *json, gsize len, GError **error)
+gboolean
+wzp_json_check_depth (const gchar *json, gsize len, GError **error)
 {
   gboolean in_string = FALSE, escaped = FALSE;
   guint depth = 0;
@@ -892,7 +905,7 @@ wzp_signal_from_json (const gchar *json, gsize len, GError **error)
                          "message contains a NUL byte");
     return NULL;
   }
-  if (!check_depth (json, len, error))
+  if (!wzp_json_check_depth (json, len, error))
     return NULL;
   parser = json_parser_new_immutable ();
   if (!json_parser_load_from_data (parser, json, (gssize) len, &local)) {

@@ -345,6 +345,11 @@ gchar *wzp_signal_to_json (const WzpSignal *msg, gsize *out_len, GError **error)
 WzpSignal *wzp_signal_from_json (const gchar *json, gsize len, GError **error);
 
 /* u32_be length || JSON. */
+/* FALSE (with @error) when @json nests deeper than WZP_SIGNAL_MAX_DEPTH:
+ * checked before any JSON parser sees untrusted input. */
+gboolean wzp_json_check_depth (const gchar *json, gsize len, GError **error);
+/* @s as a JSON string literal, escaped as serde_json does. */
+gchar *wzp_json_quote (const gchar *s, GError **error);
 GBytes *wzp_signal_to_frame (const WzpSignal *msg, GError **error);
 /* Parses exactly one whole frame (length prefix included); bytes after the
  * frame are ignored, as upstream receivers do. */
