@@ -959,3 +959,33 @@ federation_links_up (WzpRelay *r)
     n += ((Link *) g_ptr_array_index (r->fed->links, i))->up;
   return n;
 }
+
+/* Per configured peer: up, and the link's smoothed RTT. */
+void
+federation_peer_metrics (WzpRelay *r, GString *s)
+{
+  GPtrArray *peers = r->settings.fed_peers;
+
+  if (r->fed == NULL || peers == NULL || peers->len == 0)
+    return;
+  g_string_append (s, "# HELP wzp_federation_peer_status 1 when a link to the peer is up.\n"
+                   "# TYPE wzp_federation_peer_status gauge\n");
+  for (guint i = 0; i < peers->len; i++) {
+    const WzpFederationPeer *p = g_ptr_array_index (peers, i);
+    g_autofree gchar *n = norm_fp (p->fingerprint);
+    g_string_append_printf (s, "wzp_federation_peer_status{peer=\"%s\"} %d\n", p->name,
+                            link_for (r->fed, n) != NULL);
+  }
+  g_string_append (s, "# HELP wzp_federation_peer_rtt_ms Smoothed RTT of the link to the peer (ms).\n"
+                   "# TYPE wzp_federation_peer_rtt_ms gauge\n");
+  for (guint i = 0; i < peers->len; i++) {
+    const WzpFederationPeer *p = g_ptr_array_index (peers, i);
+    g_autofree gchar *n = norm_fp (p->fingerprint);
+    Link *l = link_for (r->fed, n);
+    WzpConnectionStats st = { 0 };
+    if (l)
+      wzp_connection_get_stats (l->conn, &st);
+    g_string_append_printf (s, "wzp_federation_peer_rtt_ms{peer=\"%s\"} %.3f\n", p->name,
+                            l ? st.rtt_us / 1000.0 : 0.0);
+  }
+}

@@ -15,7 +15,8 @@
 typedef struct {
   gchar *listen, *identity, *config, *advertise, *metrics, *auth_url;
   GPtrArray *fed_peers;   /* from [peer:NAME] groups */
-  gchar **fed_trusted, **global_rooms, *fed_label;
+  gchar **fed_trusted, **global_rooms, *fed_label, **probe_targets;
+  gint probe_interval_ms;
   gint fed_retry_ms;
   gboolean require_signatures, version;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
@@ -25,7 +26,7 @@ typedef struct {
 static Options opt = {
   .ring_timeout_ms = -1, .register_timeout_ms = -1, .handshake_timeout_ms = -1,
   .max_rooms = -1, .max_room_members = -1, .max_conns_per_address = -1,
-  .max_signals_per_second = -1, .max_pending_calls = -1, .fed_retry_ms = -1,
+  .max_signals_per_second = -1, .max_pending_calls = -1, .fed_retry_ms = -1, .probe_interval_ms = -1,
 };
 
 static GOptionEntry entries[] = {
@@ -44,6 +45,7 @@ static GOptionEntry entries[] = {
   { "max-conns-per-address", 0, 0, G_OPTION_ARG_INT, &opt.max_conns_per_address, "Connections per source address (64)", "N" },
   { "max-signals-per-second", 0, 0, G_OPTION_ARG_INT, &opt.max_signals_per_second, "Signal messages per second per connection (50)", "N" },
   { "max-pending-calls", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_calls, "Unanswered calls per identity (8)", "N" },
+  { "probe", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.probe_targets, "Probe this relay (RTT, loss, jitter, presence gossip; repeatable)", "ADDR:PORT" },
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "Print the build id and exit", NULL },
   { NULL }
 };
@@ -82,6 +84,10 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
     opt.fed_trusted = g_key_file_get_string_list (kf, "trusted", "fingerprints", NULL, NULL);
   if (g_key_file_has_key (kf, "federation", "global-rooms", NULL))
     opt.global_rooms = g_key_file_get_string_list (kf, "federation", "global-rooms", NULL, NULL);
+  if (opt.probe_targets == NULL && g_key_file_has_key (kf, "federation", "probe-targets", NULL))
+    opt.probe_targets = g_key_file_get_string_list (kf, "federation", "probe-targets", NULL, NULL);
+  if (opt.probe_interval_ms < 0 && g_key_file_has_key (kf, "federation", "probe-interval-ms", NULL))
+    opt.probe_interval_ms = g_key_file_get_integer (kf, "federation", "probe-interval-ms", NULL);
   if (g_key_file_has_key (kf, "federation", "label", NULL))
     opt.fed_label = g_key_file_get_string (kf, "federation", "label", NULL);
   if (opt.fed_retry_ms < 0 && g_key_file_has_key (kf, "federation", "retry-ms", NULL))
@@ -176,9 +182,23 @@ serve_metrics (SoupServer *server, SoupServerMessage *msg, const char *path, GHa
     body = wzp_relay_metrics_text (relay);
     soup_server_message_set_response (msg, "text/plain; version=0.0.4; charset=utf-8",
                                       SOUP_MEMORY_TAKE, body, strlen (body));
-  } else if (strcmp (path, "/health") == 0) {
-    body = wzp_relay_health_json (relay);
+  } else if (strcmp (path, "/health") == 0 || strcmp (path, "/presence") == 0 ||
+             g_str_has_prefix (path, "/presence/") || strcmp (path, "/peers") == 0 ||
+             g_str_has_prefix (path, "/route/")) {
+    if (strcmp (path, "/health") == 0)
+      body = wzp_relay_health_json (relay);
+    else if (strcmp (path, "/presence") == 0)
+      body = wzp_relay_presence_json (relay, NULL);
+    else if (g_str_has_prefix (path, "/presence/"))
+      body = wzp_relay_presence_json (relay, path + 10);
+    else if (strcmp (path, "/peers") == 0)
+      body = wzp_relay_peers_json (relay);
+    else
+      body = wzp_relay_route_json (relay, path + 7);
     soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, body, strlen (body));
+  } else if (strcmp (path, "/mesh") == 0) {
+    body = wzp_relay_mesh_text (relay);
+    soup_server_message_set_response (msg, "text/plain; charset=utf-8", SOUP_MEMORY_TAKE, body, strlen (body));
   } else {
     soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, NULL);
     return;
@@ -280,6 +300,9 @@ main (int argc, char **argv)
   settings.fed_trusted = g_strdupv (opt.fed_trusted);
   settings.global_rooms = g_strdupv (opt.global_rooms);
   settings.fed_label = g_strdup (opt.fed_label);
+  settings.probe_targets = g_strdupv (opt.probe_targets);
+  if (opt.probe_interval_ms > 0)
+    settings.probe_interval_ms = (guint) opt.probe_interval_ms;
   if (opt.fed_retry_ms > 0)
     settings.fed_retry_ms = (guint) opt.fed_retry_ms;
   if (opt.advertise) {

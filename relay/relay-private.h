@@ -101,6 +101,8 @@ typedef struct {
 } Counters;
 
 typedef struct _WzpFederation WzpFederation;
+typedef struct _WzpProbes WzpProbes;
+typedef struct _Prober Prober;
 typedef struct _Link Link;
 
 struct _WzpRelay {
@@ -116,6 +118,7 @@ struct _WzpRelay {
   gulong incoming_id;
   gint64 started_us;
   WzpFederation *fed;     /* NULL without peers, trusted relays or global rooms */
+  WzpProbes *probes;      /* probe.c: probers, responders, presence gossip */
   Counters n;
 };
 
@@ -153,3 +156,10 @@ G_GNUC_INTERNAL void federation_room_changed (WzpRelay *r, const gchar *room_nam
 G_GNUC_INTERNAL void federation_add_remote_participants (WzpRelay *r, const gchar *room_name, GPtrArray *out);
 G_GNUC_INTERNAL void relay_room_broadcast_update (Room *room);
 
+
+/* probe.c */
+G_GNUC_INTERNAL WzpProbes *probes_new (WzpRelay *r);
+G_GNUC_INTERNAL void probes_free (WzpProbes *p);
+G_GNUC_INTERNAL void probes_accept (WzpRelay *r, WzpConnection *conn);
+G_GNUC_INTERNAL void probes_metrics (WzpRelay *r, GString *s);
+G_GNUC_INTERNAL void federation_peer_metrics (WzpRelay *r, GString *s);

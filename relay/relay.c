@@ -35,6 +35,7 @@ wzp_relay_settings_clear (WzpRelaySettings *s)
   g_clear_pointer (&s->fed_trusted, g_strfreev);
   g_clear_pointer (&s->global_rooms, g_strfreev);
   g_clear_pointer (&s->fed_label, g_free);
+  g_clear_pointer (&s->probe_targets, g_strfreev);
 }
 
 WzpFederationPeer *
@@ -878,7 +879,7 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
     return;
   }
   if (strcmp (sni, "_probe") == 0) {
-    wzp_connection_close (conn, 0, "unsupported");
+    probes_accept (r, conn);
     return;
   }
   if (strcmp (sni, "_signal") != 0 && !wzp_relay_room_name_valid (sni)) {
@@ -933,6 +934,7 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->settings.fed_trusted = g_strdupv (settings->fed_trusted);
   r->settings.global_rooms = g_strdupv (settings->global_rooms);
   r->settings.fed_label = g_strdup (settings->fed_label);
+  r->settings.probe_targets = g_strdupv (settings->probe_targets);
   r->peers = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) peer_free);
   r->hub = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   r->rooms = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) room_free);
@@ -941,6 +943,7 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->started_us = g_get_monotonic_time ();
   r->incoming_id = g_signal_connect (endpoint, "incoming", G_CALLBACK (on_incoming), r);
   r->fed = federation_new (r);
+  r->probes = probes_new (r);
   return r;
 }
 
@@ -975,6 +978,7 @@ wzp_relay_free (WzpRelay *r)
     return;
   g_signal_handler_disconnect (r->endpoint, r->incoming_id);
   g_clear_pointer (&r->fed, federation_free);
+  g_clear_pointer (&r->probes, probes_free);
   g_hash_table_destroy (r->calls);
   g_hash_table_destroy (r->hub);
   g_hash_table_destroy (r->peers);
@@ -1057,6 +1061,8 @@ wzp_relay_metrics_text (WzpRelay *r)
   metric (s, "wzp_relay_path_reports_forwarded_total", "counter", "MediaPathReports forwarded.",
           r->n.path_reports_forwarded);
   metric (s, "wzp_federation_links_up", "gauge", "Federation links that are up.", federation_links_up (r));
+  federation_peer_metrics (r, s);
+  probes_metrics (r, s);
   g_string_append (s, "# HELP wzp_federation_links_total Inbound federation links, by outcome.\n"
                    "# TYPE wzp_federation_links_total counter\n");
   g_string_append_printf (s,

@@ -28,6 +28,8 @@ typedef struct {
   gchar **global_rooms;          /* rooms that span the federation */
   guint fed_retry_ms;            /* first reconnect delay: 5000 */
   gchar *fed_label;              /* this relay's label in other relays' RoomUpdates */
+  gchar **probe_targets;         /* relays to probe (§5.10) */
+  guint probe_interval_ms;       /* one Ping per: 1000 */
 } WzpRelaySettings;
 
 typedef struct {
@@ -53,6 +55,13 @@ WzpRelay *wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity,
 void wzp_relay_free (WzpRelay *relay);
 /* Hangs up every call, closes every connection with reason "shutdown". */
 void wzp_relay_shutdown (WzpRelay *relay);
+
+/* /presence (all, or @fingerprint's), /peers, /route/<fp> as JSON and /mesh
+ * as text (protocol §5.11). */
+gchar *wzp_relay_presence_json (WzpRelay *relay, const gchar *fingerprint);
+gchar *wzp_relay_peers_json (WzpRelay *relay);
+gchar *wzp_relay_route_json (WzpRelay *relay, const gchar *fingerprint);
+gchar *wzp_relay_mesh_text (WzpRelay *relay);
 
 /* Prometheus text and JSON health for the HTTP side. */
 gchar *wzp_relay_metrics_text (WzpRelay *relay);

@@ -784,6 +784,102 @@ test_federation_flood (void)
   g_rmdir (dir);
 }
 
+static gchar *
+http_get (Relay *r, const gchar *path)
+{
+  g_autofree gchar *base = g_strndup (r->metrics_url, strlen (r->metrics_url) - strlen ("/metrics"));
+  g_autofree gchar *url = g_strconcat (base, path, NULL);
+  g_autoptr (SoupSession) session = soup_session_new ();
+  g_autoptr (SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr (GBytes) body = soup_session_send_and_read (session, msg, NULL, NULL);
+
+  g_assert_nonnull (body);
+  g_assert_cmpuint (soup_message_get_status (msg), ==, 200);
+  return g_strndup (g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+}
+
+typedef struct {
+  Relay *r;
+  const gchar *path, *needle;
+} HttpWait;
+
+static gboolean
+http_has (gpointer data)
+{
+  HttpWait *w = data;
+  g_autofree gchar *body = http_get (w->r, w->path);
+
+  return strstr (body, w->needle) != NULL;
+}
+
+/* Probes (§5.10): relay 1 probes relay 2 (100 ms interval, so gossip every
+ * second): the gauges come up, relay 2's registered identity shows in relay
+ * 1's /presence as remote with relay 2's address, /route finds it through
+ * relay 2, RouteQuery on a _probe connection is answered, and the probe goes
+ * down when relay 2 stops. */
+static void
+test_probes (void)
+{
+  Relay *r2 = relay_start (relay_path, NULL), *r1;
+  Client *c = client_new (0x71), *q = client_new (0x72);
+  g_autofree gchar *dir = g_dir_make_tmp ("wzp-probe-XXXXXX", NULL);
+  g_autofree gchar *conf = g_build_filename (dir, "relay.conf", NULL);
+  g_autofree gchar *text = g_strdup_printf ("[federation]\nprobe-targets = %s\nprobe-interval-ms = 100\n",
+                                            r2->addr);
+  const gchar *extra[] = { "--config", conf, NULL };
+  const gchar *fp = wzp_identity_get_fingerprint (c->id);
+  g_autofree gchar *up = g_strdup_printf ("wzp_probe_up{target=\"%s\"} 1.000", r2->addr);
+  g_autofree gchar *down = g_strdup_printf ("wzp_probe_up{target=\"%s\"} 0.000", r2->addr);
+  g_autofree gchar *remote = g_strdup_printf ("{\"fingerprint\":\"%s\",\"location\":{\"Remote\":\"%s\"}}", fp, r2->addr);
+  g_autofree gchar *route = NULL, *route_path = g_strdup_printf ("/route/%s", fp);
+  g_autofree gchar *mesh = NULL, *metrics = NULL;
+  HttpWait w;
+  g_autoptr (WzpSignal) resp = NULL, resp2 = NULL;
+  WzpSignal *query;
+
+  client_register (c, r2);
+  g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+  r1 = relay_start (relay_path, extra);
+  w = (HttpWait) { r1, "/metrics", up };
+  g_assert_true (spin (http_has, &w, 5000));
+  w = (HttpWait) { r1, "/presence", remote };
+  g_assert_true (spin (http_has, &w, 5000));
+  route = http_get (r1, route_path);
+  g_test_message ("%s", route);
+  g_assert_nonnull (strstr (route, "\"route\":\"direct_peer\""));
+  g_assert_nonnull (strstr (route, r2->addr));
+  mesh = http_get (r1, "/mesh");
+  g_assert_nonnull (strstr (mesh, "UP"));
+  metrics = relay_fetch_metrics (r1);
+  g_assert_nonnull (strstr (metrics, "wzp_probe_loss_pct"));
+  g_assert_nonnull (strstr (metrics, "wzp_probe_rtt_ms"));
+
+  /* RouteQuery on a _probe connection to relay 2 */
+  client_connect (q, r2, "_probe");
+  query = wzp_signal_new (WZP_SIGNAL_ROUTE_QUERY);
+  query->route_query.fingerprint = g_strdup (fp);
+  query->route_query.ttl = 3;
+  client_send (q, query);
+  resp = client_expect (q, WZP_SIGNAL_ROUTE_RESPONSE);
+  g_assert_true (resp->route_response.found);
+  g_assert_cmpuint (resp->route_response.relay_chain->len, ==, 1);
+  query = wzp_signal_new (WZP_SIGNAL_ROUTE_QUERY);
+  query->route_query.fingerprint = g_strdup ("0000:0000:0000:0000:0000:0000:0000:0000");
+  client_send (q, query);
+  resp2 = client_expect (q, WZP_SIGNAL_ROUTE_RESPONSE);
+  g_assert_false (resp2->route_response.found);
+  g_assert_cmpuint (resp2->route_response.relay_chain->len, ==, 0);
+
+  client_free (q);
+  client_free (c);
+  relay_stop (r2);
+  w = (HttpWait) { r1, "/metrics", down };
+  g_assert_true (spin (http_has, &w, 5000));
+  relay_stop (r1);
+  g_unlink (conf);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -803,5 +899,6 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/auth", test_auth);
   g_test_add_func ("/relay/ipv6", test_ipv6);
   g_test_add_func ("/relay/federation-flood", test_federation_flood);
+  g_test_add_func ("/relay/probes", test_probes);
   return g_test_run ();
 }
