@@ -625,6 +625,47 @@ test_asymmetric (void)
   relay_stop (r);
 }
 
+/* The peer's media stops (its process hangs, its network drops) while its
+ * connections stay up: the call ends after media-timeout-ms with a reason.
+ * Also checks the stats property. */
+static void
+test_media_timeout (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x13);
+  Party *b = party_new (r, 0x13, "auto-answer", TRUE, "direct", FALSE, "media-timeout-ms", 600, NULL);
+  Party *a = party_new (r, 0x2c, "call-target", fp_b, "direct", FALSE, NULL);
+  guint8 frame[40] = { 0xf8 };
+  g_autoptr (GVariant) stats = NULL;
+  guint64 received = 0;
+  const gchar *state = NULL;
+  gint64 t0;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  for (guint i = 0; i < 10; i++) {
+    wzp_session_send_media (a->s, frame, sizeof frame, WZP_CODEC_OPUS24K, i * 20);
+    g_usleep (20000);
+  }
+  t0 = g_get_monotonic_time ();
+  g_assert_true (has_error (b, WZP_SESSION_ERROR_MEDIA, 3000));
+  g_test_message ("ended %.0f ms after the last frame: %s", (g_get_monotonic_time () - t0) / 1000.0,
+                  b->error->message);
+  g_assert_cmpint (g_get_monotonic_time () - t0, >=, 500000);
+  g_assert_nonnull (strstr (b->error->message, "no media"));
+  g_object_get (b->s, "stats", &stats, NULL);
+  g_assert_true (g_variant_lookup (stats, "frames-received", "t", &received));
+  g_assert_true (g_variant_lookup (stats, "state", "&s", &state));
+  g_assert_cmpuint (received, ==, 10);
+  g_assert_cmpstr (state, ==, "ended");
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
 /* ---- federation: two relays on loopback ------------------------------------ */
 
 typedef struct {
@@ -1122,6 +1163,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-restart-direct", test_relay_restart_direct);
   g_test_add_func ("/session/room-mode", test_room_mode);
   g_test_add_func ("/session/asymmetric", test_asymmetric);
+  g_test_add_func ("/session/media-timeout", test_media_timeout);
   g_test_add_func ("/federation/direct-call", test_federation_direct);
   g_test_add_func ("/federation/relay-only-call", test_federation_relay_only);
   g_test_add_func ("/federation/reject", test_federation_reject);

@@ -31,6 +31,7 @@ struct _WzpSession {
   gchar *token;               /* AuthToken for relays with --auth-url */
   gboolean auto_answer, direct, send_report;
   guint report_timeout_ms, direct_timeout_ms, local_port;
+  guint media_timeout_ms;     /* the peer's media stopped this long: the call ends */
   /* test-only fault injection */
   gboolean test_block_direct;
   guint test_report_delay_ms;
@@ -72,6 +73,7 @@ struct _WzpSession {
   GSource *direct_timer, *report_timer;
   GSource *punch_timer;       /* the Acceptor's hole punching */
   GSource *rereg_timer;       /* re-registration after losing _signal */
+  GSource *media_watch;       /* checks that the peer's media still comes */
   guint rereg_delay_ms;
   gboolean registered_once, reregistering;
   GPtrArray *punch_targets;   /* GSocketAddress* */
@@ -89,7 +91,7 @@ G_DEFINE_TYPE (WzpSession, wzp_session, G_TYPE_OBJECT)
 enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
-  PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
+  PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_MEDIA_TIMEOUT_MS, PROP_STATS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
   PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TEST_RELAY_DELAY_MS, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
@@ -285,6 +287,24 @@ flush_tx (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static void end_call (WzpSession *s, GError *why);
+
+static gboolean
+on_media_watch (gpointer data)
+{
+  WzpSession *s = data;
+
+  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ACTIVE &&
+      g_get_monotonic_time () - s->last_arrival_us > (gint64) s->media_timeout_ms * 1000) {
+    g_clear_pointer (&s->media_watch, g_source_unref);
+    end_call (s, g_error_new (WZP_SESSION_ERROR, WZP_SESSION_ERROR_MEDIA,
+                              "no media from the other side for %.1f s: it is gone or its "
+                              "network dropped", s->media_timeout_ms / 1000.0));
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
 static void
 on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
 {
@@ -337,6 +357,10 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
   if (!s->first_recv) {
     s->first_recv = TRUE;
     call_event (s, "media:first_recv", "path", g_variant_new_string (wzp_media_path_name (via)), NULL);
+    /* from now on silence from the peer ends a call (not a room: members
+     * come and go there) */
+    if (s->media_timeout_ms && g_strcmp0 (s->mode, "room") != 0 && s->media_watch == NULL)
+      s->media_watch = session_timeout (s, MAX (s->media_timeout_ms / 4, 50), on_media_watch, s, NULL);
   }
 }
 
@@ -1106,6 +1130,7 @@ end_call (WzpSession *s, GError *why)
   cancel_timer (&s->direct_timer);
   cancel_timer (&s->report_timer);
   cancel_timer (&s->rereg_timer);
+  cancel_timer (&s->media_watch);
   stop_punching (s);
   drop_conn (s, &s->relay_conn, "hangup");
   drop_conn (s, &s->direct_conn, "hangup");
@@ -1436,6 +1461,7 @@ wzp_session_init (WzpSession *s)
   s->send_report = TRUE;
   s->report_timeout_ms = 3000;
   s->direct_timeout_ms = 2000;
+  s->media_timeout_ms = 10000;
   s->mode = g_strdup ("call");
   s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
   s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
@@ -1498,6 +1524,7 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_REPORT_TIMEOUT_MS: s->report_timeout_ms = g_value_get_uint (value); return;
     case PROP_DIRECT_TIMEOUT_MS: s->direct_timeout_ms = g_value_get_uint (value); return;
     case PROP_LOCAL_PORT: s->local_port = g_value_get_uint (value); return;
+    case PROP_MEDIA_TIMEOUT_MS: s->media_timeout_ms = g_value_get_uint (value); return;
     case PROP_TEST_BLOCK_DIRECT: s->test_block_direct = g_value_get_boolean (value); return;
     case PROP_TEST_REPORT_DELAY_MS: s->test_report_delay_ms = g_value_get_uint (value); return;
     case PROP_TEST_RELAY_DELAY_MS: s->test_relay_delay_ms = g_value_get_uint (value); return;
@@ -1530,6 +1557,26 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_REPORT_TIMEOUT_MS: g_value_set_uint (value, s->report_timeout_ms); break;
     case PROP_DIRECT_TIMEOUT_MS: g_value_set_uint (value, s->direct_timeout_ms); break;
     case PROP_LOCAL_PORT: g_value_set_uint (value, s->local_port); break;
+    case PROP_MEDIA_TIMEOUT_MS: g_value_set_uint (value, s->media_timeout_ms); break;
+    case PROP_STATS: {
+      WzpSessionStats st;
+      GVariantDict d;
+      wzp_session_get_stats (s, &st);
+      g_variant_dict_init (&d, NULL);
+      g_variant_dict_insert (&d, "state", "s", wzp_session_state_name (wzp_session_get_state (s)));
+      g_variant_dict_insert (&d, "path", "s", wzp_media_path_name (st.path));
+      g_variant_dict_insert (&d, "frames-sent", "t", st.frames_sent);
+      g_variant_dict_insert (&d, "frames-received", "t", st.frames_received);
+      g_variant_dict_insert (&d, "frames-dropped", "t", st.frames_dropped);
+      g_variant_dict_insert (&d, "bytes-sent", "t", st.bytes_sent);
+      g_variant_dict_insert (&d, "bytes-received", "t", st.bytes_received);
+      g_variant_dict_insert (&d, "rtt-us", "t", st.rtt_us);
+      g_variant_dict_insert (&d, "jitter-us", "t", st.jitter_us);
+      g_variant_dict_insert (&d, "reports-sent", "t", st.reports_sent);
+      g_variant_dict_insert (&d, "setup-us", "x", st.setup_us);
+      g_value_take_variant (value, g_variant_ref_sink (g_variant_dict_end (&d)));
+      break;
+    }
     case PROP_TEST_BLOCK_DIRECT: g_value_set_boolean (value, s->test_block_direct); break;
     case PROP_TEST_REPORT_DELAY_MS: g_value_set_uint (value, s->test_report_delay_ms); break;
     case PROP_TEST_RELAY_DELAY_MS: g_value_set_uint (value, s->test_relay_delay_ms); break;
@@ -1573,6 +1620,11 @@ wzp_session_class_init (WzpSessionClass *klass)
       "Limit of the direct race", 1, 60000, 2000, rw);
   props[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", "Local port", "UDP port (0 = any)",
       0, 65535, 0, rw);
+  props[PROP_MEDIA_TIMEOUT_MS] = g_param_spec_uint ("media-timeout-ms", "Media timeout",
+      "End a call when the peer's media stops this long (0: never)", 0, 600000, 10000, rw);
+  props[PROP_STATS] = g_param_spec_variant ("stats", "Statistics",
+      "Counters as a{sv}: state, path, frames and bytes sent/received/dropped, rtt-us, "
+      "jitter-us, reports-sent, setup-us", G_VARIANT_TYPE_VARDICT, NULL, ro);
   props[PROP_STATE] = g_param_spec_int ("state", "State", "WzpSessionState", 0,
       WZP_SESSION_STATE_ENDED, 0, ro);
   props[PROP_NEGOTIATED_PATH] = g_param_spec_int ("negotiated-path", "Negotiated path",
