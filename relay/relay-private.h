@@ -4,6 +4,7 @@
 
 #include "relay.h"
 #include "auth.h"
+#include "wzp-quality.h"
 
 /* ---- types ------------------------------------------------------------------ */
 
@@ -37,10 +38,12 @@ typedef struct {
   GQueue held;            /* messages that came while auth was pending */
   gint64 window_start;    /* signal rate limit: one-second windows */
   guint window_count;
+  WzpTierController quality;  /* from its QualityReport trailers (§5.3.4) */
 } Peer;
 
 struct _Room {
   WzpRelay *relay;
+  WzpTier tier;           /* the weakest member's, last announced */
   gchar *name;
   gboolean call_room;
   GPtrArray *members;     /* Peer*, borrowed */
@@ -88,6 +91,7 @@ typedef struct {
   guint64 reflects;
   guint64 auth_ok;
   guint64 auth_fail;
+  guint64 quality_directives;
   guint64 fed_links_accepted;
   guint64 fed_links_refused;
   guint64 fed_links_unverified;

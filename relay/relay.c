@@ -566,6 +566,33 @@ room_leave (Peer *p)
   federation_room_changed (r, name);
 }
 
+/* A member's trailer: when its tier changes and the room's weakest tier
+ * moves, every member hears the profile to use (§5.3.4). Members that never
+ * send trailers stay at Good. */
+static void
+room_quality (Peer *p, const guint8 *trailer)
+{
+  Room *room = p->room;
+  WzpQualityReport qr = { .loss_pct = trailer[0], .rtt_4ms = trailer[1] };
+  WzpTier weakest = WZP_TIER_STUDIO_64K;
+  g_autoptr (WzpSignal) d = NULL;
+
+  if (!wzp_tier_controller_feed (&p->quality, wzp_quality_report_loss_percent (&qr),
+                                 wzp_quality_report_rtt_ms (&qr)))
+    return;
+  for (guint i = 0; i < room->members->len; i++)
+    weakest = MIN (weakest, ((Peer *) g_ptr_array_index (room->members, i))->quality.tier);
+  if (weakest == room->tier)
+    return;
+  room->tier = weakest;
+  d = wzp_signal_new (WZP_SIGNAL_QUALITY_DIRECTIVE);
+  d->quality_directive.recommended_profile = *wzp_tier_profile (weakest);
+  d->quality_directive.reason = g_strdup_printf ("weakest link: %s", wzp_tier_name (weakest));
+  p->relay->n.quality_directives++;
+  for (guint i = 0; i < room->members->len; i++)
+    send_signal (g_ptr_array_index (room->members, i), d);
+}
+
 /* SFU: each datagram to every other member, never back to the sender. */
 static void
 on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer user_data)
@@ -583,6 +610,8 @@ on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer u
     r->n.datagrams_malformed++;
     return;
   }
+  if (data[0] & 2)
+    room_quality (p, data + len - WZP_QUALITY_REPORT_SIZE);
   /* upstream re-serialises, which clears byte 1's two unused bits */
   if ((data[1] & 3) && len <= sizeof fixed) {
     memcpy (fixed, data, len);
@@ -654,6 +683,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   if (room == NULL) {
     room = g_new0 (Room, 1);
     room->relay = r;
+    room->tier = WZP_TIER_GOOD;
     room->name = g_strdup (p->room_name);
     room->call_room = call_room;
     room->members = g_ptr_array_new ();
@@ -894,6 +924,7 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
   }
   g_hash_table_insert (r->per_address, g_strdup (ip), GUINT_TO_POINTER (per_ip + 1));
   p = g_new0 (Peer, 1);
+  wzp_tier_controller_init (&p->quality);
   p->relay = r;
   p->conn = g_object_ref (conn);
   p->source = g_steal_pointer (&ip);
@@ -1060,6 +1091,8 @@ wzp_relay_metrics_text (WzpRelay *r)
       r->n.signals_rate_limited, r->n.signals_unexpected);
   metric (s, "wzp_relay_path_reports_forwarded_total", "counter", "MediaPathReports forwarded.",
           r->n.path_reports_forwarded);
+  metric (s, "wzp_relay_quality_directives_total", "counter",
+          "QualityDirectives sent to rooms (the weakest member's tier changed).", r->n.quality_directives);
   metric (s, "wzp_federation_links_up", "gauge", "Federation links that are up.", federation_links_up (r));
   federation_peer_metrics (r, s);
   probes_metrics (r, s);

@@ -784,6 +784,49 @@ test_federation_flood (void)
   g_rmdir (dir);
 }
 
+/* A member whose trailers report 10 % loss drags the room to Degraded:
+ * every member hears QualityDirective{DEGRADED, "weakest link: Degraded"};
+ * five clean reports bring it back to Good (§5.3.4). */
+static void
+test_quality_directive (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  Client *m[2] = { client_new (0x81), client_new (0x82) };
+  g_autoptr (WzpSignal) d0 = NULL, d1 = NULL, up = NULL;
+
+  for (guint i = 0; i < 2; i++)
+    join_room (m[i], r, "quality");
+  for (guint n = 0; n < 5; n++) {
+    guint8 pkt[12 + 40 + 4], payload[40] = { 0xf8 };
+    WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) n, .timestamp = n * 20 };
+    WzpQualityReport qr = wzp_quality_report_from_stats (n < 3 ? 10.0 : 0.0, 20, 5);
+    gsize len = wzp_media_packet_write (&h, payload, sizeof payload, &qr, pkt, sizeof pkt);
+    g_assert_cmpuint (len, ==, sizeof pkt);
+    g_assert_true (wzp_connection_send_datagram (m[0]->conn, pkt, len, NULL));
+    settle (20);
+  }
+  d0 = client_expect (m[0], WZP_SIGNAL_QUALITY_DIRECTIVE);
+  d1 = client_expect (m[1], WZP_SIGNAL_QUALITY_DIRECTIVE);
+  g_assert_cmpstr (d1->quality_directive.reason, ==, "weakest link: Degraded");
+  g_assert_cmpint (d1->quality_directive.recommended_profile.codec, ==, WZP_CODEC_OPUS6K);
+  g_assert_cmpint (d0->quality_directive.recommended_profile.frame_duration_ms, ==, 40);
+  /* two clean reports so far; three more make five */
+  for (guint n = 5; n < 8; n++) {
+    guint8 pkt[12 + 40 + 4], payload[40] = { 0xf8 };
+    WzpMediaHeader h = { .codec = WZP_CODEC_OPUS6K, .seq = (guint16) n, .timestamp = n * 40 };
+    WzpQualityReport qr = wzp_quality_report_from_stats (0.0, 20, 5);
+    gsize len = wzp_media_packet_write (&h, payload, sizeof payload, &qr, pkt, sizeof pkt);
+    g_assert_true (wzp_connection_send_datagram (m[0]->conn, pkt, len, NULL));
+    settle (20);
+  }
+  up = client_expect (m[1], WZP_SIGNAL_QUALITY_DIRECTIVE);
+  g_assert_cmpstr (up->quality_directive.reason, ==, "weakest link: Good");
+  g_assert_cmpint (up->quality_directive.recommended_profile.codec, ==, WZP_CODEC_OPUS24K);
+  for (guint i = 0; i < 2; i++)
+    client_free (m[i]);
+  relay_stop (r);
+}
+
 static gchar *
 http_get (Relay *r, const gchar *path)
 {
@@ -900,5 +943,6 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/ipv6", test_ipv6);
   g_test_add_func ("/relay/federation-flood", test_federation_flood);
   g_test_add_func ("/relay/probes", test_probes);
+  g_test_add_func ("/relay/quality-directive", test_quality_directive);
   return g_test_run ();
 }

@@ -4,6 +4,7 @@
 
 #include "wzp-util.h"
 #include "wzp-wire.h"
+#include "wzp-quality.h"
 
 static void
 assert_hex (const guint8 *data, gsize len, const gchar *spaced_hex)
@@ -248,6 +249,48 @@ test_opus_duration (void)
   g_assert_cmpuint (wzp_codec_id_frame_ms (wzp_codec_id_for_opus_duration (40000)), ==, 40);
 }
 
+static void
+test_quality_tiers (void)
+{
+  WzpTierController c;
+
+  g_assert_cmpint (wzp_tier_classify (15.0, 0), ==, WZP_TIER_CATASTROPHIC);
+  g_assert_cmpint (wzp_tier_classify (0, 200), ==, WZP_TIER_CATASTROPHIC);
+  g_assert_cmpint (wzp_tier_classify (5.0, 0), ==, WZP_TIER_DEGRADED);
+  g_assert_cmpint (wzp_tier_classify (0, 100), ==, WZP_TIER_DEGRADED);
+  g_assert_cmpint (wzp_tier_classify (2.0, 0), ==, WZP_TIER_GOOD);
+  g_assert_cmpint (wzp_tier_classify (0, 80), ==, WZP_TIER_GOOD);
+  g_assert_cmpint (wzp_tier_classify (1.0, 0), ==, WZP_TIER_STUDIO_32K);
+  g_assert_cmpint (wzp_tier_classify (0, 50), ==, WZP_TIER_STUDIO_32K);
+  g_assert_cmpint (wzp_tier_classify (0.9, 30), ==, WZP_TIER_STUDIO_48K);
+  g_assert_cmpint (wzp_tier_classify (0.9, 29), ==, WZP_TIER_STUDIO_64K);
+  g_assert_cmpstr (wzp_tier_name (WZP_TIER_DEGRADED), ==, "Degraded");
+  g_assert_cmpint (wzp_tier_profile (WZP_TIER_DEGRADED)->codec, ==, WZP_CODEC_OPUS6K);
+  g_assert_cmpint (wzp_tier_profile (WZP_TIER_CATASTROPHIC)->codec, ==, WZP_CODEC_CODEC2_1200);
+
+  /* three worse reports in a row jump; a good one in between resets */
+  wzp_tier_controller_init (&c);
+  g_assert_false (wzp_tier_controller_feed (&c, 20, 0));
+  g_assert_false (wzp_tier_controller_feed (&c, 20, 0));
+  g_assert_false (wzp_tier_controller_feed (&c, 3, 0));       /* Good: same tier, reset */
+  g_assert_false (wzp_tier_controller_feed (&c, 20, 0));
+  g_assert_false (wzp_tier_controller_feed (&c, 6, 0));
+  g_assert_true (wzp_tier_controller_feed (&c, 20, 0));       /* jumps to the observed */
+  g_assert_cmpint (c.tier, ==, WZP_TIER_CATASTROPHIC);
+  /* up one step per 5 better reports below Good, per 10 at or above */
+  for (guint i = 0; i < 4; i++)
+    g_assert_false (wzp_tier_controller_feed (&c, 0, 0));
+  g_assert_true (wzp_tier_controller_feed (&c, 0, 0));
+  g_assert_cmpint (c.tier, ==, WZP_TIER_DEGRADED);
+  for (guint i = 0; i < 5; i++)
+    wzp_tier_controller_feed (&c, 0, 0);
+  g_assert_cmpint (c.tier, ==, WZP_TIER_GOOD);
+  for (guint i = 0; i < 9; i++)
+    g_assert_false (wzp_tier_controller_feed (&c, 0, 0));
+  g_assert_true (wzp_tier_controller_feed (&c, 0, 0));
+  g_assert_cmpint (c.tier, ==, WZP_TIER_STUDIO_32K);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -262,5 +305,6 @@ main (int argc, char **argv)
   g_test_add_func ("/wire/random-headers", test_random_headers);
   g_test_add_func ("/wire/codec-names", test_codec_names);
   g_test_add_func ("/wire/opus-duration", test_opus_duration);
+  g_test_add_func ("/wire/quality-tiers", test_quality_tiers);
   return g_test_run ();
 }

@@ -455,6 +455,15 @@ on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
     on_room_update (s, &msg->room_update);
     return;
   }
+  if (msg->type == WZP_SIGNAL_QUALITY_DIRECTIVE) {
+    /* the relay's advice for the room's weakest link (§5.3.4): passed on */
+    const WzpQualityProfile *pr = &msg->quality_directive.recommended_profile;
+    call_event (s, "quality:directive", "codec", g_variant_new_string (wzp_codec_id_to_string (pr->codec)),
+                "frame_duration_ms", g_variant_new_uint32 (pr->frame_duration_ms),
+                "reason", g_variant_new_string (msg->quality_directive.reason ? msg->quality_directive.reason : ""),
+                NULL);
+    return;
+  }
   if (msg->type != WZP_SIGNAL_CALL_ANSWER || s->relay_admitted)
     return;
   if (!wzp_verify_call_answer (msg->call_answer.identity_pub, msg->call_answer.ephemeral_pub,
