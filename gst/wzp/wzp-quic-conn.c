@@ -744,7 +744,7 @@ conn_terminate (WzpConnection *c, GError *reason)
   conn_release (c);
   g_object_ref (c);
   if (ep) {
-    g_hash_table_remove (ep->dirty, c);
+    endpoint_unmark_dirty (ep, c);
     g_hash_table_remove (ep->conns, c);
   }
   g_queue_clear_full (&c->events, (GDestroyNotify) event_free);

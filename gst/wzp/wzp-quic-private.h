@@ -78,6 +78,7 @@ struct _WzpEndpoint {
   GHashTable *cids;             /* CidKey* -> WzpConnection* (borrowed) */
   GHashTable *conns;            /* WzpConnection* -> owned reference */
   GHashTable *dirty;            /* WzpConnection* set, flushed after a batch */
+  GPtrArray *dirty_list;        /* the same connections, in a list */
   guint8 reset_secret[32];
   guint processing;
   gboolean shut_down;
@@ -126,6 +127,7 @@ struct _WzpConnection {
 G_GNUC_INTERNAL gchar * sockaddr_to_string (const struct sockaddr *sa);
 G_GNUC_INTERNAL void send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n);
 G_GNUC_INTERNAL void endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c);
+G_GNUC_INTERNAL void endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL CidKey cid_key (const guint8 *data, gsize len);
 G_GNUC_INTERNAL gboolean cid_equal (gconstpointer a, gconstpointer b);
 G_GNUC_INTERNAL void fill_callbacks (ngtcp2_callbacks *cb, gboolean server);

@@ -265,7 +265,15 @@ send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const g
 void
 endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c)
 {
-  g_hash_table_add (ep->dirty, c);
+  if (g_hash_table_add (ep->dirty, c))
+    g_ptr_array_add (ep->dirty_list, c);
+}
+
+void
+endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c)
+{
+  if (g_hash_table_remove (ep->dirty, c))
+    g_ptr_array_remove (ep->dirty_list, c);
 }
 
 static void
@@ -274,15 +282,13 @@ endpoint_flush_dirty (WzpEndpoint *ep)
   gboolean outer = !ep->batching;
 
   ep->batching = TRUE;
-  while (g_hash_table_size (ep->dirty) > 0) {
-    GHashTableIter it;
-    gpointer key;
-    WzpConnection *c;
+  /* a list beside the set: taking "any element" of a hash table scans it
+   * from the start each time, quadratic in a busy batch */
+  while (ep->dirty_list->len > 0) {
+    WzpConnection *c = g_ptr_array_steal_index (ep->dirty_list, ep->dirty_list->len - 1);
 
-    g_hash_table_iter_init (&it, ep->dirty);
-    g_hash_table_iter_next (&it, &key, NULL);
-    c = g_object_ref (key);
-    g_hash_table_iter_remove (&it);
+    g_hash_table_remove (ep->dirty, c);
+    g_object_ref (c);
     conn_flush (c);
     g_object_unref (c);
   }
@@ -511,6 +517,7 @@ wzp_endpoint_init (WzpEndpoint *ep)
   ep->cids = g_hash_table_new_full (cid_hash, cid_equal, g_free, NULL);
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty = g_hash_table_new (NULL, NULL);
+  ep->dirty_list = g_ptr_array_new ();
   wzp_endpoint_settings_init (&ep->settings);
   wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
   ep->tx = g_new (struct TxBatch, 1);
@@ -535,6 +542,7 @@ wzp_endpoint_finalize (GObject *object)
   g_hash_table_destroy (ep->conns);
   g_hash_table_destroy (ep->cids);
   g_hash_table_destroy (ep->dirty);
+  g_ptr_array_unref (ep->dirty_list);
   g_free (ep->tx);
   g_free (ep->rx);
   g_clear_pointer (&ep->client_tls, wzp_tls_context_unref);
