@@ -54,6 +54,8 @@ struct _WzpFederation {
   GHashTable *rates;             /* room hash (hex) -> RoomRate* */
   gchar *own_fp;
   guint sweep;
+  gchar **hashed;                /* hash_room_name of each configured global room */
+  guint8 (*global_tags)[TAG_SIZE];/* room_hash of each configured global room */
 };
 
 typedef struct {
@@ -318,19 +320,30 @@ canonical_room (WzpRelay *r, const gchar *name)
 {
   gchar **g = r->settings.global_rooms;
 
-  for (guint i = 0; g && g[i]; i++) {
-    gchar hashed[WZP_ROOM_NAME_HASH_LEN];
-    wzp_hash_room_name (g[i], hashed);
-    if (g_ascii_strcasecmp (g[i], name) == 0 || g_ascii_strcasecmp (hashed, name) == 0)
+  for (guint i = 0; g && g[i]; i++)
+    if (g_ascii_strcasecmp (g[i], name) == 0 || g_ascii_strcasecmp (r->fed->hashed[i], name) == 0)
       return g[i];
-  }
   return g_str_has_prefix (name, "call-") ? name : NULL;
 }
 
+/* Whether @room is shared with other relays; its canonical name and tag are
+ * worked out on first use (hashing per datagram would be wasted work). */
 static gboolean
-room_is_global (WzpRelay *r, const gchar *name)
+room_shared (WzpRelay *r, Room *room)
 {
-  return canonical_room (r, name) != NULL && !g_str_has_prefix (name, "call-");
+  if (room->fed_state == 0) {
+    room->canon = canonical_room (r, room->name);
+    room->fed_state = room->canon ? 2 : 1;
+    if (room->canon)
+      wzp_room_hash (room->canon, room->tag);
+  }
+  return room->fed_state == 2;
+}
+
+static gboolean
+room_is_global (WzpRelay *r, Room *room)
+{
+  return room_shared (r, room) && !room->call_room;
 }
 
 void
@@ -338,11 +351,10 @@ federation_room_datagram (WzpRelay *r, Room *room, const guint8 *data, gsize len
 {
   WzpFederation *f = r->fed;
   guint8 buf[TAG_SIZE + 2048];
-  const gchar *canon;
 
-  if (f == NULL || len > sizeof buf - TAG_SIZE || (canon = canonical_room (r, room->name)) == NULL)
+  if (f == NULL || len > sizeof buf - TAG_SIZE || !room_shared (r, room))
     return;
-  wzp_room_hash (canon, buf);
+  memcpy (buf, room->tag, TAG_SIZE);
   memcpy (buf + TAG_SIZE, data, len);
   if (room->call_room) {
     /* a call room goes to the relay of the call's other party only */
@@ -375,14 +387,15 @@ dedup_key (const guint8 *d, gsize len)
 static gboolean
 rate_ok (WzpFederation *f, const guint8 *tag)
 {
-  g_autofree gchar *key = g_strdup_printf ("%02x%02x%02x%02x%02x%02x%02x%02x", tag[0], tag[1],
-                                           tag[2], tag[3], tag[4], tag[5], tag[6], tag[7]);
-  RoomRate *rr = g_hash_table_lookup (f->rates, key);
+  gint64 key;
+  RoomRate *rr;
   gint64 now = g_get_monotonic_time ();
 
+  memcpy (&key, tag, sizeof key);
+  rr = g_hash_table_lookup (f->rates, &key);
   if (rr == NULL) {
     rr = g_new0 (RoomRate, 1);
-    g_hash_table_insert (f->rates, g_steal_pointer (&key), rr);
+    g_hash_table_insert (f->rates, g_memdup2 (&key, sizeof key), rr);
   }
   if (now - rr->window_start >= G_USEC_PER_SEC) {
     rr->window_start = now;
@@ -420,22 +433,14 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
   g_hash_table_iter_init (&it, r->rooms);
   while (room == NULL && g_hash_table_iter_next (&it, NULL, &v)) {
     Room *cand = v;
-    const gchar *canon = canonical_room (r, cand->name);
-    guint8 h[TAG_SIZE];
-    if (canon == NULL)
-      continue;
-    wzp_room_hash (canon, h);
-    if (memcmp (h, d, TAG_SIZE) == 0)
+    if (room_shared (r, cand) && memcmp (cand->tag, d, TAG_SIZE) == 0)
       room = cand;
   }
   {
     /* no local member: still a configured global room to pass on */
     gchar **g = r->settings.global_rooms;
-    for (guint i = 0; room == NULL && !global_hit && g && g[i]; i++) {
-      guint8 h[TAG_SIZE];
-      wzp_room_hash (g[i], h);
-      global_hit = memcmp (h, d, TAG_SIZE) == 0;
-    }
+    for (guint i = 0; room == NULL && !global_hit && g && g[i]; i++)
+      global_hit = memcmp (f->global_tags[i], d, TAG_SIZE) == 0;
   }
   if ((room == NULL && !global_hit) || !rate_ok (f, d)) {
     r->n.fed_datagrams_dropped++;
@@ -457,7 +462,7 @@ on_link_datagram (WzpConnection *conn, const guint8 *d, gsize len, gpointer data
   }
   /* global rooms span chains of relays: pass it on (the dedup window
    * stops it coming back) */
-  if (global_hit || room_is_global (r, room->name)) {
+  if (global_hit || room_is_global (r, room)) {
     for (guint i = 0; i < f->links->len; i++) {
       Link *o = g_ptr_array_index (f->links, i);
       if (o->up && g_strcmp0 (o->fp, l->fp) != 0 && link_for (f, o->fp) == o &&
@@ -928,7 +933,17 @@ federation_new (WzpRelay *r)
   f->links = g_ptr_array_new_with_free_func ((GDestroyNotify) link_free);
   f->retry = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) retry_free);
   f->seen = g_hash_table_new_full (u64_hash, u64_equal, g_free, g_free);
-  f->rates = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  f->rates = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  {
+    guint n = r->settings.global_rooms ? g_strv_length (r->settings.global_rooms) : 0;
+    f->hashed = g_new0 (gchar *, n + 1);
+    f->global_tags = g_malloc0 ((n + 1) * sizeof *f->global_tags);
+    for (guint i = 0; i < n; i++) {
+      f->hashed[i] = g_malloc (WZP_ROOM_NAME_HASH_LEN);
+      wzp_hash_room_name (r->settings.global_rooms[i], f->hashed[i]);
+      wzp_room_hash (r->settings.global_rooms[i], f->global_tags[i]);
+    }
+  }
   f->own_fp = norm_fp (wzp_endpoint_get_fingerprint (r->endpoint));
   f->sweep = g_timeout_add_seconds (2, sweep_seen, f);
   for (guint i = 0; peers && i < peers->len; i++)
@@ -946,6 +961,8 @@ federation_free (WzpFederation *f)
   g_ptr_array_unref (f->links);
   g_hash_table_destroy (f->seen);
   g_hash_table_destroy (f->rates);
+  g_strfreev (f->hashed);
+  g_free (f->global_tags);
   g_free (f->own_fp);
   g_free (f);
 }

@@ -44,6 +44,11 @@ typedef struct {
 struct _Room {
   WzpRelay *relay;
   WzpTier tier;           /* the weakest member's, last announced */
+  /* federation.c's view, worked out once: 0 not yet, 1 local only,
+   * 2 shared with other relays under @canon, tagged @tag */
+  gint fed_state;
+  const gchar *canon;
+  guint8 tag[8];
   gchar *name;
   gboolean call_room;
   GPtrArray *members;     /* Peer*, borrowed */
