@@ -10,6 +10,7 @@
 
 #include "wzp-identity.h"
 #include "wzp-session.h"
+#include "wzp-signal.h"
 
 typedef struct {
   GMutex lock;
@@ -67,21 +68,13 @@ wait_state (WzpSession *s, WzpSessionState want, gint64 deadline)
   return FALSE;
 }
 
+/* a JSON string literal (libwzp's serde-style quoting), "" when unusable */
 static gchar *
 json_string (const gchar *s)
 {
-  GString *out = g_string_new ("\"");
+  gchar *q = wzp_json_quote (s ? s : "", NULL);
 
-  for (; s && *s; s++) {
-    if (*s == '"' || *s == '\\')
-      g_string_append_c (out, '\\');
-    if ((guchar) *s < 0x20)
-      g_string_append_printf (out, "\\u%04x", *s);
-    else
-      g_string_append_c (out, *s);
-  }
-  g_string_append_c (out, '"');
-  return g_string_free (out, FALSE);
+  return q ? q : g_strdup ("\"\"");
 }
 
 int
