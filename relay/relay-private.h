@@ -39,6 +39,9 @@ typedef struct {
   gint64 window_start;    /* signal rate limit: one-second windows */
   guint window_count;
   WzpTierController quality;  /* from its QualityReport trailers (§5.3.4) */
+  gboolean has_report;        /* the last trailer, for the per-session gauges */
+  gdouble report_loss_pct;
+  guint report_rtt_ms, report_jitter_ms;
 } Peer;
 
 struct _Room {

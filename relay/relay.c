@@ -573,9 +573,14 @@ static void
 room_quality (Peer *p, const guint8 *trailer)
 {
   Room *room = p->room;
-  WzpQualityReport qr = { .loss_pct = trailer[0], .rtt_4ms = trailer[1] };
+  WzpQualityReport qr = { .loss_pct = trailer[0], .rtt_4ms = trailer[1], .jitter_ms = trailer[2] };
   WzpTier weakest = WZP_TIER_STUDIO_64K;
   g_autoptr (WzpSignal) d = NULL;
+
+  p->has_report = TRUE;
+  p->report_loss_pct = wzp_quality_report_loss_percent (&qr);
+  p->report_rtt_ms = wzp_quality_report_rtt_ms (&qr);
+  p->report_jitter_ms = qr.jitter_ms;
 
   if (!wzp_tier_controller_feed (&p->quality, wzp_quality_report_loss_percent (&qr),
                                  wzp_quality_report_rtt_ms (&qr)))
@@ -1024,6 +1029,41 @@ wzp_relay_free (WzpRelay *r)
 
 /* ---- metrics ------------------------------------------------------------ */
 
+/* Per room member, from its last QualityReport trailer (members that sent
+ * none are left out): loss, RTT and jitter as the member measured them. */
+static void
+session_gauges (WzpRelay *r, GString *s)
+{
+  static const gchar *const names[] = { "wzp_relay_session_loss_pct", "wzp_relay_session_rtt_ms",
+                                        "wzp_relay_session_jitter_ms" };
+  static const gchar *const help[] = { "Loss the member reported in its last trailer (%).",
+                                       "RTT the member reported in its last trailer (ms).",
+                                       "Jitter the member reported in its last trailer (ms)." };
+
+  for (guint k = 0; k < G_N_ELEMENTS (names); k++) {
+    GHashTableIter it;
+    gpointer v;
+    gboolean header = FALSE;
+
+    g_hash_table_iter_init (&it, r->rooms);
+    while (g_hash_table_iter_next (&it, NULL, &v)) {
+      Room *room = v;
+      for (guint i = 0; i < room->members->len; i++) {
+        Peer *m = g_ptr_array_index (room->members, i);
+        gdouble val = k == 0 ? m->report_loss_pct : k == 1 ? m->report_rtt_ms : m->report_jitter_ms;
+        if (!m->has_report)
+          continue;
+        if (!header) {
+          g_string_append_printf (s, "# HELP %s %s\n# TYPE %s gauge\n", names[k], help[k], names[k]);
+          header = TRUE;
+        }
+        g_string_append_printf (s, "%s{room=\"%s\",fingerprint=\"%s\"} %.2f\n", names[k],
+                                room->name, m->fingerprint, val);
+      }
+    }
+  }
+}
+
 static void
 metric (GString *s, const gchar *name, const gchar *type, const gchar *help, guint64 value)
 {
@@ -1093,6 +1133,7 @@ wzp_relay_metrics_text (WzpRelay *r)
           r->n.path_reports_forwarded);
   metric (s, "wzp_relay_quality_directives_total", "counter",
           "QualityDirectives sent to rooms (the weakest member's tier changed).", r->n.quality_directives);
+  session_gauges (r, s);
   metric (s, "wzp_federation_links_up", "gauge", "Federation links that are up.", federation_links_up (r));
   federation_peer_metrics (r, s);
   probes_metrics (r, s);

@@ -493,6 +493,24 @@ test_bad_input_during_call (void)
   relay_stop (r);
 }
 
+/* A real Prometheus parser reads @metrics. */
+static void
+check_prometheus (const gchar *metrics)
+{
+  g_autoptr (GSubprocess) check = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+      NULL, "/usr/bin/python3", "-c",
+      "import sys\n"
+      "from prometheus_client.parser import text_string_to_metric_families\n"
+      "fams = list(text_string_to_metric_families(sys.stdin.read()))\n"
+      "print('parsed', len(fams), sum(len(f.samples) for f in fams))\n", NULL);
+  g_autofree gchar *verdict = NULL;
+
+  g_subprocess_communicate_utf8 (check, metrics, NULL, &verdict, NULL, NULL);
+  g_assert_true (g_subprocess_get_successful (check));
+  g_assert_true (g_str_has_prefix (verdict, "parsed "));
+  g_test_message ("metrics: %s", verdict);
+}
+
 static void
 test_metrics_format_and_shutdown (void)
 {
@@ -500,8 +518,6 @@ test_metrics_format_and_shutdown (void)
   Client *a = client_new (0x2a), *b = client_new (0x11);
   g_autofree gchar *metrics = NULL;
   g_autoptr (WzpSignal) h = NULL;
-  g_autoptr (GSubprocess) check = NULL;
-  g_autofree gchar *verdict = NULL;
   gint64 t0;
 
   client_register (a, r);
@@ -509,17 +525,7 @@ test_metrics_format_and_shutdown (void)
   set_up_call (r, a, b, "shutdowncall");
   metrics = fetch_metrics (r);
   g_assert_cmpuint (metric_value (metrics, "wzp_relay_registered_identities"), ==, 2);
-  /* a real Prometheus parser reads it */
-  check = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL,
-      "/usr/bin/python3", "-c",
-      "import sys\n"
-      "from prometheus_client.parser import text_string_to_metric_families\n"
-      "fams = list(text_string_to_metric_families(sys.stdin.read()))\n"
-      "print('parsed', len(fams), sum(len(f.samples) for f in fams))\n", NULL);
-  g_subprocess_communicate_utf8 (check, metrics, NULL, &verdict, NULL, NULL);
-  g_assert_true (g_subprocess_get_successful (check));
-  g_assert_true (g_str_has_prefix (verdict, "parsed "));
-  g_test_message ("metrics: %s", verdict);
+  check_prometheus (metrics);
 
   /* SIGTERM: parties hear Hangup, the relay exits 0 within 2 s */
   t0 = g_get_monotonic_time ();
@@ -822,6 +828,17 @@ test_quality_directive (void)
   up = client_expect (m[1], WZP_SIGNAL_QUALITY_DIRECTIVE);
   g_assert_cmpstr (up->quality_directive.reason, ==, "weakest link: Good");
   g_assert_cmpint (up->quality_directive.recommended_profile.codec, ==, WZP_CODEC_OPUS24K);
+  /* the member's last trailer as gauges; the silent member has none */
+  {
+    g_autofree gchar *metrics = relay_fetch_metrics (r);
+    g_autofree gchar *rtt = g_strdup_printf ("wzp_relay_session_rtt_ms{room=\"quality\",fingerprint=\"%s\"}",
+                                             wzp_identity_get_fingerprint (m[0]->id));
+    g_autofree gchar *other = g_strdup_printf ("fingerprint=\"%s\"", wzp_identity_get_fingerprint (m[1]->id));
+    g_assert_cmpuint (metric_value (metrics, rtt), ==, 20);
+    g_assert_null (strstr (metrics, other));
+    g_assert_cmpuint (metric_value (metrics, "wzp_relay_quality_directives_total"), ==, 2);
+    check_prometheus (metrics);
+  }
   for (guint i = 0; i < 2; i++)
     client_free (m[i]);
   relay_stop (r);
