@@ -715,6 +715,8 @@ on_link_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
       else if (cfg == NULL && !trusted_fp (f, hello))
         why = "its certificate is not configured";
       l->verified = why == NULL;
+    } else if (f->relay->settings.fed_require_certificates) {
+      why = "it presented no certificate and this relay requires one (require-certificates)";
     } else {
       /* no certificate: upstream's rule (address, or a trusted hello) */
       if (configured_peer_by_ip (f, ip) == NULL && !trusted_fp (f, hello))

@@ -17,6 +17,7 @@ typedef struct {
   GPtrArray *fed_peers;   /* from [peer:NAME] groups */
   gchar **fed_trusted, **global_rooms, *fed_label, **probe_targets;
   gint probe_interval_ms;
+  gboolean fed_require_certificates;
   gint fed_retry_ms;
   gboolean require_signatures, version;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
@@ -88,6 +89,8 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
     opt.probe_targets = g_key_file_get_string_list (kf, "federation", "probe-targets", NULL, NULL);
   if (opt.probe_interval_ms < 0 && g_key_file_has_key (kf, "federation", "probe-interval-ms", NULL))
     opt.probe_interval_ms = g_key_file_get_integer (kf, "federation", "probe-interval-ms", NULL);
+  if (g_key_file_has_key (kf, "federation", "require-certificates", NULL))
+    opt.fed_require_certificates = g_key_file_get_boolean (kf, "federation", "require-certificates", NULL);
   if (g_key_file_has_key (kf, "federation", "label", NULL))
     opt.fed_label = g_key_file_get_string (kf, "federation", "label", NULL);
   if (opt.fed_retry_ms < 0 && g_key_file_has_key (kf, "federation", "retry-ms", NULL))
@@ -300,6 +303,7 @@ main (int argc, char **argv)
   settings.fed_trusted = g_strdupv (opt.fed_trusted);
   settings.global_rooms = g_strdupv (opt.global_rooms);
   settings.fed_label = g_strdup (opt.fed_label);
+  settings.fed_require_certificates = opt.fed_require_certificates;
   settings.probe_targets = g_strdupv (opt.probe_targets);
   if (opt.probe_interval_ms > 0)
     settings.probe_interval_ms = (guint) opt.probe_interval_ms;

@@ -28,6 +28,7 @@ typedef struct {
   gchar **global_rooms;          /* rooms that span the federation */
   guint fed_retry_ms;            /* first reconnect delay: 5000 */
   gchar *fed_label;              /* this relay's label in other relays' RoomUpdates */
+  gboolean fed_require_certificates; /* refuse relays that present no TLS certificate */
   gchar **probe_targets;         /* relays to probe (§5.10) */
   guint probe_interval_ms;       /* one Ping per: 1000 */
 } WzpRelaySettings;

@@ -844,6 +844,48 @@ test_quality_directive (void)
   relay_stop (r);
 }
 
+/* A relay that presents no TLS certificate (as upstream's do) is trusted by
+ * upstream's rule — its hello names a trusted fingerprint — and counted as
+ * unverified; with require-certificates it is refused. */
+static void
+test_federation_certificates (void)
+{
+  const gchar *fp = "3a:9f:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:c1";
+  g_autofree gchar *dir = g_dir_make_tmp ("wzp-certs-XXXXXX", NULL);
+  g_autofree gchar *conf = g_build_filename (dir, "relay.conf", NULL);
+  const gchar *extra[] = { "--config", conf, NULL };
+
+  for (guint strict = 0; strict < 2; strict++) {
+    g_autofree gchar *text = g_strdup_printf ("[trusted]\nfingerprints = %s\n[federation]\n"
+                                              "require-certificates = %s\n", fp, strict ? "true" : "false");
+    g_autoptr (WzpSignal) hello = wzp_signal_new (WZP_SIGNAL_FEDERATION_HELLO);
+    g_autofree gchar *metrics = NULL;
+    Client *c = client_new (0x91);
+    Relay *r;
+
+    g_assert_true (g_file_set_contents (conf, text, -1, NULL));
+    r = relay_start (relay_path, extra);
+    client_connect (c, r, "_federation");
+    hello->federation_hello.tls_fingerprint = g_strdup (fp);
+    client_send (c, g_steal_pointer (&hello));
+    if (strict) {
+      g_assert_true (spin (c_is_closed, c, 3000));
+      g_assert_nonnull (strstr (c->close_error->message, "untrusted"));
+    } else {
+      settle (300);
+      g_assert_false (c->closed);
+    }
+    metrics = relay_fetch_metrics (r);
+    g_assert_cmpuint (metric_value (metrics, "wzp_federation_links_total{outcome=\"refused\"}"), ==, strict);
+    g_assert_cmpuint (metric_value (metrics, "wzp_federation_links_total{outcome=\"unverified\"}"), ==, !strict);
+    g_assert_cmpuint (metric_value (metrics, "wzp_federation_links_up"), ==, !strict);
+    client_free (c);
+    relay_stop (r);
+  }
+  g_unlink (conf);
+  g_rmdir (dir);
+}
+
 static gchar *
 http_get (Relay *r, const gchar *path)
 {
@@ -960,6 +1002,7 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/ipv6", test_ipv6);
   g_test_add_func ("/relay/federation-flood", test_federation_flood);
   g_test_add_func ("/relay/probes", test_probes);
+  g_test_add_func ("/relay/federation-certificates", test_federation_certificates);
   g_test_add_func ("/relay/quality-directive", test_quality_directive);
   return g_test_run ();
 }
