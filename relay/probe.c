@@ -18,6 +18,10 @@
 #define WINDOW 60
 #define GOSSIP_EVERY 10
 #define RECONNECT_MS 5000
+/* bounds on what anyone who opens a _probe connection can make us keep */
+#define MAX_GOSSIP_RELAYS 64
+#define MAX_GOSSIP_FINGERPRINTS 10000
+#define MAX_PROBE_SIGNALS_PER_SECOND 20
 
 typedef struct {
   guint64 sent_ms;
@@ -73,12 +77,25 @@ local_fingerprints (WzpRelay *r)
   return out;
 }
 
+/* The local fingerprints as a set, built once per question. */
+static GHashTable *
+local_set (WzpRelay *r)
+{
+  GPtrArray *l = local_fingerprints (r);
+  GHashTable *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < l->len; i++)
+    g_hash_table_add (set, g_strdup (g_ptr_array_index (l, i)));
+  g_ptr_array_unref (l);
+  return set;
+}
+
 static gboolean
 is_local (WzpRelay *r, const gchar *fp)
 {
-  g_autoptr (GPtrArray) l = local_fingerprints (r);
+  g_autoptr (GHashTable) set = local_set (r);
 
-  return g_ptr_array_find_with_equal_func (l, fp, g_str_equal, NULL);
+  return g_hash_table_contains (set, fp);
 }
 
 /* The relay address gossip places @fp at, or NULL. */
@@ -100,9 +117,15 @@ remote_location (WzpProbes *p, const gchar *fp)
 static void
 record_presence (WzpProbes *p, const gchar *relay_addr, GPtrArray *fps)
 {
-  GPtrArray *copy = g_ptr_array_new_with_free_func (g_free);
+  GPtrArray *copy;
 
-  for (guint i = 0; fps && i < fps->len && i < 100000; i++)
+  if (!g_hash_table_contains (p->remote, relay_addr) &&
+      g_hash_table_size (p->remote) >= MAX_GOSSIP_RELAYS) {
+    p->relay->n.signals_unexpected++;
+    return;
+  }
+  copy = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; fps && i < fps->len && i < MAX_GOSSIP_FINGERPRINTS; i++)
     g_ptr_array_add (copy, g_strdup (g_ptr_array_index (fps, i)));
   /* a relay's whole set is replaced on each update */
   g_hash_table_replace (p->remote, g_strdup (relay_addr), copy);
@@ -145,7 +168,22 @@ on_responder_signal (WzpConnection *conn, const WzpSignal *msg, gpointer data)
   WzpProbes *p = data;
   WzpRelay *r = p->relay;
   g_autoptr (WzpSignal) reply = NULL;
+  gint64 now = g_get_monotonic_time ();
+  gint64 *window = g_object_get_data (G_OBJECT (conn), "wzp-probe-window");
 
+  /* window[0]: start of the current second, window[1]: messages in it */
+  if (window == NULL) {
+    window = g_new0 (gint64, 2);
+    g_object_set_data_full (G_OBJECT (conn), "wzp-probe-window", window, g_free);
+  }
+  if (now - window[0] >= G_USEC_PER_SEC) {
+    window[0] = now;
+    window[1] = 0;
+  }
+  if (++window[1] > MAX_PROBE_SIGNALS_PER_SECOND) {
+    r->n.signals_rate_limited++;
+    return;
+  }
   switch (msg->type) {
     case WZP_SIGNAL_PING:
       reply = wzp_signal_new (WZP_SIGNAL_PONG);
@@ -391,14 +429,14 @@ json_str (GString *s, const gchar *v)
 }
 
 static void
-presence_entry (GString *s, WzpRelay *r, const gchar *fp)
+presence_entry (GString *s, WzpRelay *r, GHashTable *local, const gchar *fp)
 {
-  const gchar *where = remote_location (r->probes, fp);
+  const gchar *where = g_hash_table_contains (local, fp) ? NULL : remote_location (r->probes, fp);
 
   g_string_append (s, "{\"fingerprint\":");
   json_str (s, fp);
   g_string_append (s, ",\"location\":");
-  if (is_local (r, fp))
+  if (g_hash_table_contains (local, fp))
     g_string_append (s, "\"Local\"");
   else if (where) {
     g_string_append (s, "{\"Remote\":");
@@ -413,33 +451,40 @@ gchar *
 wzp_relay_presence_json (WzpRelay *r, const gchar *fp)
 {
   GString *s = g_string_new (NULL);
-  g_autoptr (GPtrArray) local = NULL;
+  g_autoptr (GHashTable) local = local_set (r);
+  g_autoptr (GHashTable) done = g_hash_table_new (g_str_hash, g_str_equal);
   GHashTableIter it;
-  gpointer v;
+  gpointer k, v;
   gboolean first = TRUE;
 
   if (fp) {
-    presence_entry (s, r, fp);
+    presence_entry (s, r, local, fp);
     return g_string_free (s, FALSE);
   }
-  local = local_fingerprints (r);
   g_string_append_c (s, '[');
-  for (guint i = 0; i < local->len; i++) {
+  g_hash_table_iter_init (&it, local);
+  while (g_hash_table_iter_next (&it, &k, NULL)) {
     if (!first)
       g_string_append_c (s, ',');
     first = FALSE;
-    presence_entry (s, r, g_ptr_array_index (local, i));
+    presence_entry (s, r, local, k);
   }
+  /* each remote fingerprint once, where gossip first places it */
   g_hash_table_iter_init (&it, r->probes->remote);
-  while (g_hash_table_iter_next (&it, NULL, &v)) {
+  while (g_hash_table_iter_next (&it, &k, &v)) {
     GPtrArray *list = v;
     for (guint i = 0; i < list->len; i++) {
-      if (g_ptr_array_find_with_equal_func (local, g_ptr_array_index (list, i), g_str_equal, NULL))
+      const gchar *f = g_ptr_array_index (list, i);
+      if (g_hash_table_contains (local, f) || !g_hash_table_add (done, (gpointer) f))
         continue;
       if (!first)
         g_string_append_c (s, ',');
       first = FALSE;
-      presence_entry (s, r, g_ptr_array_index (list, i));
+      g_string_append (s, "{\"fingerprint\":");
+      json_str (s, f);
+      g_string_append (s, ",\"location\":{\"Remote\":");
+      json_str (s, k);
+      g_string_append (s, "}}");
     }
   }
   g_string_append_c (s, ']');

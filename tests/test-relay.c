@@ -972,6 +972,40 @@ test_probes (void)
   g_assert_false (resp2->route_response.found);
   g_assert_cmpuint (resp2->route_response.relay_chain->len, ==, 0);
 
+  /* anyone may open _probe: what it can make the relay keep is bounded
+   * (64 gossiping relays) and so is its rate (20 messages a second) */
+  for (guint i = 0; i < 70; i++) {
+    WzpSignal *gossip = wzp_signal_new (WZP_SIGNAL_PRESENCE_UPDATE);
+    gossip->presence_update.fingerprints = g_ptr_array_new_with_free_func (g_free);
+    g_ptr_array_add (gossip->presence_update.fingerprints, g_strdup_printf ("fake-%u", i));
+    gossip->presence_update.relay_addr = g_strdup_printf ("192.0.2.%u:4433", i);
+    client_send (q, gossip);
+    settle (60);
+  }
+  {
+    g_autofree gchar *peers = http_get (r2, "/peers");
+    guint n = 0;
+    for (const gchar *at = peers; (at = strstr (at, "\"addr\"")) != NULL; at++)
+      n++;
+    g_test_message ("/peers after 70 gossiping addresses: %u entries", n);
+    g_assert_cmpuint (n, ==, 64);
+  }
+  g_ptr_array_set_size (q->msgs, 0);
+  for (guint i = 0; i < 60; i++) {
+    WzpSignal *ping = wzp_signal_new (WZP_SIGNAL_PING);
+    ping->ping.timestamp_ms = i;
+    client_send (q, ping);
+  }
+  settle (500);
+  {
+    guint pongs = 0;
+    for (guint i = 0; i < q->msgs->len; i++)
+      pongs += ((WzpSignal *) g_ptr_array_index (q->msgs, i))->type == WZP_SIGNAL_PONG;
+    g_test_message ("60 pings in a burst: %u answered", pongs);
+    g_assert_cmpuint (pongs, <=, 40);
+    g_assert_cmpuint (pongs, >=, 1);
+  }
+
   client_free (q);
   client_free (c);
   relay_stop (r2);
