@@ -4,7 +4,7 @@
  * loss passes 0.1 % (or N = 1600): forwarded datagrams/s, loss, forwarding
  * latency p50/p99, relay CPU % and relay CPU µs per forwarded datagram. Then
  * the relay's RSS per idle connection over 1,000 connections. Ends with a
- * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] */
+ * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] [FIRST-N] */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <signal.h>
@@ -98,6 +98,30 @@ proc_rss_kib (GPid pid)
   if (!g_file_get_contents (path, &text, NULL, NULL) || !(at = strstr (text, "VmRSS:")))
     return 0;
   return g_ascii_strtoull (at + 6, NULL, 10);
+}
+
+/* One counter from the relay's /metrics (plain HTTP/1.0 GET), 0 if absent. */
+static guint64
+metric_value (const gchar *hostport, const gchar *name)
+{
+  g_autoptr (GSocketClient) client = g_socket_client_new ();
+  g_autoptr (GSocketConnection) conn = g_socket_client_connect_to_host (client, hostport, 80, NULL, NULL);
+  g_autoptr (GString) body = g_string_new (NULL);
+  g_autofree gchar *req = g_strdup_printf ("GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n", hostport);
+  g_autofree gchar *needle = g_strdup_printf ("\n%s ", name);
+  gchar buf[4096];
+  gssize n;
+  const gchar *at;
+
+  if (conn == NULL ||
+      !g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (conn)), req,
+                                  strlen (req), NULL, NULL, NULL))
+    return 0;
+  while ((n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (conn)), buf,
+                                   sizeof buf, NULL, NULL)) > 0)
+    g_string_append_len (body, buf, n);
+  at = strstr (body->str, needle);
+  return at ? g_ascii_strtoull (at + strlen (needle), NULL, 10) : 0;
 }
 
 static void
@@ -194,6 +218,7 @@ main (int argc, char **argv)
 {
   guint step_s = argc > 1 ? (guint) atoi (argv[1]) : 5;
   guint max_n = argc > 2 ? (guint) atoi (argv[2]) : 1600;
+  guint min_n = argc > 3 ? (guint) atoi (argv[3]) : 50;
   g_autofree gchar *dir = g_dir_make_tmp ("wzp-bench-relay-XXXXXX", NULL);
   g_autofree gchar *seed = g_build_filename (dir, "relay.seed", NULL);
   g_autoptr (GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
@@ -203,6 +228,7 @@ main (int argc, char **argv)
   g_autoptr (WzpEndpoint) ep = NULL;
   g_autoptr (WzpIdentity) id = wzp_identity_new_random ();
   g_autoptr (GString) json = g_string_new ("{\"bench\":\"relay\",\"steps\":[");
+  g_autofree gchar *metrics = NULL;
   WzpEndpointSettings es;
   GPid pid;
   long hz = sysconf (_SC_CLK_TCK);
@@ -215,7 +241,7 @@ main (int argc, char **argv)
   relay = g_subprocess_launcher_spawn (launcher, NULL, WZP_RELAY_PATH, "--listen", "127.0.0.1:0",
                                        "--identity", seed, "--max-conns-per-address", "100000",
                                        "--max-rooms", "100000", "--max-signals-per-second", "1000",
-                                       NULL);
+                                       "--metrics", "127.0.0.1:0", NULL);
   g_assert (relay != NULL);
   pid = atoi (g_subprocess_get_identifier (relay));
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (relay));
@@ -224,8 +250,10 @@ main (int argc, char **argv)
     g_assert (line != NULL);
     if (g_str_has_prefix (line, "listening on "))
       relay_addr = wzp_socket_address_parse (line + 13, NULL);
-    if (g_str_has_prefix (line, "advertised"))
+    if (g_str_has_prefix (line, "metrics: http://")) {
+      metrics = g_strndup (line + 16, strcspn (line + 16, "/"));
       break;
+    }
   }
   any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
   wzp_endpoint_settings_init (&es);
@@ -233,11 +261,11 @@ main (int argc, char **argv)
   ep = wzp_endpoint_new (any, NULL, &es, NULL);
   g_timeout_add (1, tick_iterate, NULL);
 
-  g_print ("%6s %14s %8s %9s %9s %8s %12s\n", "calls", "forwarded/s", "loss %", "p50 ms",
-           "p99 ms", "CPU %", "µs/datagram");
-  for (guint n = 50; n <= max_n; n *= 2) {
+  g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
+           "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out");
+  for (guint n = min_n; n <= max_n; n *= 2) {
     GPtrArray *legs = open_legs (ep, relay_addr, id, 2 * n, TRUE, room_base);
-    guint64 cpu0, cpu1, sent = 0, received = 0;
+    guint64 cpu0, cpu1, sent = 0, received = 0, in0, in1, out0, out1;
     gint64 t0, next;
     double secs, loss, cpu_s, us_per, p50, p99;
 
@@ -248,6 +276,8 @@ main (int argc, char **argv)
     g_array_set_size (latencies, 0);
     measuring = TRUE;
     cpu0 = proc_cpu_ticks (pid);
+    in0 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    out0 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     t0 = next = g_get_monotonic_time ();
     while (g_get_monotonic_time () - t0 < (gint64) step_s * G_USEC_PER_SEC) {
       if (g_get_monotonic_time () >= next) {
@@ -269,6 +299,8 @@ main (int argc, char **argv)
     iterate_for (300);          /* stragglers */
     measuring = FALSE;
     cpu1 = proc_cpu_ticks (pid);
+    in1 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    out1 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     secs = step_s;
     for (guint i = 0; i < legs->len; i++) {
       Leg *l = g_ptr_array_index (legs, i);
@@ -284,11 +316,15 @@ main (int argc, char **argv)
     g_array_sort (latencies, cmp_i64);
     p50 = latencies->len ? g_array_index (latencies, gint64, latencies->len / 2) / 1000.0 : 0;
     p99 = latencies->len ? g_array_index (latencies, gint64, latencies->len * 99 / 100) / 1000.0 : 0;
-    g_print ("%6u %14.0f %8.3f %9.3f %9.3f %8.1f %12.2f\n", n, received / secs, loss, p50, p99,
-             100.0 * cpu_s / secs, us_per);
+    /* UDP packets the relay took in and sent out per forwarded datagram
+     * (1 and 1 would be media only; the rest is acknowledgements) */
+    g_print ("%6u %14.0f %8.3f %9.3f %9.3f %8.1f %12.2f %8.2f %8.2f\n", n, received / secs, loss,
+             p50, p99, 100.0 * cpu_s / secs, us_per,
+             received ? (double) (in1 - in0) / (double) received : 0,
+             received ? (double) (out1 - out0) / (double) received : 0);
     g_string_append_printf (json, "%s{\"calls\":%u,\"forwarded_per_s\":%.0f,\"loss_pct\":%.3f,"
                             "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_datagram\":%.2f}",
-                            n == 50 ? "" : ",", n, received / secs, loss, p50, p99,
+                            n == min_n ? "" : ",", n, received / secs, loss, p50, p99,
                             100.0 * cpu_s / secs, us_per);
     if (n == 400 || best_us == 0)
       best_us = us_per;

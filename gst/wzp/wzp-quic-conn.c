@@ -17,7 +17,6 @@ enum { CONN_SIGNAL_ESTABLISHED, CONN_SIGNAL_CLOSED, CONN_SIGNAL_SIGNAL, CONN_SIG
 static guint conn_signals[CONN_N_SIGNALS];
 
 static void conn_close_with (WzpConnection *c, const ngtcp2_ccerr *ccerr, GError *reason);
-static gboolean conn_on_timer (gpointer data);
 
 /* ---- streams --------------------------------------------------------------- */
 
@@ -346,6 +345,7 @@ wzp_connection_init (WzpConnection *c)
   c->ready = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   c->cids = g_array_new (FALSE, FALSE, sizeof (CidKey));
   c->remote_str = g_strdup ("unknown");
+  c->heap_pos = NO_HEAP_POS;
 }
 
 static void
@@ -368,11 +368,8 @@ event_free (Event *e)
 static void
 conn_release (WzpConnection *c)
 {
-  if (c->timer) {
-    g_source_destroy (c->timer);
-    g_source_unref (c->timer);
-    c->timer = NULL;
-  }
+  if (c->endpoint)
+    endpoint_timer_clear (c->endpoint, c);
   while (c->cids->len > 0) {
     CidKey k = g_array_index (c->cids, CidKey, c->cids->len - 1);
     unregister_cid (c, k.data, k.len);
@@ -429,30 +426,40 @@ wzp_connection_class_init (WzpConnectionClass *klass)
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 0);
 }
 
+/* Whether acknowledgements (and other frames that need no packet of their
+ * own) may wait for the next datagram out: see conn_schedule(). */
 static gboolean
-timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+conn_may_hold (WzpConnection *c)
 {
-  return callback (user_data);
+  return c->endpoint && c->endpoint->settings.ack_hold_ms && c->state == WZP_CONNECTION_ESTABLISHED &&
+      g_queue_is_empty (&c->out_dgrams) && g_queue_is_empty (&c->out_streams) &&
+      g_queue_is_empty (&c->pending_open) && c->rx_since_tx < ACK_HOLD_MAX_PACKETS;
 }
 
-static GSourceFuncs timer_funcs = { NULL, NULL, timer_dispatch, NULL, NULL, NULL };
-
+/* Arms the connection's deadline from ngtcp2's. When the connection is
+ * established and has nothing queued, the deadline is usually only an
+ * acknowledgement due (or the pacing slot after the last packet): it waits
+ * settings.ack_hold_ms longer, and the acknowledgement rides on the next
+ * datagram out instead (media flows both ways every 20 ms). Loss recovery,
+ * keep-alive and the idle timeout move by as much. */
 static void
 conn_schedule (WzpConnection *c)
 {
+  WzpEndpoint *ep = c->endpoint;
   ngtcp2_tstamp expiry;
-  guint64 now;
+  gint64 at;
 
-  if (c->conn == NULL || c->timer == NULL)
+  if (c->conn == NULL || ep == NULL)
     return;
   expiry = ngtcp2_conn_get_expiry (c->conn);
   if (expiry == UINT64_MAX) {
-    g_source_set_ready_time (c->timer, -1);
+    endpoint_timer_clear (ep, c);
     return;
   }
-  now = now_ns ();
-  g_source_set_ready_time (c->timer, g_get_monotonic_time () +
-                           (gint64) (expiry > now ? (expiry - now + 999) / 1000 : 0));
+  at = (gint64) ((expiry + 999) / 1000);  /* ngtcp2's clock is now_ns() */
+  if (conn_may_hold (c))
+    at += (gint64) ep->settings.ack_hold_ms * 1000;
+  endpoint_timer_set (ep, c, at);
 }
 
 WzpConnection *
@@ -467,9 +474,6 @@ conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, 
   c->remote_len = remote_len;
   g_free (c->remote_str);
   c->remote_str = sockaddr_to_string (remote);
-  c->timer = g_source_new (&timer_funcs, sizeof (GSource));
-  g_source_set_callback (c->timer, conn_on_timer, c, NULL);
-  g_source_attach (c->timer, ep->context);
   g_hash_table_add (ep->conns, c);      /* the endpoint's reference */
   if (server)
     ep->stats.half_open++;
@@ -524,13 +528,19 @@ conn_write (WzpConnection *c)
   ngtcp2_pkt_info pi;
   guint64 ts = now_ns ();
   GQueue blocked = G_QUEUE_INIT;
+  gboolean force = c->force_write, open_pkt = FALSE;
+  guint written = 0;
 
+  c->force_write = FALSE;
   ngtcp2_path_storage_zero (&ps);
   conn_open_pending (c);
   for (guint round = 0; round < 4096; round++) {
     GBytes *dg = g_queue_peek_head (&c->out_dgrams);
     Stream *s = dg ? NULL : g_queue_peek_head (&c->out_streams);
     ngtcp2_ssize n;
+    gboolean was_open = open_pkt;
+
+    open_pkt = FALSE;
 
     if (dg) {
       gsize len;
@@ -543,9 +553,12 @@ conn_write (WzpConnection *c)
       if (accepted) {
         g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
         c->stats.datagrams_sent++;
+        c->last_dgram_tx = (gint64) (ts / 1000);
       }
-      if (n == NGTCP2_ERR_WRITE_MORE)
+      if (n == NGTCP2_ERR_WRITE_MORE) {
+        open_pkt = TRUE;        /* a packet is being filled: the next write closes it */
         continue;
+      }
       if (n < 0 && !accepted) {
         /* cannot ever fit (path shrank): drop it rather than stall */
         g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
@@ -574,8 +587,10 @@ conn_write (WzpConnection *c)
         g_queue_pop_head (&c->out_streams);
         s->queued = FALSE;
       }
-      if (n == NGTCP2_ERR_WRITE_MORE)
+      if (n == NGTCP2_ERR_WRITE_MORE) {
+        open_pkt = TRUE;
         continue;
+      }
       if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
           n == NGTCP2_ERR_STREAM_NOT_FOUND) {
         if (s->queued) {
@@ -588,6 +603,13 @@ conn_write (WzpConnection *c)
         continue;
       }
     } else {
+      /* Media is flowing out and nothing else was written: whatever ngtcp2
+       * has left (an acknowledgement due, mostly) rides on the next
+       * datagram, which is rarely more than 20 ms away; the timer
+       * (conn_schedule) bounds the wait. */
+      if (!force && !was_open && written == 0 && conn_may_hold (c) &&
+          (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000)
+        break;
       n = ngtcp2_conn_write_pkt (c->conn, &ps.path, &pi, buf, sizeof buf, ts);
     }
     if (n < 0) {
@@ -598,6 +620,7 @@ conn_write (WzpConnection *c)
     if (n == 0)
       break;
     send_packet (ep, c, &ps.path, buf, (gsize) n);
+    written++;
   }
   /* flow-control blocked streams wait for credit */
   while (!g_queue_is_empty (&blocked))
@@ -817,34 +840,33 @@ conn_fail_read (WzpConnection *c, int rv)
   }
 }
 
-static gboolean
-conn_on_timer (gpointer data)
+/* The connection's deadline passed (the endpoint's timer source). */
+void
+conn_on_timer (WzpConnection *c)
 {
-  WzpConnection *c = data;
   int rv;
 
   if (c->conn == NULL)
-    return G_SOURCE_CONTINUE;
-  g_source_set_ready_time (c->timer, -1);
+    return;
   rv = ngtcp2_conn_handle_expiry (c->conn, now_ns ());
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_IDLE_TIMEOUT,
                                     "nothing heard from %s within the idle timeout", c->remote_str));
-    return G_SOURCE_CONTINUE;
+    return;
   }
   if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE_TIMEOUT,
                                     "no QUIC handshake with %s within %u ms: is it running and "
                                     "reachable?", c->remote_str,
                                     c->endpoint ? c->endpoint->settings.handshake_timeout_ms : 0));
-    return G_SOURCE_CONTINUE;
+    return;
   }
   if (rv != 0) {
     conn_fail_read (c, rv);
-    return G_SOURCE_CONTINUE;
+    return;
   }
-  conn_flush (c);
-  return G_SOURCE_CONTINUE;
+  c->force_write = TRUE;
+  conn_kick (c);
 }
 
 /* Delivers pending events, then writes, then re-arms the timer. */
@@ -906,6 +928,7 @@ conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen, con
   path.remote.addrlen = fromlen;
   c->stats.packets_received++;
   c->stats.bytes_received += len;
+  c->rx_since_tx++;
   rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, now_ns ());
   if (rv != 0) {
     conn_fail_read (c, rv);

@@ -17,6 +17,10 @@ G_BEGIN_DECLS
 #define UNI_MAX (64 * 1024)
 #define MAX_PENDING_STREAMS 1024
 #define SOCKET_BUFFER (4 * 1024 * 1024)
+/* an acknowledgement is held (settings.ack_hold_ms) only while fewer packets
+ * than this arrived since the connection last sent one */
+#define ACK_HOLD_MAX_PACKETS 8
+#define NO_HEAP_POS G_MAXUINT
 
 static inline guint64
 now_ns (void)
@@ -70,6 +74,8 @@ struct _WzpEndpoint {
   int fd;
   GSource *source;
   GSource *tick;
+  GSource *timer;               /* fires the earliest connection deadline */
+  GPtrArray *timers;            /* binary min-heap of WzpConnection* by deadline */
   struct sockaddr_storage local;
   socklen_t local_len;
   WzpEndpointSettings settings;
@@ -105,7 +111,11 @@ struct _WzpConnection {
   gchar *remote_str;
   gchar *sni;
   gchar *pin;
-  GSource *timer;
+  gint64 deadline;              /* monotonic µs, while in the endpoint's heap */
+  guint heap_pos;               /* NO_HEAP_POS when not in the heap */
+  guint rx_since_tx;            /* packets received since one was sent */
+  gint64 last_dgram_tx;         /* monotonic µs of the last datagram sent */
+  gboolean force_write;         /* the next conn_write() may not hold back */
   GHashTable *streams;          /* gint64* id -> Stream* */
   GQueue pending_open;          /* Stream* waiting for stream credit */
   GQueue out_streams;           /* Stream* with data or FIN to send */
@@ -128,6 +138,10 @@ G_GNUC_INTERNAL gchar * sockaddr_to_string (const struct sockaddr *sa);
 G_GNUC_INTERNAL void send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n);
 G_GNUC_INTERNAL void endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL void endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c);
+/* Fires conn_on_timer (@c) at @deadline (monotonic µs); replaces an earlier one. */
+G_GNUC_INTERNAL void endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline);
+G_GNUC_INTERNAL void endpoint_timer_clear (WzpEndpoint *ep, WzpConnection *c);
+G_GNUC_INTERNAL void conn_on_timer (WzpConnection *c);
 G_GNUC_INTERNAL CidKey cid_key (const guint8 *data, gsize len);
 G_GNUC_INTERNAL gboolean cid_equal (gconstpointer a, gconstpointer b);
 G_GNUC_INTERNAL void fill_callbacks (ngtcp2_callbacks *cb, gboolean server);

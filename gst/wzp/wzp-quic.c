@@ -10,6 +10,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK (wzp-quic-error-quark, wzp_quic_error)
 
@@ -77,6 +78,7 @@ wzp_endpoint_settings_init (WzpEndpointSettings *s)
   s->datagram_queue = 256;
   s->stream_timeout_ms = 10000;
   s->initial_rtt_ms = 333;
+  s->ack_hold_ms = 40;
 }
 
 /* ---- addresses ---------------------------------------------------------------- */
@@ -156,7 +158,7 @@ quic_log (void *user_data, const char *fmt, ...)
   va_start (ap, fmt);
   msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_debug ("ngtcp2: %s", msg);
+  g_printerr ("ngtcp2[%d]: %s\n", (int) getpid (), msg);
 }
 
 static void
@@ -168,6 +170,11 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
   settings->max_tx_udp_payload_size = 1452;
   if (ep->settings.initial_rtt_ms)
     settings->initial_rtt = (ngtcp2_duration) ep->settings.initial_rtt_ms * NGTCP2_MILLISECONDS;
+  /* with the hold, an acknowledgement is sent at once only after this many
+   * packets (ngtcp2's default, 2, sends one for every other media datagram
+   * before it could ride on one of ours) */
+  if (ep->settings.ack_hold_ms)
+    settings->ack_thresh = ACK_HOLD_MAX_PACKETS;
   if (g_getenv ("WZP_QUIC_TRACE"))
     settings->log_printf = quic_log;
   ngtcp2_transport_params_default (params);
@@ -180,7 +187,165 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
   params->max_idle_timeout = (guint64) ep->settings.idle_timeout_ms * NGTCP2_MILLISECONDS;
   params->max_datagram_frame_size = 65535;
   params->active_connection_id_limit = 4;
+  /* what the peer must allow for: ngtcp2's own delay (at most the default
+   * 25 ms) plus the hold (see conn_schedule) */
+  params->max_ack_delay = (NGTCP2_DEFAULT_MAX_ACK_DELAY / NGTCP2_MILLISECONDS +
+                           ep->settings.ack_hold_ms) * NGTCP2_MILLISECONDS;
 }
+
+static void endpoint_flush_dirty (WzpEndpoint *ep);
+
+/* ---- connection timers ---------------------------------------------------
+ * One source per endpoint over a binary min-heap of connection deadlines: a
+ * GSource per connection would make GLib scan every connection on every loop
+ * iteration and signal its own wakeup fd on every change of a deadline. */
+
+static inline gint64
+heap_deadline (GPtrArray *h, guint i)
+{
+  return ((WzpConnection *) g_ptr_array_index (h, i))->deadline;
+}
+
+static void
+heap_swap (GPtrArray *h, guint i, guint j)
+{
+  WzpConnection *a = g_ptr_array_index (h, i), *b = g_ptr_array_index (h, j);
+
+  h->pdata[i] = b;
+  h->pdata[j] = a;
+  b->heap_pos = i;
+  a->heap_pos = j;
+}
+
+static void
+heap_up (GPtrArray *h, guint i)
+{
+  while (i > 0 && heap_deadline (h, i) < heap_deadline (h, (i - 1) / 2)) {
+    heap_swap (h, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+}
+
+static void
+heap_down (GPtrArray *h, guint i)
+{
+  for (;;) {
+    guint l = 2 * i + 1, r = l + 1, m = i;
+
+    if (l < h->len && heap_deadline (h, l) < heap_deadline (h, m))
+      m = l;
+    if (r < h->len && heap_deadline (h, r) < heap_deadline (h, m))
+      m = r;
+    if (m == i)
+      return;
+    heap_swap (h, i, m);
+    i = m;
+  }
+}
+
+void
+endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline)
+{
+  GPtrArray *h = ep->timers;
+
+  if (c->heap_pos == NO_HEAP_POS) {
+    c->deadline = deadline;
+    c->heap_pos = h->len;
+    g_ptr_array_add (h, c);
+    heap_up (h, c->heap_pos);
+  } else if (deadline != c->deadline) {
+    gint64 old = c->deadline;
+
+    c->deadline = deadline;
+    if (deadline < old)
+      heap_up (h, c->heap_pos);
+    else
+      heap_down (h, c->heap_pos);
+  } else {
+    return;
+  }
+  /* a thread blocked in this context's poll learns of an earlier deadline */
+  if (c->heap_pos == 0 && !ep->processing && !g_main_context_is_owner (ep->context))
+    g_main_context_wakeup (ep->context);
+}
+
+void
+endpoint_timer_clear (WzpEndpoint *ep, WzpConnection *c)
+{
+  GPtrArray *h = ep->timers;
+  guint i = c->heap_pos;
+
+  if (i == NO_HEAP_POS)
+    return;
+  if (i != h->len - 1)
+    heap_swap (h, i, h->len - 1);
+  g_ptr_array_remove_index (h, h->len - 1);
+  c->heap_pos = NO_HEAP_POS;
+  if (i < h->len) {
+    heap_down (h, i);
+    heap_up (h, i);
+  }
+}
+
+typedef struct {
+  GSource source;
+  WzpEndpoint *ep;
+} TimerSource;
+
+static gboolean
+timer_prepare (GSource *source, gint *timeout)
+{
+  GPtrArray *h = ((TimerSource *) source)->ep->timers;
+  gint64 now, first;
+
+  if (h->len == 0) {
+    *timeout = -1;
+    return FALSE;
+  }
+  now = g_source_get_time (source);
+  first = heap_deadline (h, 0);
+  if (first <= now) {
+    *timeout = 0;
+    return TRUE;
+  }
+  *timeout = (gint) MIN ((first - now + 999) / 1000, G_MAXINT);
+  return FALSE;
+}
+
+static gboolean
+timer_check (GSource *source)
+{
+  GPtrArray *h = ((TimerSource *) source)->ep->timers;
+
+  return h->len > 0 && heap_deadline (h, 0) <= g_source_get_time (source);
+}
+
+static gboolean
+timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  WzpEndpoint *ep = ((TimerSource *) source)->ep;
+  GPtrArray *h = ep->timers;
+  gint64 now = g_get_monotonic_time ();
+  g_autoptr (GPtrArray) due = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_object_ref (ep);
+  while (h->len > 0 && heap_deadline (h, 0) <= now) {
+    WzpConnection *c = g_ptr_array_index (h, 0);
+
+    endpoint_timer_clear (ep, c);
+    g_ptr_array_add (due, g_object_ref (c));
+  }
+  /* packets the timers write leave together, as after a receive */
+  ep->processing++;
+  for (guint i = 0; i < due->len; i++)
+    conn_on_timer (g_ptr_array_index (due, i));
+  ep->processing--;
+  endpoint_flush_dirty (ep);
+  g_object_unref (ep);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs timer_funcs = { timer_prepare, timer_check, timer_dispatch, NULL, NULL, NULL };
 
 /* ---- sending -------------------------------------------------------------- */
 
@@ -233,6 +398,7 @@ send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const g
   if (c) {
     c->stats.packets_sent++;
     c->stats.bytes_sent += n;
+    c->rx_since_tx = 0;
   }
   if (ep->batching && n <= MAX_PKT && path->remote.addrlen <= sizeof (struct sockaddr_storage)) {
     struct TxBatch *t = ep->tx;
@@ -518,6 +684,7 @@ wzp_endpoint_init (WzpEndpoint *ep)
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty = g_hash_table_new (NULL, NULL);
   ep->dirty_list = g_ptr_array_new ();
+  ep->timers = g_ptr_array_new ();
   wzp_endpoint_settings_init (&ep->settings);
   wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
   ep->tx = g_new (struct TxBatch, 1);
@@ -543,6 +710,7 @@ wzp_endpoint_finalize (GObject *object)
   g_hash_table_destroy (ep->cids);
   g_hash_table_destroy (ep->dirty);
   g_ptr_array_unref (ep->dirty_list);
+  g_ptr_array_unref (ep->timers);
   g_free (ep->tx);
   g_free (ep->rx);
   g_clear_pointer (&ep->client_tls, wzp_tls_context_unref);
@@ -596,6 +764,9 @@ wzp_endpoint_new (GSocketAddress *bind, GMainContext *context, const WzpEndpoint
   ep->source = g_socket_create_source (ep->socket, G_IO_IN, NULL);
   g_source_set_callback (ep->source, (GSourceFunc) (void (*)(void)) on_socket_readable, ep, NULL);
   g_source_attach (ep->source, ep->context);
+  ep->timer = g_source_new (&timer_funcs, sizeof (TimerSource));
+  ((TimerSource *) ep->timer)->ep = ep;
+  g_source_attach (ep->timer, ep->context);
   ep->tick = g_timeout_source_new (1000);
   g_source_set_callback (ep->tick, on_tick, ep, NULL);
   g_source_attach (ep->tick, ep->context);
@@ -776,6 +947,10 @@ wzp_endpoint_shutdown (WzpEndpoint *ep, guint64 code, const gchar *reason)
   if (ep->tick) {
     g_source_destroy (ep->tick);
     g_clear_pointer (&ep->tick, g_source_unref);
+  }
+  if (ep->timer) {
+    g_source_destroy (ep->timer);
+    g_clear_pointer (&ep->timer, g_source_unref);
   }
   if (ep->socket)
     g_socket_close (ep->socket, NULL);
