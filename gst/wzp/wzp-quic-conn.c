@@ -452,13 +452,18 @@ conn_schedule (WzpConnection *c)
   if (c->conn == NULL || ep == NULL)
     return;
   expiry = ngtcp2_conn_get_expiry (c->conn);
-  if (expiry == UINT64_MAX) {
+  if (expiry == UINT64_MAX && !c->held_since) {
     endpoint_timer_clear (ep, c);
     return;
   }
+  if (expiry == UINT64_MAX)
+    expiry = (guint64) G_MAXINT64 / 2;
   at = (gint64) ((expiry + 999) / 1000);  /* ngtcp2's clock is now_ns() */
   if (conn_may_hold (c))
     at += (gint64) ep->settings.ack_hold_ms * 1000;
+  /* frames conn_write() held back go out within the hold at the latest */
+  if (c->held_since)
+    at = MIN (at, c->held_since + (gint64) ep->settings.ack_hold_ms * 1000);
   endpoint_timer_set (ep, c, at);
 }
 
@@ -547,6 +552,8 @@ conn_write (WzpConnection *c)
       const guint8 *d = g_bytes_get_data (dg, &len);
       int accepted = 0;
 
+      /* with MORE, the packet is closed by the next write (which also tells
+       * ngtcp2's congestion control when we ran out of data) */
       n = ngtcp2_conn_write_datagram (c->conn, &ps.path, &pi, buf, sizeof buf, &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, c->stats.datagrams_sent,
                                       d, len, ts);
@@ -603,13 +610,16 @@ conn_write (WzpConnection *c)
         continue;
       }
     } else {
-      /* Media is flowing out and nothing else was written: whatever ngtcp2
-       * has left (an acknowledgement due, mostly) rides on the next
-       * datagram, which is rarely more than 20 ms away; the timer
-       * (conn_schedule) bounds the wait. */
+      /* Nothing of ours to send and none written while media flows out:
+       * what ngtcp2 has left (an acknowledgement due, mostly) rides on the
+       * next datagram, rarely 20 ms away; conn_schedule() bounds the wait
+       * by the hold. */
       if (!force && !was_open && written == 0 && conn_may_hold (c) &&
-          (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000)
+          (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000) {
+        if (!c->held_since)
+          c->held_since = (gint64) (ts / 1000);
         break;
+      }
       n = ngtcp2_conn_write_pkt (c->conn, &ps.path, &pi, buf, sizeof buf, ts);
     }
     if (n < 0) {
@@ -617,8 +627,10 @@ conn_write (WzpConnection *c)
       g_queue_clear (&blocked);
       return;
     }
-    if (n == 0)
+    if (n == 0) {
+      c->held_since = 0;        /* ngtcp2 has nothing left */
       break;
+    }
     send_packet (ep, c, &ps.path, buf, (gsize) n);
     written++;
   }

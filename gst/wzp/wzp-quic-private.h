@@ -111,11 +111,13 @@ struct _WzpConnection {
   gchar *remote_str;
   gchar *sni;
   gchar *pin;
-  gint64 deadline;              /* monotonic µs, while in the endpoint's heap */
+  gint64 deadline;              /* monotonic µs: its key in the endpoint's heap */
+  gint64 want;                  /* when it is due; later than deadline when it moved */
   guint heap_pos;               /* NO_HEAP_POS when not in the heap */
   guint rx_since_tx;            /* packets received since one was sent */
   gint64 last_dgram_tx;         /* monotonic µs of the last datagram sent */
   gboolean force_write;         /* the next conn_write() may not hold back */
+  gint64 held_since;            /* monotonic µs since frames wait for a packet out, or 0 */
   GHashTable *streams;          /* gint64* id -> Stream* */
   GQueue pending_open;          /* Stream* waiting for stream credit */
   GQueue out_streams;           /* Stream* with data or FIN to send */

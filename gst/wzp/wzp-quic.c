@@ -243,24 +243,23 @@ heap_down (GPtrArray *h, guint i)
   }
 }
 
+/* Lazy: a deadline that moves later (each packet moves most of them) only
+ * records where it wants to be; the heap entry stays early, and when it
+ * comes up, the dispatch puts it back at the wanted time. */
 void
 endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline)
 {
   GPtrArray *h = ep->timers;
 
+  c->want = deadline;
   if (c->heap_pos == NO_HEAP_POS) {
     c->deadline = deadline;
     c->heap_pos = h->len;
     g_ptr_array_add (h, c);
     heap_up (h, c->heap_pos);
-  } else if (deadline != c->deadline) {
-    gint64 old = c->deadline;
-
+  } else if (deadline < c->deadline) {
     c->deadline = deadline;
-    if (deadline < old)
-      heap_up (h, c->heap_pos);
-    else
-      heap_down (h, c->heap_pos);
+    heap_up (h, c->heap_pos);
   } else {
     return;
   }
@@ -332,6 +331,11 @@ timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   while (h->len > 0 && heap_deadline (h, 0) <= now) {
     WzpConnection *c = g_ptr_array_index (h, 0);
 
+    if (c->want > now) {
+      c->deadline = c->want;    /* moved later since: wait again */
+      heap_down (h, 0);
+      continue;
+    }
     endpoint_timer_clear (ep, c);
     g_ptr_array_add (due, g_object_ref (c));
   }
@@ -399,6 +403,7 @@ send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const g
     c->stats.packets_sent++;
     c->stats.bytes_sent += n;
     c->rx_since_tx = 0;
+    c->held_since = 0;
   }
   if (ep->batching && n <= MAX_PKT && path->remote.addrlen <= sizeof (struct sockaddr_storage)) {
     struct TxBatch *t = ep->tx;
