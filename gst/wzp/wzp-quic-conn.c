@@ -54,14 +54,31 @@ stream_queue_send (WzpConnection *c, Stream *s)
   }
 }
 
+static Event *
+event_new (EventType type, gpointer data, gsize extra)
+{
+  Event *e = g_malloc (sizeof (Event) + extra);
+
+  e->link.data = e;
+  e->link.prev = e->link.next = NULL;
+  e->type = type;
+  e->data = data;
+  e->len = extra;
+  return e;
+}
+
 static void
 push_event (WzpConnection *c, EventType type, gpointer data)
 {
-  Event *e = g_new (Event, 1);
+  g_queue_push_tail_link (&c->events, &event_new (type, data, 0)->link);
+}
 
-  e->type = type;
-  e->data = data;
-  g_queue_push_tail (&c->events, e);
+static Event *
+pop_event (WzpConnection *c)
+{
+  GList *l = g_queue_pop_head_link (&c->events);
+
+  return l ? l->data : NULL;
 }
 
 /* A peer stream whose message is complete, failed or abandoned. */
@@ -250,8 +267,11 @@ recv_datagram_cb (ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t
 {
   WzpConnection *c = user_data;
 
+  Event *e = event_new (EV_DATAGRAM, NULL, datalen);
+
   c->stats.datagrams_received++;
-  push_event (c, EV_DATAGRAM, g_bytes_new (data, datalen));
+  memcpy (e->bytes, data, datalen);
+  g_queue_push_tail_link (&c->events, &e->link);
   return 0;
 }
 
@@ -366,6 +386,38 @@ event_free (Event *e)
 }
 
 static void
+clear_events (WzpConnection *c)
+{
+  Event *e;
+
+  while ((e = pop_event (c)) != NULL)
+    event_free (e);
+}
+
+static OutDgram *
+peek_out_dgram (WzpConnection *c)
+{
+  GList *l = g_queue_peek_head_link (&c->out_dgrams);
+
+  return l ? l->data : NULL;
+}
+
+static void
+drop_out_dgram (WzpConnection *c)
+{
+  GList *l = g_queue_pop_head_link (&c->out_dgrams);
+
+  g_free (l ? l->data : NULL);
+}
+
+static void
+clear_out_dgrams (WzpConnection *c)
+{
+  while (!g_queue_is_empty (&c->out_dgrams))
+    drop_out_dgram (c);
+}
+
+static void
 conn_release (WzpConnection *c)
 {
   if (c->endpoint)
@@ -380,7 +432,7 @@ conn_release (WzpConnection *c)
   g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
   g_queue_clear (&c->out_streams);
   g_hash_table_remove_all (c->streams);
-  g_queue_clear_full (&c->out_dgrams, (GDestroyNotify) g_bytes_unref);
+  clear_out_dgrams (c);
 }
 
 static void
@@ -390,7 +442,7 @@ wzp_connection_finalize (GObject *object)
 
   conn_release (c);
   g_queue_clear_full (&c->in_dgrams, (GDestroyNotify) g_bytes_unref);
-  g_queue_clear_full (&c->events, (GDestroyNotify) event_free);
+  clear_events (c);
   g_hash_table_foreach (c->ready, free_ready, NULL);
   g_hash_table_destroy (c->ready);
   g_hash_table_destroy (c->streams);
@@ -540,7 +592,7 @@ conn_write (WzpConnection *c)
   ngtcp2_path_storage_zero (&ps);
   conn_open_pending (c);
   for (guint round = 0; round < 4096; round++) {
-    GBytes *dg = g_queue_peek_head (&c->out_dgrams);
+    OutDgram *dg = peek_out_dgram (c);
     Stream *s = dg ? NULL : g_queue_peek_head (&c->out_streams);
     ngtcp2_ssize n;
     gboolean was_open = open_pkt;
@@ -548,17 +600,15 @@ conn_write (WzpConnection *c)
     open_pkt = FALSE;
 
     if (dg) {
-      gsize len;
-      const guint8 *d = g_bytes_get_data (dg, &len);
       int accepted = 0;
 
       /* with MORE, the packet is closed by the next write (which also tells
        * ngtcp2's congestion control when we ran out of data) */
       n = ngtcp2_conn_write_datagram (c->conn, &ps.path, &pi, buf, sizeof buf, &accepted,
                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, c->stats.datagrams_sent,
-                                      d, len, ts);
+                                      dg->data, dg->len, ts);
       if (accepted) {
-        g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+        drop_out_dgram (c);
         c->stats.datagrams_sent++;
         c->last_dgram_tx = (gint64) (ts / 1000);
       }
@@ -568,7 +618,7 @@ conn_write (WzpConnection *c)
       }
       if (n < 0 && !accepted) {
         /* cannot ever fit (path shrank): drop it rather than stall */
-        g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+        drop_out_dgram (c);
         c->stats.datagrams_lost++;
         if (n == NGTCP2_ERR_INVALID_ARGUMENT)
           continue;
@@ -643,20 +693,17 @@ conn_write (WzpConnection *c)
 /* ---- events --------------------------------------------------------------- */
 
 static void
-deliver_datagram (WzpConnection *c, GBytes *b)
+deliver_datagram (WzpConnection *c, const guint8 *data, gsize len)
 {
   if (c->dgram_func) {
-    gsize len;
-    const guint8 *d = g_bytes_get_data (b, &len);
-    c->dgram_func (c, d, len, c->dgram_data);
-    g_bytes_unref (b);
+    c->dgram_func (c, data, len, c->dgram_data);
     return;
   }
   if (c->endpoint && g_queue_get_length (&c->in_dgrams) >= c->endpoint->settings.datagram_queue) {
     g_bytes_unref (g_queue_pop_head (&c->in_dgrams));
     c->stats.datagrams_dropped++;
   }
-  g_queue_push_tail (&c->in_dgrams, b);
+  g_queue_push_tail (&c->in_dgrams, g_bytes_new (data, len));
   g_signal_emit (c, conn_signals[CONN_SIGNAL_DATAGRAM], 0);
 }
 
@@ -683,6 +730,9 @@ collect_ready (WzpConnection *c)
 {
   gpointer v;
 
+  if (g_hash_table_size (c->ready) == 0)
+    return;
+
   while ((v = g_hash_table_lookup (c->ready, &c->next_remote_bidi)) != NULL) {
     g_hash_table_remove (c->ready, &c->next_remote_bidi);
     if (v != STREAM_FAILED) {
@@ -707,7 +757,7 @@ conn_deliver (WzpConnection *c)
   /* sends from the handlers below are written after delivery, not inside it */
   if (ep)
     ep->processing++;
-  while ((e = g_queue_pop_head (&c->events)) != NULL) {
+  while ((e = pop_event (c)) != NULL) {
     switch (e->type) {
       case EV_ESTABLISHED:
         if (c->state != WZP_CONNECTION_HANDSHAKING)
@@ -738,10 +788,8 @@ conn_deliver (WzpConnection *c)
           g_signal_emit (c, conn_signals[CONN_SIGNAL_UNI], 0, e->data);
         break;
       case EV_DATAGRAM:
-        if (c->state != WZP_CONNECTION_CLOSED) {
-          deliver_datagram (c, e->data);
-          e->data = NULL;
-        }
+        if (c->state != WZP_CONNECTION_CLOSED)
+          deliver_datagram (c, e->bytes, e->len);
         break;
     }
     event_free (e);
@@ -782,7 +830,7 @@ conn_terminate (WzpConnection *c, GError *reason)
     endpoint_unmark_dirty (ep, c);
     g_hash_table_remove (ep->conns, c);
   }
-  g_queue_clear_full (&c->events, (GDestroyNotify) event_free);
+  clear_events (c);
   g_signal_emit (c, conn_signals[CONN_SIGNAL_CLOSED], 0, c->close_error);
   c->endpoint = NULL;
   g_object_unref (c);
@@ -1037,6 +1085,7 @@ wzp_connection_get_max_datagram_size (WzpConnection *c)
 gboolean
 wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, GError **error)
 {
+  OutDgram *dg;
   gsize max;
 
   if (!conn_check_open (c, error))
@@ -1055,10 +1104,15 @@ wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, G
   }
   /* media waiting behind congestion control is late: keep the newest */
   if (g_queue_get_length (&c->out_dgrams) >= c->endpoint->settings.datagram_queue) {
-    g_bytes_unref (g_queue_pop_head (&c->out_dgrams));
+    drop_out_dgram (c);
     c->stats.datagrams_dropped++;
   }
-  g_queue_push_tail (&c->out_dgrams, g_bytes_new (data, len));
+  dg = g_malloc (sizeof (OutDgram) + len);
+  dg->link.data = dg;
+  dg->link.prev = dg->link.next = NULL;
+  dg->len = len;
+  memcpy (dg->data, data, len);
+  g_queue_push_tail_link (&c->out_dgrams, &dg->link);
   conn_kick (c);
   return TRUE;
 }

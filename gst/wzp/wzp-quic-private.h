@@ -40,10 +40,21 @@ typedef enum {
   EV_DATAGRAM,
 } EventType;
 
+/* One allocation per event: the queue link and a datagram's bytes inline. */
 typedef struct {
+  GList link;
   EventType type;
   gpointer data;                /* WzpSignal* or GBytes* */
+  gsize len;                    /* EV_DATAGRAM: bytes[] */
+  guint8 bytes[];
 } Event;
+
+/* A datagram waiting to be sent, in one allocation with its queue link. */
+typedef struct {
+  GList link;
+  gsize len;
+  guint8 data[];
+} OutDgram;
 
 typedef struct {
   gint64 id;                    /* -1 until opened */
@@ -83,8 +94,7 @@ struct _WzpEndpoint {
   WzpTlsContext *server_tls;
   GHashTable *cids;             /* CidKey* -> WzpConnection* (borrowed) */
   GHashTable *conns;            /* WzpConnection* -> owned reference */
-  GHashTable *dirty;            /* WzpConnection* set, flushed after a batch */
-  GPtrArray *dirty_list;        /* the same connections, in a list */
+  GPtrArray *dirty_list;        /* connections to flush after a batch (c->dirty) */
   guint8 reset_secret[32];
   guint processing;
   gboolean shut_down;
@@ -121,9 +131,10 @@ struct _WzpConnection {
   GHashTable *streams;          /* gint64* id -> Stream* */
   GQueue pending_open;          /* Stream* waiting for stream credit */
   GQueue out_streams;           /* Stream* with data or FIN to send */
-  GQueue out_dgrams;            /* GBytes* */
+  GQueue out_dgrams;            /* OutDgram* (links inside) */
   GQueue in_dgrams;             /* GBytes* when no handler */
-  GQueue events;                /* Event* */
+  GQueue events;                /* Event* (links inside) */
+  gboolean dirty;               /* in the endpoint's dirty_list */
   GHashTable *ready;            /* stream id -> WzpSignal* or STREAM_FAILED */
   gint64 next_remote_bidi;
   gint64 head_wait_since;

@@ -436,15 +436,19 @@ send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const g
 void
 endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c)
 {
-  if (g_hash_table_add (ep->dirty, c))
+  if (!c->dirty) {
+    c->dirty = TRUE;
     g_ptr_array_add (ep->dirty_list, c);
+  }
 }
 
 void
 endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c)
 {
-  if (g_hash_table_remove (ep->dirty, c))
+  if (c->dirty) {
+    c->dirty = FALSE;
     g_ptr_array_remove (ep->dirty_list, c);
+  }
 }
 
 static void
@@ -453,12 +457,10 @@ endpoint_flush_dirty (WzpEndpoint *ep)
   gboolean outer = !ep->batching;
 
   ep->batching = TRUE;
-  /* a list beside the set: taking "any element" of a hash table scans it
-   * from the start each time, quadratic in a busy batch */
   while (ep->dirty_list->len > 0) {
     WzpConnection *c = g_ptr_array_steal_index (ep->dirty_list, ep->dirty_list->len - 1);
 
-    g_hash_table_remove (ep->dirty, c);
+    c->dirty = FALSE;
     g_object_ref (c);
     conn_flush (c);
     g_object_unref (c);
@@ -687,7 +689,6 @@ wzp_endpoint_init (WzpEndpoint *ep)
 {
   ep->cids = g_hash_table_new_full (cid_hash, cid_equal, g_free, NULL);
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
-  ep->dirty = g_hash_table_new (NULL, NULL);
   ep->dirty_list = g_ptr_array_new ();
   ep->timers = g_ptr_array_new ();
   wzp_endpoint_settings_init (&ep->settings);
@@ -713,7 +714,6 @@ wzp_endpoint_finalize (GObject *object)
 
   g_hash_table_destroy (ep->conns);
   g_hash_table_destroy (ep->cids);
-  g_hash_table_destroy (ep->dirty);
   g_ptr_array_unref (ep->dirty_list);
   g_ptr_array_unref (ep->timers);
   g_free (ep->tx);
