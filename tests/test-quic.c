@@ -421,6 +421,100 @@ test_many_datagrams (void)
   server_free (srv);
 }
 
+/* Runs the default context for @ms of real time. */
+static void
+iterate_ms (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (g_get_monotonic_time () < end) {
+    g_main_context_iteration (NULL, FALSE);
+    g_usleep (200);
+  }
+}
+
+static guint64
+packets_sent (WzpConnection *c)
+{
+  WzpConnectionStats st;
+
+  wzp_connection_get_stats (c, &st);
+  return st.packets_sent;
+}
+
+/* Media every 20 ms for @rounds rounds, both ways or client to server only;
+ * returns the UDP packets each side sent meanwhile. */
+static void
+media_rounds (Side *c, Side *s, guint rounds, gboolean both, guint64 *c_pkts, guint64 *s_pkts)
+{
+  guint64 c0 = packets_sent (c->conn), s0 = packets_sent (s->conn);
+  guint c_want = s->datagrams + rounds, s_want = c->datagrams + (both ? rounds : 0);
+
+  for (guint i = 0; i < rounds; i++) {
+    send_seq_datagram (c->conn, i, 100);
+    if (both)
+      send_seq_datagram (s->conn, i, 100);
+    iterate_ms (20);
+  }
+  iterate_ms (100);
+  g_assert_cmpuint (s->datagrams, ==, c_want);
+  g_assert_cmpuint (c->datagrams, ==, s_want);
+  *c_pkts = packets_sent (c->conn) - c0;
+  *s_pkts = packets_sent (s->conn) - s0;
+}
+
+/* Acknowledgements ride on the datagrams going the other way instead of a
+ * packet each (settings.ack_hold_ms); one-way media is still acknowledged,
+ * in fewer packets; RTT stays true; with the hold off, a packet per ack. */
+static void
+test_ack_hold (void)
+{
+  for (guint hold = 0; hold < 2; hold++) {
+    WzpEndpointSettings es;
+    Server *srv;
+    g_autoptr (WzpEndpoint) client = NULL;
+    Side *c, *s;
+    WzpConnectionStats st;
+    guint64 cp, sp;
+
+    wzp_endpoint_settings_init (&es);
+    if (!hold)
+      es.ack_hold_ms = 0;
+    srv = server_new ("127.0.0.1:0", &es);
+    client = endpoint_new ("127.0.0.1:0", FALSE, &es);
+    c = dial (client, srv, "127.0.0.1", "room", NULL);
+    g_assert_true (wait_server_sides (srv, 1, 5000));
+    s = g_ptr_array_index (srv->sides, 0);
+    iterate_ms (200);             /* handshake leftovers */
+
+    media_rounds (c, s, 100, TRUE, &cp, &sp);
+    g_test_message ("hold %u ms, both ways: 100 datagrams each, packets client %" G_GUINT64_FORMAT
+                    " server %" G_GUINT64_FORMAT, es.ack_hold_ms, cp, sp);
+    if (hold) {
+      g_assert_cmpuint (cp, <=, 105);
+      g_assert_cmpuint (sp, <=, 105);
+    } else {
+      g_assert_cmpuint (cp + sp, >=, 300);
+    }
+
+    media_rounds (c, s, 50, FALSE, &cp, &sp);
+    wzp_connection_get_stats (c->conn, &st);
+    g_test_message ("hold %u ms, one way: 50 datagrams, packets client %" G_GUINT64_FORMAT
+                    " server (acks) %" G_GUINT64_FORMAT ", client RTT %" G_GUINT64_FORMAT " us",
+                    es.ack_hold_ms, cp, sp, st.rtt_us);
+    g_assert_cmpuint (sp, >=, 5);             /* still acknowledged */
+    if (hold) {
+      g_assert_cmpuint (cp, <=, 55);
+      g_assert_cmpuint (sp, <=, 40);          /* several datagrams per ack */
+    }
+    /* the hold is announced in max_ack_delay and taken out of RTT samples */
+    g_assert_cmpuint (st.rtt_us, <, 15000);
+    g_assert_cmpuint (st.datagrams_lost, ==, 0);
+    side_free (c);
+    server_free (srv);
+  }
+}
+
 /* A sender faster than the path: the send queue stays bounded, keeps the
  * newest datagrams and counts what it dropped. */
 static void
@@ -812,6 +906,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/no-sni-and-pins", test_no_sni_and_pins);
   g_test_add_func ("/quic/many-datagrams", test_many_datagrams);
   g_test_add_func ("/quic/send-queue-bound", test_send_queue_bound);
+  g_test_add_func ("/quic/ack-hold", test_ack_hold);
   g_test_add_func ("/quic/many-signals", test_many_signals);
   g_test_add_func ("/quic/bad-streams", test_bad_streams);
   g_test_add_func ("/quic/client-and-server-one-socket", test_client_and_server_one_socket);
