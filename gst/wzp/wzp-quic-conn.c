@@ -95,6 +95,7 @@ stream_finish_rx (WzpConnection *c, Stream *s, WzpSignal *msg)
     key = g_new (gint64, 1);
     *key = s->id;
     g_hash_table_replace (c->ready, key, msg ? (gpointer) msg : STREAM_FAILED);
+    c->ready_changed = TRUE;
   }
 }
 
@@ -730,8 +731,9 @@ collect_ready (WzpConnection *c)
 {
   gpointer v;
 
-  if (g_hash_table_size (c->ready) == 0)
+  if (!c->ready_changed)
     return;
+  c->ready_changed = FALSE;
 
   while ((v = g_hash_table_lookup (c->ready, &c->next_remote_bidi)) != NULL) {
     g_hash_table_remove (c->ready, &c->next_remote_bidi);
@@ -752,8 +754,8 @@ conn_deliver (WzpConnection *c)
   WzpEndpoint *ep = c->endpoint ? g_object_ref (c->endpoint) : NULL;
   Event *e;
 
+  /* the caller holds a reference on @c */
   collect_ready (c);
-  g_object_ref (c);
   /* sends from the handlers below are written after delivery, not inside it */
   if (ep)
     ep->processing++;
@@ -798,7 +800,6 @@ conn_deliver (WzpConnection *c)
     ep->processing--;
     g_object_unref (ep);
   }
-  g_object_unref (c);
 }
 
 /* The connection is over: forget it, tell the application once. */
@@ -971,6 +972,7 @@ conn_follow_path (WzpConnection *c)
   g_free (c->remote_str);
   c->remote_str = sockaddr_to_string ((const struct sockaddr *) &c->remote);
   c->stats.migrations++;
+  c->max_dgram = 0;
   g_debug ("the peer moved to %s", c->remote_str);
 }
 
@@ -1095,7 +1097,11 @@ wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, G
                  "the connection to %s is not established yet", c->remote_str);
     return FALSE;
   }
-  max = wzp_connection_get_max_datagram_size (c);
+  /* cached: it asks ngtcp2 three things; a path that shrinks later makes
+   * ngtcp2 refuse the datagram, which is then dropped and counted */
+  if (len > c->max_dgram)
+    c->max_dgram = wzp_connection_get_max_datagram_size (c);
+  max = c->max_dgram;
   if (len > max) {
     g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_TOO_LARGE,
                  "a datagram of %" G_GSIZE_FORMAT " bytes is over the %" G_GSIZE_FORMAT

@@ -136,6 +136,8 @@ struct _WzpConnection {
   GQueue events;                /* Event* (links inside) */
   gboolean dirty;               /* in the endpoint's dirty_list */
   GHashTable *ready;            /* stream id -> WzpSignal* or STREAM_FAILED */
+  gboolean ready_changed;       /* an entry was added since collect_ready() */
+  gsize max_dgram;              /* wzp_connection_get_max_datagram_size(), cached; 0 unknown */
   gint64 next_remote_bidi;
   gint64 head_wait_since;
   GArray *cids;                 /* CidKey registered in the endpoint */

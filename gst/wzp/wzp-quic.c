@@ -673,6 +673,7 @@ on_tick (gpointer data)
       gint64 *key = g_new (gint64, 1);
       *key = c->next_remote_bidi;
       g_hash_table_insert (c->ready, key, STREAM_FAILED);
+      c->ready_changed = TRUE;
       c->head_wait_since = 0;
       endpoint_mark_dirty (ep, c);
     }
