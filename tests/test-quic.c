@@ -442,6 +442,17 @@ packets_sent (WzpConnection *c)
   return st.packets_sent;
 }
 
+static gboolean
+drop_next_sent (const struct sockaddr *remote, gboolean sending, gpointer data)
+{
+  guint *drop = data;
+
+  if (!sending || *drop == 0)
+    return FALSE;
+  (*drop)--;
+  return TRUE;
+}
+
 /* Media every 20 ms for @rounds rounds, both ways or client to server only;
  * returns the UDP packets each side sent meanwhile. */
 static void
@@ -510,6 +521,32 @@ test_ack_hold (void)
     /* the hold is announced in max_ack_delay and taken out of RTT samples */
     g_assert_cmpuint (st.rtt_us, <, 15000);
     g_assert_cmpuint (st.datagrams_lost, ==, 0);
+
+    /* signalling alone keeps ngtcp2's timing: a lost message goes again
+     * after QUIC's probe timeout, not also after the hold */
+    if (hold) {
+      gint64 t0;
+      guint drop = 1;
+
+      iterate_ms (2 * es.ack_hold_ms);
+      wzp_endpoint_set_test_filter (client, drop_next_sent, &drop);
+      t0 = g_get_monotonic_time ();
+      {
+        /* a unidirectional stream: nothing else goes either way */
+        g_autoptr (GBytes) b = g_bytes_new_static ("x", 1);
+        g_assert_true (wzp_connection_send_uni (c->conn, b, NULL));
+      }
+      while (s->unis->len == 0 && g_get_monotonic_time () - t0 < 2000000)
+        iterate_ms (1);
+      wzp_endpoint_set_test_filter (client, NULL, NULL);
+      g_test_message ("a message lost without media arrived after %.1f ms",
+                      (g_get_monotonic_time () - t0) / 1000.0);
+      g_assert_cmpuint (drop, ==, 0);
+      g_assert_cmpuint (s->unis->len, ==, 1);
+      /* probe timeout: RTT + 25 ms + the announced hold; the timer hold
+       * would add another 40 */
+      g_assert_cmpint (g_get_monotonic_time () - t0, <, (gint64) (25 + 2 * es.ack_hold_ms) * 1000 - 10000);
+    }
     side_free (c);
     server_free (srv);
   }

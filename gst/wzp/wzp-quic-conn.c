@@ -482,11 +482,19 @@ wzp_connection_class_init (WzpConnectionClass *klass)
 /* Whether acknowledgements (and other frames that need no packet of their
  * own) may wait for the next datagram out: see conn_schedule(). */
 static gboolean
-conn_may_hold (WzpConnection *c)
+conn_may_hold (WzpConnection *c, gint64 now_us)
 {
-  return c->endpoint && c->endpoint->settings.ack_hold_ms && c->state == WZP_CONNECTION_ESTABLISHED &&
-      g_queue_is_empty (&c->out_dgrams) && g_queue_is_empty (&c->out_streams) &&
-      g_queue_is_empty (&c->pending_open) && c->rx_since_tx < ACK_HOLD_MAX_PACKETS;
+  gint64 hold;
+
+  if (c->endpoint == NULL || c->endpoint->settings.ack_hold_ms == 0 ||
+      c->state != WZP_CONNECTION_ESTABLISHED || !g_queue_is_empty (&c->out_dgrams) ||
+      !g_queue_is_empty (&c->out_streams) || !g_queue_is_empty (&c->pending_open) ||
+      c->rx_since_tx >= ACK_HOLD_MAX_PACKETS)
+    return FALSE;
+  /* only while media flows: signalling alone (a call being set up) keeps
+   * ngtcp2's timing, so a lost message is sent again as soon as ever */
+  hold = (gint64) c->endpoint->settings.ack_hold_ms * 1000;
+  return now_us - c->last_dgram_tx < hold || now_us - c->last_dgram_rx < hold;
 }
 
 /* Arms the connection's deadline from ngtcp2's. When the connection is
@@ -512,7 +520,7 @@ conn_schedule (WzpConnection *c)
   if (expiry == UINT64_MAX)
     expiry = (guint64) G_MAXINT64 / 2;
   at = (gint64) ((expiry + 999) / 1000);  /* ngtcp2's clock is now_ns() */
-  if (conn_may_hold (c))
+  if (conn_may_hold (c, g_get_monotonic_time ()))
     at += (gint64) ep->settings.ack_hold_ms * 1000;
   /* frames conn_write() held back go out within the hold at the latest */
   if (c->held_since)
@@ -665,7 +673,7 @@ conn_write (WzpConnection *c)
        * what ngtcp2 has left (an acknowledgement due, mostly) rides on the
        * next datagram, rarely 20 ms away; conn_schedule() bounds the wait
        * by the hold. */
-      if (!force && !was_open && written == 0 && conn_may_hold (c) &&
+      if (!force && !was_open && written == 0 && conn_may_hold (c, (gint64) (ts / 1000)) &&
           (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000) {
         if (!c->held_since)
           c->held_since = (gint64) (ts / 1000);
@@ -982,6 +990,7 @@ conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen, con
 {
   ngtcp2_path path;
   ngtcp2_pkt_info pi = { 0 };
+  guint64 dgrams, ts;
   int rv;
 
   conn_path (c, &path);
@@ -991,11 +1000,15 @@ conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen, con
   c->stats.packets_received++;
   c->stats.bytes_received += len;
   c->rx_since_tx++;
-  rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, now_ns ());
+  dgrams = c->stats.datagrams_received;
+  ts = now_ns ();
+  rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, ts);
   if (rv != 0) {
     conn_fail_read (c, rv);
     return;
   }
+  if (c->stats.datagrams_received != dgrams)
+    c->last_dgram_rx = (gint64) (ts / 1000);
   conn_follow_path (c);
   endpoint_mark_dirty (c->endpoint, c);
 }

@@ -126,6 +126,7 @@ struct _WzpConnection {
   guint heap_pos;               /* NO_HEAP_POS when not in the heap */
   guint rx_since_tx;            /* packets received since one was sent */
   gint64 last_dgram_tx;         /* monotonic µs of the last datagram sent */
+  gint64 last_dgram_rx;         /* ... and received */
   gboolean force_write;         /* the next conn_write() may not hold back */
   gint64 held_since;            /* monotonic µs since frames wait for a packet out, or 0 */
   GHashTable *streams;          /* gint64* id -> Stream* */

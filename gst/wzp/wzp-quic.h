@@ -43,10 +43,11 @@ typedef struct {
   guint stream_timeout_ms;      /* a signal stream must complete within: 10000 */
   guint initial_rtt_ms;         /* RTT assumed before the first sample: 333 (RFC 9002);
                                  * sets the first retransmission of a lost handshake */
-  guint ack_hold_ms;            /* 20: an established connection with nothing queued
-                                 * waits this long past ngtcp2's timer, so that an
-                                 * acknowledgement rides on the next datagram out
-                                 * instead of a packet of its own; 0 disables */
+  guint ack_hold_ms;            /* 40: while media flows, an established connection
+                                 * with nothing queued waits this long past ngtcp2's
+                                 * timer, so that an acknowledgement rides on the
+                                 * next datagram out instead of a packet of its own;
+                                 * 0 disables (docs/quic.md) */
 } WzpEndpointSettings;
 
 void wzp_endpoint_settings_init (WzpEndpointSettings *settings);
