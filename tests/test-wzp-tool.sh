@@ -117,6 +117,9 @@ for _ in $(seq 50); do grep -q '^advertised' "$tmp/relay.out" && break; sleep 0.
 raddr=$(awk '/^listening on/ {print $3}' "$tmp/relay.out")
 out=$("$tool" reflect "$raddr"); st=$?
 [ $st -eq 0 ] && [[ "$out" =~ ^127\.0\.0\.1:[0-9]+$ ]]; ok "reflect prints the address the relay sees ($out)" $?
+# AES-256-GCM packet protection: libsodium's at the relay, OpenSSL's here
+out=$(WZP_PACKET_CRYPTO=openssl "$tool" reflect "$raddr"); st=$?
+[ $st -eq 0 ] && [[ "$out" =~ ^127\.0\.0\.1:[0-9]+$ ]]; ok "reflect with OpenSSL packet protection against libsodium's" $?
 [ "$("$tool" version "$raddr")" = "$("$relay" --version)" ]; ok "version matches the relay's own --version" $?
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null; relay_pid=
 
