@@ -604,9 +604,6 @@ conn_write (WzpConnection *c)
     OutDgram *dg = peek_out_dgram (c);
     Stream *s = dg ? NULL : g_queue_peek_head (&c->out_streams);
     ngtcp2_ssize n;
-    gboolean was_open = open_pkt;
-
-    open_pkt = FALSE;
 
     if (dg) {
       int accepted = 0;
@@ -622,7 +619,8 @@ conn_write (WzpConnection *c)
         c->last_dgram_tx = (gint64) (ts / 1000);
       }
       if (n == NGTCP2_ERR_WRITE_MORE) {
-        open_pkt = TRUE;        /* a packet is being filled: the next write closes it */
+        /* a packet is being filled: until a write returns it, never skip */
+        open_pkt = TRUE;
         continue;
       }
       if (n < 0 && !accepted) {
@@ -673,7 +671,7 @@ conn_write (WzpConnection *c)
        * what ngtcp2 has left (an acknowledgement due, mostly) rides on the
        * next datagram, rarely 20 ms away; conn_schedule() bounds the wait
        * by the hold. */
-      if (!force && !was_open && written == 0 && conn_may_hold (c, (gint64) (ts / 1000)) &&
+      if (!force && !open_pkt && written == 0 && conn_may_hold (c, (gint64) (ts / 1000)) &&
           (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000) {
         if (!c->held_since)
           c->held_since = (gint64) (ts / 1000);
@@ -686,6 +684,7 @@ conn_write (WzpConnection *c)
       g_queue_clear (&blocked);
       return;
     }
+    open_pkt = FALSE;           /* a packet was closed, or there was none */
     if (n == 0) {
       c->held_since = 0;        /* ngtcp2 has nothing left */
       break;
