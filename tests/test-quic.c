@@ -546,6 +546,30 @@ test_ack_hold (void)
       /* probe timeout: RTT + 25 ms + the announced hold; the timer hold
        * would add another 40 */
       g_assert_cmpint (g_get_monotonic_time () - t0, <, (gint64) (25 + 2 * es.ack_hold_ms) * 1000 - 10000);
+
+      /* a signalling connection announces the usual 25 ms, so its probe
+       * timeout, and a lost message, come sooner */
+      {
+        Side *sc = dial (client, srv, "127.0.0.1", "_signal", NULL), *ss;
+        g_autoptr (GBytes) b = g_bytes_new_static ("y", 1);
+
+        g_assert_true (wait_server_sides (srv, 2, 5000));
+        ss = g_ptr_array_index (srv->sides, 1);
+        iterate_ms (100);
+        drop = 1;
+        wzp_endpoint_set_test_filter (client, drop_next_sent, &drop);
+        t0 = g_get_monotonic_time ();
+        g_assert_true (wzp_connection_send_uni (sc->conn, b, NULL));
+        while (ss->unis->len == 0 && g_get_monotonic_time () - t0 < 2000000)
+          iterate_ms (1);
+        wzp_endpoint_set_test_filter (client, NULL, NULL);
+        g_test_message ("on _signal, a lost message arrived after %.1f ms",
+                        (g_get_monotonic_time () - t0) / 1000.0);
+        g_assert_cmpuint (drop, ==, 0);
+        g_assert_cmpuint (ss->unis->len, ==, 1);
+        g_assert_cmpint (g_get_monotonic_time () - t0, <, (gint64) (25 + es.ack_hold_ms) * 1000 - 10000);
+        side_free (sc);
+      }
     }
     side_free (c);
     server_free (srv);

@@ -486,7 +486,7 @@ conn_may_hold (WzpConnection *c, gint64 now_us)
 {
   gint64 hold;
 
-  if (c->endpoint == NULL || c->endpoint->settings.ack_hold_ms == 0 ||
+  if (c->endpoint == NULL || c->endpoint->settings.ack_hold_ms == 0 || c->signalling ||
       c->state != WZP_CONNECTION_ESTABLISHED || !g_queue_is_empty (&c->out_dgrams) ||
       !g_queue_is_empty (&c->out_streams) || !g_queue_is_empty (&c->pending_open) ||
       c->rx_since_tx >= ACK_HOLD_MAX_PACKETS)
@@ -779,6 +779,7 @@ conn_deliver (WzpConnection *c)
           c->sni = g_strdup (wzp_tls_session_get_sni (c->tls));
           if (c->sni && *c->sni == '\0')
             g_clear_pointer (&c->sni, g_free);
+          c->signalling = c->sni && wzp_tls_sni_is_signalling (c->sni, strlen (c->sni));
         } else {
           check_pin (c);
           if (c->state == WZP_CONNECTION_CLOSED)

@@ -128,6 +128,7 @@ struct _WzpConnection {
   gint64 last_dgram_tx;         /* monotonic µs of the last datagram sent */
   gint64 last_dgram_rx;         /* ... and received */
   gboolean force_write;         /* the next conn_write() may not hold back */
+  gboolean signalling;          /* its SNI carries no media: never holds (docs/quic.md) */
   gint64 held_since;            /* monotonic µs since frames wait for a packet out, or 0 */
   GHashTable *streams;          /* gint64* id -> Stream* */
   GQueue pending_open;          /* Stream* waiting for stream credit */

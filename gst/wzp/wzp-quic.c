@@ -188,7 +188,8 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
   params->max_datagram_frame_size = 65535;
   params->active_connection_id_limit = 4;
   /* what the peer must allow for: ngtcp2's own delay (at most the default
-   * 25 ms) plus the hold (see conn_schedule) */
+   * 25 ms) plus the hold (see conn_schedule); signalling connections keep
+   * the default (wzp_tls_sni_is_signalling) */
   params->max_ack_delay = (NGTCP2_DEFAULT_MAX_ACK_DELAY / NGTCP2_MILLISECONDS +
                            ep->settings.ack_hold_ms) * NGTCP2_MILLISECONDS;
 }
@@ -906,8 +907,11 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
   c = conn_new (ep, (struct sockaddr *) &ss, sslen, FALSE);
   c->sni = g_strdup (sni);
   c->pin = g_strdup (pin);
+  c->signalling = sni && wzp_tls_sni_is_signalling (sni, strlen (sni));
   fill_callbacks (&cb, FALSE);
   fill_settings (ep, &settings, &params);
+  if (c->signalling)
+    params.max_ack_delay = NGTCP2_DEFAULT_MAX_ACK_DELAY;
   dcid.datalen = CID_LEN;
   wzp_tls_random (dcid.data, CID_LEN);
   scid.datalen = CID_LEN;

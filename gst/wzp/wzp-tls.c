@@ -465,18 +465,33 @@ accept_any_cert (int preverify_ok, X509_STORE_CTX *store)
 }
 
 /* The host_name of the ClientHello's server_name extension equals @want. */
-static gboolean
-client_hello_sni_is (SSL *ssl, const gchar *want)
+gboolean
+wzp_tls_sni_is_signalling (const gchar *sni, gsize len)
+{
+  static const gchar *const names[] = { "_signal", "_probe", "ping", "version" };
+
+  for (guint i = 0; sni && i < G_N_ELEMENTS (names); i++)
+    if (len == strlen (names[i]) && g_ascii_strncasecmp (sni, names[i], len) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* The server name of a ClientHello, not NUL-terminated; NULL when none. */
+static const gchar *
+client_hello_sni (SSL *ssl, gsize *len)
 {
   const unsigned char *ext;
-  size_t len, n, wlen = strlen (want);
+  size_t extlen, n;
 
   /* list length (2), then entries: type (1), name length (2), name */
-  if (!SSL_client_hello_get0_ext (ssl, TLSEXT_TYPE_server_name, &ext, &len) || len < 5)
-    return FALSE;
+  if (!SSL_client_hello_get0_ext (ssl, TLSEXT_TYPE_server_name, &ext, &extlen) || extlen < 5 ||
+      ext[2] != TLSEXT_NAMETYPE_host_name)
+    return NULL;
   n = ((size_t) ext[3] << 8) | ext[4];
-  return ext[2] == TLSEXT_NAMETYPE_host_name && n == wlen && 5 + n <= len &&
-         g_ascii_strncasecmp ((const gchar *) ext + 5, want, wlen) == 0;
+  if (5 + n > extlen)
+    return NULL;
+  *len = n;
+  return (const gchar *) ext + 5;
 }
 
 /* A ClientHello without QUIC transport parameters is not QUIC. A relay
@@ -485,15 +500,26 @@ client_hello_sni_is (SSL *ssl, const gchar *want)
 static int
 client_hello_cb (SSL *ssl, int *al, void *arg)
 {
+  WzpTlsSession *s = session_of_ssl (ssl);
   const unsigned char *ext;
+  const gchar *sni;
   size_t len;
+  gsize snilen = 0;
 
   if (!SSL_client_hello_get0_ext (ssl, TP_EXTENSION, &ext, &len)) {
     *al = ALERT_MISSING_EXTENSION;
     return SSL_CLIENT_HELLO_ERROR;
   }
-  if (client_hello_sni_is (ssl, "_federation"))
+  sni = client_hello_sni (ssl, &snilen);
+  if (sni && snilen == 11 && g_ascii_strncasecmp (sni, "_federation", 11) == 0)
     SSL_set_verify (ssl, SSL_VERIFY_PEER, accept_any_cert);
+  if (s && wzp_tls_sni_is_signalling (sni, snilen)) {
+    /* no media on it: announce ngtcp2's usual acknowledgement delay */
+    ngtcp2_transport_params p = *ngtcp2_conn_get_local_transport_params (s->conn);
+
+    p.max_ack_delay = NGTCP2_DEFAULT_MAX_ACK_DELAY;
+    ngtcp2_conn_set_local_transport_params (s->conn, &p);
+  }
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 

@@ -71,6 +71,11 @@ gboolean wzp_tls_setup_client_conn (ngtcp2_conn *conn);
 
 /* Random bytes from OpenSSL's generator. */
 void wzp_tls_random (guint8 *out, gsize len);
+/* Whether a connection with this server name carries signalling only, never
+ * media (`_signal`, `_probe`, `ping`, `version`; any case): such a connection
+ * announces ngtcp2's default max_ack_delay and never holds acknowledgements
+ * back (docs/quic.md), so a lost message is sent again sooner. */
+gboolean wzp_tls_sni_is_signalling (const gchar *sni, gsize len);
 /* The stateless reset token for @cid under @secret (HMAC-SHA256). */
 void wzp_tls_stateless_reset_token (const guint8 secret[32], const guint8 *cid, gsize cidlen,
                                     guint8 token[NGTCP2_STATELESS_RESET_TOKENLEN]);
