@@ -155,7 +155,8 @@ G_GNUC_INTERNAL gchar * sockaddr_to_string (const struct sockaddr *sa);
 G_GNUC_INTERNAL void send_packet (WzpEndpoint *ep, WzpConnection *c, const ngtcp2_path *path, const guint8 *buf, gsize n);
 G_GNUC_INTERNAL void endpoint_mark_dirty (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL void endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c);
-/* Fires conn_on_timer (@c) at @deadline (monotonic µs); replaces an earlier one. */
+/* Sets @c's one deadline (monotonic µs), when conn_on_timer (@c) runs; a
+ * deadline later than the current one is taken lazily (see wzp-quic.c). */
 G_GNUC_INTERNAL void endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline);
 G_GNUC_INTERNAL void endpoint_timer_clear (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL void conn_on_timer (WzpConnection *c);
