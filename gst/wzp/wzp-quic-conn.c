@@ -519,8 +519,8 @@ conn_schedule (WzpConnection *c)
   }
   if (expiry == UINT64_MAX)
     expiry = (guint64) G_MAXINT64 / 2;
-  at = (gint64) ((expiry + 999) / 1000);  /* ngtcp2's clock is now_ns() */
-  if (conn_may_hold (c, g_get_monotonic_time ()))
+  at = (gint64) ((expiry + 999) / 1000);  /* ngtcp2's clock is in ns */
+  if (conn_may_hold (c, endpoint_now_us (ep)))
     at += (gint64) ep->settings.ack_hold_ms * 1000;
   /* frames conn_write() held back go out within the hold at the latest */
   if (c->held_since)
@@ -592,7 +592,7 @@ conn_write (WzpConnection *c)
   guint8 buf[MAX_PKT];
   ngtcp2_path_storage ps;
   ngtcp2_pkt_info pi;
-  guint64 ts = now_ns ();
+  guint64 ts = endpoint_now_ns (ep);
   GQueue blocked = G_QUEUE_INIT;
   gboolean force = c->force_write, open_pkt = FALSE;
   guint written = 0;
@@ -608,11 +608,13 @@ conn_write (WzpConnection *c)
     if (dg) {
       int accepted = 0;
 
-      /* with MORE, the packet is closed by the next write (which also tells
-       * ngtcp2's congestion control when we ran out of data) */
-      n = ngtcp2_conn_write_datagram (c->conn, &ps.path, &pi, buf, sizeof buf, &accepted,
-                                      NGTCP2_WRITE_DATAGRAM_FLAG_MORE, c->stats.datagrams_sent,
-                                      dg->data, dg->len, ts);
+      /* MORE when something else of ours follows, so it can share the
+       * packet; the last one closes the packet itself */
+      guint32 flags = c->out_dgrams.length > 1 || !g_queue_is_empty (&c->out_streams) ?
+          NGTCP2_WRITE_DATAGRAM_FLAG_MORE : 0;
+
+      n = ngtcp2_conn_write_datagram (c->conn, &ps.path, &pi, buf, sizeof buf, &accepted, flags,
+                                      c->stats.datagrams_sent, dg->data, dg->len, ts);
       if (accepted) {
         drop_out_dgram (c);
         c->stats.datagrams_sent++;
@@ -874,7 +876,8 @@ conn_close_with (WzpConnection *c, const ngtcp2_ccerr *ccerr, GError *reason)
     ngtcp2_ssize n;
 
     ngtcp2_path_storage_zero (&ps);
-    n = ngtcp2_conn_write_connection_close (c->conn, &ps.path, &pi, buf, sizeof buf, ccerr, now_ns ());
+    n = ngtcp2_conn_write_connection_close (c->conn, &ps.path, &pi, buf, sizeof buf, ccerr,
+                                            endpoint_now_ns (c->endpoint));
     if (n > 0)
       send_packet (c->endpoint, c, &ps.path, buf, (gsize) n);
   }
@@ -917,7 +920,7 @@ conn_on_timer (WzpConnection *c)
 
   if (c->conn == NULL)
     return;
-  rv = ngtcp2_conn_handle_expiry (c->conn, now_ns ());
+  rv = ngtcp2_conn_handle_expiry (c->conn, endpoint_now_ns (c->endpoint));
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_IDLE_TIMEOUT,
                                     "nothing heard from %s within the idle timeout", c->remote_str));
@@ -1001,7 +1004,7 @@ conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen, con
   c->stats.bytes_received += len;
   c->rx_since_tx++;
   dgrams = c->stats.datagrams_received;
-  ts = now_ns ();
+  ts = endpoint_now_ns (c->endpoint);
   rv = ngtcp2_conn_read_pkt (c->conn, &path, &pi, data, len, ts);
   if (rv != 0) {
     conn_fail_read (c, rv);

@@ -22,12 +22,6 @@ G_BEGIN_DECLS
 #define ACK_HOLD_MAX_PACKETS 8
 #define NO_HEAP_POS G_MAXUINT
 
-static inline guint64
-now_ns (void)
-{
-  return (guint64) g_get_monotonic_time () * 1000;
-}
-
 typedef struct {
   guint8 len;
   guint8 data[NGTCP2_MAX_CIDLEN];
@@ -97,6 +91,8 @@ struct _WzpEndpoint {
   GPtrArray *dirty_list;        /* connections to flush after a batch (c->dirty) */
   guint8 reset_secret[32];
   guint processing;
+  gint64 clock_us;              /* the time of the batch being processed, or 0 */
+  gboolean reading;             /* in on_socket_readable() */
   gboolean shut_down;
   WzpEndpointStats stats;
   /* packets written during a receive cycle leave in one sendmmsg() */
@@ -108,6 +104,20 @@ struct _WzpEndpoint {
   struct RxBatch *rx;
 };
 
+/* The clock for ngtcp2 and the ACK hold (monotonic µs): read once per
+ * received batch and once per flush rather than once per packet. */
+static inline gint64
+endpoint_now_us (const WzpEndpoint *ep)
+{
+  return ep && ep->clock_us ? ep->clock_us : g_get_monotonic_time ();
+}
+
+/* ngtcp2's clock: the same, in ns. It must never go back for a connection. */
+static inline guint64
+endpoint_now_ns (const WzpEndpoint *ep)
+{
+  return (guint64) endpoint_now_us (ep) * 1000;
+}
 
 struct _WzpConnection {
   GObject parent;

@@ -165,7 +165,7 @@ static void
 fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_params *params)
 {
   ngtcp2_settings_default (settings);
-  settings->initial_ts = now_ns ();
+  settings->initial_ts = endpoint_now_ns (ep);
   settings->handshake_timeout = (guint64) ep->settings.handshake_timeout_ms * NGTCP2_MILLISECONDS;
   settings->max_tx_udp_payload_size = 1452;
   if (ep->settings.initial_rtt_ms)
@@ -325,7 +325,7 @@ timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   WzpEndpoint *ep = ((TimerSource *) source)->ep;
   GPtrArray *h = ep->timers;
-  gint64 now = g_get_monotonic_time ();
+  gint64 now = g_get_monotonic_time (), saved_clock;
   g_autoptr (GPtrArray) due = g_ptr_array_new_with_free_func (g_object_unref);
 
   g_object_ref (ep);
@@ -342,10 +342,14 @@ timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
   }
   /* packets the timers write leave together, as after a receive */
   ep->processing++;
+  saved_clock = ep->clock_us;
+  ep->clock_us = now;
   for (guint i = 0; i < due->len; i++)
     conn_on_timer (g_ptr_array_index (due, i));
   ep->processing--;
   endpoint_flush_dirty (ep);
+  if (saved_clock == 0)         /* outermost: back to reading the clock */
+    ep->clock_us = 0;
   g_object_unref (ep);
   return G_SOURCE_CONTINUE;
 }
@@ -593,9 +597,16 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
   struct mmsghdr *msgs = ep->rx->msg;
   struct iovec *iov = ep->rx->iov;
   struct sockaddr_storage *addrs = ep->rx->addr;
+  gint64 saved_clock;
 
+  /* the source may recurse (see wzp_endpoint_new): a nested main loop in a
+   * handler must not reuse the buffers being read */
+  if (ep->reading)
+    return G_SOURCE_CONTINUE;
+  ep->reading = TRUE;
   g_object_ref (ep);
   ep->processing++;
+  saved_clock = ep->clock_us;
   for (guint rounds = 0; rounds < 16; rounds++) {
     int n;
 
@@ -611,6 +622,7 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
     n = recvmmsg (ep->fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0)
       break;
+    ep->clock_us = g_get_monotonic_time ();
     for (int i = 0; i < n && !ep->shut_down; i++) {
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         ep->stats.packets_received++;
@@ -624,7 +636,11 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
       break;
   }
   ep->processing--;
+  ep->clock_us = g_get_monotonic_time ();
   endpoint_flush_dirty (ep);
+  if (saved_clock == 0)         /* outermost: back to reading the clock */
+    ep->clock_us = 0;
+  ep->reading = FALSE;
   g_object_unref (ep);
   return G_SOURCE_CONTINUE;
 }
@@ -769,6 +785,10 @@ wzp_endpoint_new (GSocketAddress *bind, GMainContext *context, const WzpEndpoint
   if (ep->client_tls == NULL)
     return NULL;
   ep->source = g_socket_create_source (ep->socket, G_IO_IN, NULL);
+  /* GLib would otherwise take the socket out of its poll set and put it
+   * back around every dispatch, waking its own loop twice each time
+   * (on_socket_readable() refuses to nest) */
+  g_source_set_can_recurse (ep->source, TRUE);
   g_source_set_callback (ep->source, (GSourceFunc) (void (*)(void)) on_socket_readable, ep, NULL);
   g_source_attach (ep->source, ep->context);
   ep->timer = g_source_new (&timer_funcs, sizeof (TimerSource));
