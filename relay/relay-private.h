@@ -26,6 +26,11 @@ typedef struct {
   PeerState state;
   gchar *room_name;
   Room *room;
+  /* the other members' connections, rebuilt at every join and leave: the
+   * forwarding of a datagram reads these, not the room (fewer cache misses) */
+  guint n_fwd;
+  WzpConnection **fwd;    /* fwd_few, or allocated for bigger rooms */
+  WzpConnection *fwd_few[3];
   gchar *fingerprint;
   gchar *key_fp;          /* fingerprint of the registered key (differs with auth) */
   gchar *alias;

@@ -548,6 +548,32 @@ room_broadcast_update (Room *room)
 }
 
 static void
+peer_clear_fwd (Peer *p)
+{
+  if (p->fwd != p->fwd_few)
+    g_free (p->fwd);
+  p->fwd = NULL;
+  p->n_fwd = 0;
+}
+
+static void
+room_rebuild_fwd (Room *room)
+{
+  for (guint i = 0; i < room->members->len; i++) {
+    Peer *m = g_ptr_array_index (room->members, i);
+    guint n = 0;
+
+    peer_clear_fwd (m);
+    m->fwd = room->members->len - 1 <= G_N_ELEMENTS (m->fwd_few) ? m->fwd_few :
+        g_new (WzpConnection *, room->members->len - 1);
+    for (guint j = 0; j < room->members->len; j++)
+      if (j != i)
+        m->fwd[n++] = ((Peer *) g_ptr_array_index (room->members, j))->conn;
+    m->n_fwd = n;
+  }
+}
+
+static void
 room_leave (Peer *p)
 {
   WzpRelay *r = p->relay;
@@ -559,6 +585,8 @@ room_leave (Peer *p)
   name = g_strdup (room->name);
   g_ptr_array_remove (room->members, p);
   p->room = NULL;
+  peer_clear_fwd (p);
+  room_rebuild_fwd (room);
   if (room->members->len == 0)
     g_hash_table_remove (r->rooms, room->name);
   else
@@ -623,11 +651,8 @@ on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer u
     fixed[1] &= 0xfc;
     out = fixed;
   }
-  for (guint i = 0; i < room->members->len; i++) {
-    Peer *m = g_ptr_array_index (room->members, i);
-    if (m == p)
-      continue;
-    if (wzp_connection_send_datagram (m->conn, out, len, NULL)) {
+  for (guint i = 0; i < p->n_fwd; i++) {
+    if (wzp_connection_send_datagram (p->fwd[i], out, len, NULL)) {
       r->n.datagrams_forwarded++;
       r->n.bytes_forwarded += len;
     }
@@ -696,6 +721,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   }
   g_ptr_array_add (room->members, p);
   p->room = room;
+  room_rebuild_fwd (room);
   p->state = PEER_IN_ROOM;
   if (p->timer) {
     g_source_remove (p->timer);
@@ -742,6 +768,7 @@ peer_free (Peer *p)
     g_object_unref (p->auth_cancel);
   }
   g_queue_clear_full (&p->held, (GDestroyNotify) wzp_signal_free);
+  peer_clear_fwd (p);
   g_signal_handlers_disconnect_by_data (p->conn, p);
   wzp_connection_set_datagram_handler (p->conn, NULL, NULL, NULL);
   g_object_unref (p->conn);

@@ -300,7 +300,7 @@ register_cid (WzpConnection *c, const guint8 *data, gsize len)
   if (c->endpoint == NULL)
     return;
   g_array_append_val (c->cids, k);
-  g_hash_table_insert (c->endpoint->cids, g_memdup2 (&k, sizeof k), c);
+  cid_table_insert (&c->endpoint->cids, &k, c);
 }
 
 static void
@@ -314,8 +314,8 @@ unregister_cid (WzpConnection *c, const guint8 *data, gsize len)
       break;
     }
   }
-  if (c->endpoint && g_hash_table_lookup (c->endpoint->cids, &k) == c)
-    g_hash_table_remove (c->endpoint->cids, &k);
+  if (c->endpoint && cid_table_lookup (&c->endpoint->cids, &k) == c)
+    cid_table_remove (&c->endpoint->cids, &k);
 }
 
 static int

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <ngtcp2/ngtcp2.h>
 
+#include "wzp-cid-table.h"
 #include "wzp-quic.h"
 #include "wzp-tls.h"
 
@@ -21,11 +22,6 @@ G_BEGIN_DECLS
  * than this arrived since the connection last sent one */
 #define ACK_HOLD_MAX_PACKETS 8
 #define NO_HEAP_POS G_MAXUINT
-
-typedef struct {
-  guint8 len;
-  guint8 data[NGTCP2_MAX_CIDLEN];
-} CidKey;
 
 typedef enum {
   EV_ESTABLISHED,
@@ -86,7 +82,7 @@ struct _WzpEndpoint {
   WzpEndpointSettings settings;
   WzpTlsContext *client_tls;
   WzpTlsContext *server_tls;
-  GHashTable *cids;             /* CidKey* -> WzpConnection* (borrowed) */
+  CidTable cids;
   GHashTable *conns;            /* WzpConnection* -> owned reference */
   GPtrArray *dirty_list;        /* connections to flush after a batch (c->dirty) */
   guint8 reset_secret[32];
@@ -170,8 +166,9 @@ G_GNUC_INTERNAL void endpoint_unmark_dirty (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL void endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline);
 G_GNUC_INTERNAL void endpoint_timer_clear (WzpEndpoint *ep, WzpConnection *c);
 G_GNUC_INTERNAL void conn_on_timer (WzpConnection *c);
+G_STATIC_ASSERT (CID_KEY_MAX == NGTCP2_MAX_CIDLEN);
 G_GNUC_INTERNAL CidKey cid_key (const guint8 *data, gsize len);
-G_GNUC_INTERNAL gboolean cid_equal (gconstpointer a, gconstpointer b);
+
 G_GNUC_INTERNAL void fill_callbacks (ngtcp2_callbacks *cb, gboolean server);
 G_GNUC_INTERNAL WzpConnection * conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, gboolean server);
 G_GNUC_INTERNAL void conn_path (WzpConnection *c, ngtcp2_path *path);

@@ -39,25 +39,6 @@ wzp_endpoint_emit_incoming (WzpEndpoint *ep, WzpConnection *c)
   g_signal_emit (ep, ep_signals[EP_SIGNAL_INCOMING], 0, c);
 }
 
-static guint
-cid_hash (gconstpointer p)
-{
-  const CidKey *k = p;
-  guint h = 2166136261u;
-
-  for (guint i = 0; i < k->len; i++)
-    h = (h ^ k->data[i]) * 16777619u;
-  return h;
-}
-
-gboolean
-cid_equal (gconstpointer a, gconstpointer b)
-{
-  const CidKey *x = a, *y = b;
-
-  return x->len == y->len && memcmp (x->data, y->data, x->len) == 0;
-}
-
 CidKey
 cid_key (const guint8 *data, gsize len)
 {
@@ -573,7 +554,7 @@ endpoint_dispatch (WzpEndpoint *ep, const guint8 *data, gsize len, const struct 
     return;
   }
   k = cid_key (vc.dcid, vc.dcidlen);
-  c = g_hash_table_lookup (ep->cids, &k);
+  c = cid_table_lookup (&ep->cids, &k);
   if (c == NULL) {
     c = accept_conn (ep, data, len, from, fromlen);
     if (c == NULL) {
@@ -705,7 +686,12 @@ on_tick (gpointer data)
 static void
 wzp_endpoint_init (WzpEndpoint *ep)
 {
-  ep->cids = g_hash_table_new_full (cid_hash, cid_equal, g_free, NULL);
+  {
+    guint32 seed;
+
+    wzp_tls_random ((guint8 *) &seed, sizeof seed);
+    cid_table_init (&ep->cids, seed);
+  }
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty_list = g_ptr_array_new ();
   ep->timers = g_ptr_array_new ();
@@ -731,7 +717,7 @@ wzp_endpoint_finalize (GObject *object)
   WzpEndpoint *ep = WZP_ENDPOINT (object);
 
   g_hash_table_destroy (ep->conns);
-  g_hash_table_destroy (ep->cids);
+  cid_table_clear (&ep->cids);
   g_ptr_array_unref (ep->dirty_list);
   g_ptr_array_unref (ep->timers);
   g_free (ep->tx);
