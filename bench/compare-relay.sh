@@ -21,7 +21,10 @@ run () {
 as=() bs=()
 for i in $(seq 1 "$pairs"); do
   if [ $((i % 2)) = 1 ]; then x=$(run "$a"); y=$(run "$b"); else y=$(run "$b"); x=$(run "$a"); fi
-  [ -n "$x" ] && [ -n "$y" ] || { echo "pair $i: a run printed no figure for $calls calls" >&2; exit 1; }
+  if [ -z "$x" ] || [ -z "$y" ]; then
+    echo "pair $i: a run printed no figure for $calls calls" >&2
+    exit 1
+  fi
   printf 'pair %2d   A %6s µs   B %6s µs\n' "$i" "$x" "$y"
   as+=("$x") bs+=("$y")
 done
