@@ -686,12 +686,10 @@ on_tick (gpointer data)
 static void
 wzp_endpoint_init (WzpEndpoint *ep)
 {
-  {
-    guint32 seed;
+  guint32 seed;
 
-    wzp_tls_random ((guint8 *) &seed, sizeof seed);
-    cid_table_init (&ep->cids, seed);
-  }
+  wzp_tls_random ((guint8 *) &seed, sizeof seed);
+  cid_table_init (&ep->cids, seed);
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty_list = g_ptr_array_new ();
   ep->timers = g_ptr_array_new ();
