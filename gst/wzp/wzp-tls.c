@@ -48,8 +48,8 @@ enum { SUITE_AES128, SUITE_AES256, SUITE_CHACHA, N_SUITES };
 static Suite suites[N_SUITES];
 static EVP_KDF *hkdf;
 static gboolean sodium_gcm;     /* libsodium's AES-256-GCM runs on this CPU */
-static gboolean aesni_hp;       /* header protection with the AES instructions */
 #ifdef HAVE_AESNI
+static gboolean aesni_hp;       /* header protection with the AES instructions */
 static gboolean aesni_known_answers (void);
 #endif
 
