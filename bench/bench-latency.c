@@ -17,6 +17,7 @@
 #include <gst/gst.h>
 #include <glib/gstdio.h>
 
+#include "bench-util.h"
 #include "wzp-identity.h"
 
 static GHashTable *sent;        /* payload hash -> send time (µs) */
@@ -85,26 +86,6 @@ cpu_s (void)
   return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-static guint64
-proc_ticks (GPid pid)
-{
-  g_autofree gchar *path = g_strdup_printf ("/proc/%d/stat", pid), *text = NULL;
-  g_auto (GStrv) f = NULL;
-  const gchar *paren;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL) || !(paren = strrchr (text, ')')))
-    return 0;
-  f = g_strsplit (paren + 2, " ", 0);
-  return g_ascii_strtoull (f[11], NULL, 10) + g_ascii_strtoull (f[12], NULL, 10);
-}
-
-static int
-cmp (gconstpointer a, gconstpointer b)
-{
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-  return x < y ? -1 : x > y;
-}
-
 typedef struct {
   double p50, p99, cpu;
   guint frames;
@@ -135,7 +116,7 @@ run (const gchar *receiver, const gchar *sender, guint secs)
   gst_element_set_state (rx, GST_STATE_NULL);
   gst_object_unref (tx);
   gst_object_unref (rx);
-  g_array_sort (lat, cmp);
+  g_array_sort (lat, bench_cmp_i64);
   r.frames = lat->len;
   if (lat->len) {
     r.p50 = g_array_index (lat, gint64, lat->len / 2) / 1000.0;
@@ -196,9 +177,9 @@ main (int argc, char **argv)
   rx = g_strdup_printf ("wzpsrc name=out relay=%s identity=%s auto-answer=true latency=40 ! fakesink sync=false",
                         addr, hex_b);
   tx = g_strdup_printf ("%s ! identity name=in ! wzpsink relay=%s identity=%s call=%s", src, addr, hex_a, fp_b);
-  t0 = proc_ticks (pid);
+  t0 = bench_proc_cpu_ticks (pid);
   wzp = run (rx, tx, secs);
-  t1 = proc_ticks (pid);
+  t1 = bench_proc_cpu_ticks (pid);
   g_free (rx);
   g_free (tx);
   rx = g_strdup_printf ("udpsrc port=%d caps=\"application/x-rtp,media=audio,encoding-name=OPUS,"

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <gio/gio.h>
 
+#include "bench-util.h"
 #include "wzp-quic.h"
 
 static guint received;
@@ -52,13 +53,6 @@ cpu_seconds (void)
 
   getrusage (RUSAGE_SELF, &ru);
   return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static int
-cmp_i64 (gconstpointer a, gconstpointer b)
-{
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-  return x < y ? -1 : x > y;
 }
 
 static WzpConnection *
@@ -139,8 +133,8 @@ main (void)
     d = echo_at - start;
     g_array_append_val (rtts, d);
   }
-  g_array_sort (rtts, cmp_i64);
-  g_array_sort (hs, cmp_i64);
+  g_array_sort (rtts, bench_cmp_i64);
+  g_array_sort (hs, bench_cmp_i64);
   rtt50 = g_array_index (rtts, gint64, rtts->len / 2) / 1000.0;
   rtt99 = g_array_index (rtts, gint64, rtts->len * 99 / 100) / 1000.0;
   hs50 = g_array_index (hs, gint64, hs->len / 2) / 1000.0;

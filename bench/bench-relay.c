@@ -2,11 +2,12 @@
  * datagrams/s each way per call, 80-byte payloads (Opus at 20 ms). The relay
  * runs on CPU 0, this load generator on CPU 1. For N = 50, 100, 200, ... until
  * loss passes 0.1 % (or N = 1600): forwarded datagrams/s, loss, forwarding
- * latency p50/p99, relay CPU % and relay CPU µs per forwarded datagram. Then
- * the relay's RSS per idle connection over 1,000 connections. Ends with a
- * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] [FIRST-N] */
+ * latency p50/p99, relay CPU % and relay CPU µs per forwarded datagram. First,
+ * on the fresh relay, its RSS per idle connection over 1,000 connections. Ends with a
+ * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] [FIRST-N]; MAX-N 0
+ * measures memory only. WZP_BENCH_RELAY_WRAPPER, if set, is a command line the
+ * relay runs under (valgrind's massif, say). */
 #define _GNU_SOURCE
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "bench-util.h"
 #include "wzp-identity.h"
 #include "wzp-quic.h"
 #include "wzp-wire.h"
@@ -30,19 +32,9 @@ static GArray *latencies;       /* gint64 µs */
 static gboolean measuring;
 
 static void
-pin_cpu (int cpu)
-{
-  cpu_set_t set;
-
-  CPU_ZERO (&set);
-  CPU_SET (cpu, &set);
-  sched_setaffinity (0, sizeof set, &set);
-}
-
-static void
 relay_child_setup (gpointer data)
 {
-  pin_cpu (0);
+  bench_pin_cpu (0);
   prctl (PR_SET_PDEATHSIG, SIGTERM);
 }
 
@@ -71,21 +63,6 @@ leg_datagram (WzpConnection *c, const guint8 *d, gsize len, gpointer data)
     sent_at = g_get_monotonic_time () - sent_at;
     g_array_append_val (latencies, sent_at);
   }
-}
-
-static guint64
-proc_cpu_ticks (GPid pid)
-{
-  g_autofree gchar *path = g_strdup_printf ("/proc/%d/stat", pid);
-  g_autofree gchar *text = NULL;
-  g_auto (GStrv) f = NULL;
-  const gchar *close_paren;
-
-  if (!g_file_get_contents (path, &text, NULL, NULL) || !(close_paren = strrchr (text, ')')))
-    return 0;
-  f = g_strsplit (close_paren + 2, " ", 0);
-  /* fields after the command: state is [0]; utime [11], stime [12] */
-  return g_ascii_strtoull (f[11], NULL, 10) + g_ascii_strtoull (f[12], NULL, 10);
 }
 
 static guint64
@@ -206,11 +183,27 @@ close_legs (GPtrArray *legs)
   iterate_for (200);
 }
 
-static int
-cmp_i64 (gconstpointer a, gconstpointer b)
+/* The relay's RSS growth per idle connection, in KiB, over 1,000 idle
+ * `_signal` connections (handshake done, nothing registered). Measured on the
+ * fresh relay, before any load: a heap that earlier steps grew would take the
+ * connections into memory it already holds and understate their cost. Ten
+ * connections opened and closed first keep one-time set-up out of it. */
+static double
+idle_rss_kib (WzpEndpoint *ep, GSocketAddress *relay, WzpIdentity *id, GPid pid)
 {
-  gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
-  return x < y ? -1 : x > y;
+  guint64 rss0, rss1;
+  GPtrArray *idle;
+
+  close_legs (open_legs (ep, relay, id, 10, FALSE, 0));
+  iterate_for (500);
+  rss0 = proc_rss_kib (pid);
+  idle = open_legs (ep, relay, id, 1000, FALSE, 0);
+  iterate_for (1000);
+  rss1 = proc_rss_kib (pid);
+  close_legs (idle);
+  g_print ("RSS per idle connection: %.1f KiB (%" G_GUINT64_FORMAT " KiB for 1000)\n",
+           (rss1 - rss0) / 1000.0, rss1 - rss0);
+  return (rss1 - rss0) / 1000.0;
 }
 
 int
@@ -233,16 +226,29 @@ main (int argc, char **argv)
   GPid pid;
   long hz = sysconf (_SC_CLK_TCK);
   guint room_base = 0;
-  double best_us = 0;
+  double best_us = 0, idle_kib;
 
-  pin_cpu (1);
+  bench_pin_cpu (1);
   latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_subprocess_launcher_set_child_setup (launcher, relay_child_setup, NULL, NULL);
-  relay = g_subprocess_launcher_spawn (launcher, NULL, WZP_RELAY_PATH, "--listen", "127.0.0.1:0",
-                                       "--identity", seed, "--max-conns-per-address", "100000",
-                                       "--max-rooms", "100000", "--max-signals-per-second", "1000",
-                                       "--metrics", "127.0.0.1:0", NULL);
-  g_assert (relay != NULL);
+  {
+    const gchar *relay_args[] = { WZP_RELAY_PATH, "--listen", "127.0.0.1:0", "--identity", seed,
+                                  "--max-conns-per-address", "100000", "--max-rooms", "100000",
+                                  "--max-signals-per-second", "1000", "--metrics", "127.0.0.1:0", NULL };
+    const gchar *wrapper = g_getenv ("WZP_BENCH_RELAY_WRAPPER");
+    g_auto (GStrv) wrap = NULL;
+    g_autoptr (GStrvBuilder) args = g_strv_builder_new ();
+    g_auto (GStrv) argv_relay = NULL;
+
+    if (wrapper && *wrapper && !g_shell_parse_argv (wrapper, NULL, &wrap, NULL))
+      g_error ("WZP_BENCH_RELAY_WRAPPER is not a command line");
+    if (wrap)
+      g_strv_builder_addv (args, (const gchar **) wrap);
+    g_strv_builder_addv (args, relay_args);
+    argv_relay = g_strv_builder_end (args);
+    relay = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv_relay, NULL);
+    g_assert (relay != NULL);
+  }
   pid = atoi (g_subprocess_get_identifier (relay));
   out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (relay));
   for (;;) {
@@ -261,6 +267,7 @@ main (int argc, char **argv)
   ep = wzp_endpoint_new (any, NULL, &es, NULL);
   g_timeout_add (1, tick_iterate, NULL);
 
+  idle_kib = idle_rss_kib (ep, relay_addr, id, pid);
   g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
            "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out");
   for (guint n = min_n; n <= max_n; n *= 2) {
@@ -275,7 +282,7 @@ main (int argc, char **argv)
       ((Leg *) g_ptr_array_index (legs, i))->received = 0;
     g_array_set_size (latencies, 0);
     measuring = TRUE;
-    cpu0 = proc_cpu_ticks (pid);
+    cpu0 = bench_proc_cpu_ticks (pid);
     in0 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
     out0 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     t0 = next = g_get_monotonic_time ();
@@ -298,7 +305,7 @@ main (int argc, char **argv)
     }
     iterate_for (300);          /* stragglers */
     measuring = FALSE;
-    cpu1 = proc_cpu_ticks (pid);
+    cpu1 = bench_proc_cpu_ticks (pid);
     in1 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
     out1 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     secs = step_s;
@@ -313,7 +320,7 @@ main (int argc, char **argv)
       loss = 0;
     cpu_s = (double) (cpu1 - cpu0) / (double) hz;
     us_per = received ? cpu_s * 1e6 / (double) received : 0;
-    g_array_sort (latencies, cmp_i64);
+    g_array_sort (latencies, bench_cmp_i64);
     p50 = latencies->len ? g_array_index (latencies, gint64, latencies->len / 2) / 1000.0 : 0;
     p99 = latencies->len ? g_array_index (latencies, gint64, latencies->len * 99 / 100) / 1000.0 : 0;
     /* UDP packets the relay took in and sent out per forwarded datagram
@@ -333,22 +340,8 @@ main (int argc, char **argv)
       break;
   }
 
-  /* memory per idle connection: 1,000 registered-but-idle _signal connections */
-  {
-    guint64 rss0, rss1;
-    GPtrArray *idle;
-
-    iterate_for (500);
-    rss0 = proc_rss_kib (pid);
-    idle = open_legs (ep, relay_addr, id, 1000, FALSE, 0);
-    iterate_for (1000);
-    rss1 = proc_rss_kib (pid);
-    g_print ("RSS per idle connection: %.1f KiB (%" G_GUINT64_FORMAT " KiB for 1000)\n",
-             (rss1 - rss0) / 1000.0, rss1 - rss0);
-    g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,\"rss_kib_per_idle_connection\":%.1f}",
-                            best_us, (rss1 - rss0) / 1000.0);
-    close_legs (idle);
-  }
+  g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,"
+                          "\"rss_kib_per_idle_connection\":%.1f}", best_us, idle_kib);
   g_print ("%s\n", json->str);
   g_subprocess_send_signal (relay, SIGTERM);
   g_subprocess_wait (relay, NULL, NULL);
