@@ -1,5 +1,5 @@
 /* wzp-quic on loopback: handshakes, SNI, fingerprints and pinning, signals
- * on streams, datagrams, one socket as client and server at once, many
+ * on streams, datagrams, key updates, one socket as client and server at once, many
  * connections, garbage floods, timeouts, IPv6. */
 #include <string.h>
 #include <gio/gio.h>
@@ -417,6 +417,76 @@ test_many_datagrams (void)
   g_assert_cmpuint (st.datagrams_sent, ==, n);
   g_assert_cmpuint (st.datagrams_received, ==, n);
   g_assert_cmpuint (st.rtt_us, >, 0);
+  side_free (c);
+  server_free (srv);
+}
+
+/* Key updates (RFC 9001 §6), started by either side, three in a row: each
+ * side reads the other's packets with keys it derived ahead (and expands
+ * only then), and an update can start only once the peer has confirmed the
+ * one before, so each success proves the previous one went both ways. */
+typedef struct {
+  WzpConnection *conn;
+  guint sent;
+  gint64 last_sent;
+} UpdateTry;
+
+static gboolean
+update_accepted (gpointer data)
+{
+  UpdateTry *t = data;
+  gint64 now = g_get_monotonic_time ();
+
+  /* media every 5 ms keeps packets flowing both ways, so the peer
+   * acknowledges in the new key phase */
+  if (now - t->last_sent >= 5000) {
+    send_seq_datagram (t->conn, 0, 100);
+    t->sent++;
+    t->last_sent = now;
+  }
+  return wzp_connection_update_keys (t->conn, NULL);
+}
+
+static void
+test_key_update (void)
+{
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+  g_autoptr (GError) error = NULL;
+  guint sent_c = 0, sent_s = 0;
+  Side *s;
+
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+  for (guint round = 0; round < 3; round++) {
+    Side *starter = round == 1 ? s : c;
+    UpdateTry t = { starter->conn, 0, 0 };
+    gint64 t0 = g_get_monotonic_time ();
+
+    /* the first needs the handshake confirmed, the others the last update */
+    g_assert_true (run_until (update_accepted, &t, 5000));
+    sent_c += starter == c ? t.sent : 0;
+    sent_s += starter == s ? t.sent : 0;
+    /* and none right after it, until the peer has confirmed it */
+    g_assert_false (wzp_connection_update_keys (starter->conn, &error));
+    g_assert_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_NOT_READY);
+    g_clear_error (&error);
+    for (guint i = 0; i < 50; i++) {
+      send_seq_datagram (c->conn, i, 120);
+      send_seq_datagram (s->conn, i, 120);
+    }
+    sent_c += 50;
+    sent_s += 50;
+    wait_for (s, 0, sent_c, 0, 5000);
+    wait_for (c, 0, sent_s, 0, 5000);
+    g_test_message ("update %u by the %s, accepted after %" G_GINT64_FORMAT " ms", round + 1,
+                    starter == c ? "client" : "server", (g_get_monotonic_time () - t0) / 1000);
+  }
+  g_assert_cmpuint (s->datagrams, ==, sent_c);
+  g_assert_cmpuint (c->datagrams, ==, sent_s);
+  g_assert_cmpint (wzp_connection_get_state (c->conn), ==, WZP_CONNECTION_ESTABLISHED);
+  g_assert_cmpint (wzp_connection_get_state (s->conn), ==, WZP_CONNECTION_ESTABLISHED);
   side_free (c);
   server_free (srv);
 }
@@ -977,6 +1047,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/ipv6", test_ipv6);
   g_test_add_func ("/quic/no-sni-and-pins", test_no_sni_and_pins);
   g_test_add_func ("/quic/many-datagrams", test_many_datagrams);
+  g_test_add_func ("/quic/key-update", test_key_update);
   g_test_add_func ("/quic/send-queue-bound", test_send_queue_bound);
   g_test_add_func ("/quic/ack-hold", test_ack_hold);
   g_test_add_func ("/quic/many-signals", test_many_signals);

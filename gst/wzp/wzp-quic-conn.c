@@ -1105,6 +1105,24 @@ wzp_connection_get_max_datagram_size (WzpConnection *c)
 }
 
 gboolean
+wzp_connection_update_keys (WzpConnection *c, GError **error)
+{
+  int rv;
+
+  if (!conn_check_open (c, error))
+    return FALSE;
+  rv = c->state == WZP_CONNECTION_ESTABLISHED ?
+      ngtcp2_conn_initiate_key_update (c->conn, endpoint_now_ns (c->endpoint)) : NGTCP2_ERR_INVALID_STATE;
+  if (rv != 0) {
+    g_set_error (error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_NOT_READY,
+                 "the connection to %s cannot update its keys now: %s", c->remote_str,
+                 ngtcp2_strerror (rv));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, GError **error)
 {
   OutDgram *dg;

@@ -158,6 +158,10 @@ void wzp_connection_set_datagram_handler (WzpConnection *connection, WzpDatagram
 GBytes *wzp_connection_pop_datagram (WzpConnection *connection);
 /* Closes with application error @code and @reason (protocol §1.8). */
 void wzp_connection_close (WzpConnection *connection, guint64 code, const gchar *reason);
+/* Starts a QUIC key update (RFC 9001 §6): packets from now on use the next
+ * keys. Refused (WZP_QUIC_ERROR_NOT_READY) before the handshake is confirmed
+ * and while the previous update is not yet confirmed by the peer. */
+gboolean wzp_connection_update_keys (WzpConnection *connection, GError **error);
 
 WzpConnectionState wzp_connection_get_state (WzpConnection *connection);
 gboolean wzp_connection_is_server (WzpConnection *connection);

@@ -184,6 +184,11 @@ aead_ctx_new (const EVP_CIPHER *cipher, const guint8 *key, gboolean encrypt)
 typedef struct {
   EVP_CIPHER_CTX *evp;
   crypto_aead_aes256gcm_state *gcm;     /* 16-byte aligned */
+  /* Keys of the next key phase, which ngtcp2 derives ahead and a connection
+   * may never use: libsodium's state (512 bytes) is expanded from this key
+   * at first use. An idle relay connection saves two of them. */
+  gboolean deferred;
+  guint8 key[32];
 } Aead;
 
 static void
@@ -196,17 +201,29 @@ aead_free (Aead *a)
     sodium_memzero (a->gcm, sizeof *a->gcm);
     g_aligned_free (a->gcm);
   }
+  sodium_memzero (a->key, sizeof a->key);
   g_free (a);
 }
 
+static void
+aead_expand (Aead *a)
+{
+  a->gcm = g_aligned_alloc (1, sizeof *a->gcm, 16);
+  crypto_aead_aes256gcm_beforenm (a->gcm, a->key);
+  sodium_memzero (a->key, sizeof a->key);
+  a->deferred = FALSE;
+}
+
 static Aead *
-aead_new (const EVP_CIPHER *cipher, const guint8 *key, gboolean encrypt)
+aead_new (const EVP_CIPHER *cipher, const guint8 *key, gboolean encrypt, gboolean defer)
 {
   Aead *a = g_new0 (Aead, 1);
 
   if (cipher == suites[SUITE_AES256].aead && sodium_gcm) {
-    a->gcm = g_aligned_alloc (1, sizeof *a->gcm, 16);
-    crypto_aead_aes256gcm_beforenm (a->gcm, key);
+    memcpy (a->key, key, sizeof a->key);
+    a->deferred = TRUE;
+    if (!defer)
+      aead_expand (a);
     return a;
   }
   a->evp = aead_ctx_new (cipher, key, encrypt);
@@ -361,7 +378,8 @@ keys_derive (const Suite *s, const guint8 *secret, gsize secretlen, gboolean enc
       expand_label (s->md, secret, secretlen, "quic iv", k->iv, IV_LEN) &&
       (!with_hp || expand_label (s->md, secret, secretlen, "quic hp", hp, s->keylen));
   if (ok) {
-    k->aead.native_handle = aead_new (s->aead, key, encrypt);
+    /* keys without header protection are the next key phase's */
+    k->aead.native_handle = aead_new (s->aead, key, encrypt, !with_hp);
     k->hp.native_handle = with_hp ? hp_new (s->hp, hp) : NULL;
     ok = k->aead.native_handle && (!with_hp || k->hp.native_handle);
   }
@@ -704,6 +722,8 @@ ssl_ctx_new (gboolean server, GError **error)
   SSL_CTX_set_num_tickets (ctx, 0);
   SSL_CTX_set_max_early_data (ctx, 0);
   SSL_CTX_set_session_cache_mode (ctx, SSL_SESS_CACHE_OFF);
+  /* record buffers (2 x 16 KiB) only while a flight is being read/written */
+  SSL_CTX_set_mode (ctx, SSL_MODE_RELEASE_BUFFERS);
   /* Like upstream we accept any certificate; fingerprints are recorded and
    * may be pinned. OpenSSL still checks the CertificateVerify signature. */
   SSL_CTX_set_verify (ctx, SSL_VERIFY_NONE, NULL);
@@ -1043,24 +1063,27 @@ handshake_finished (WzpTlsSession *s)
   s->handshake_done = TRUE;
 }
 
-/* Runs the handshake (or, after it, post-handshake messages) on what
- * OpenSSL has buffered. Returns an ngtcp2 error code on failure. */
+/* Once the handshake is done OpenSSL has no more work in QUIC: we send no
+ * session tickets and keep none, and key updates are derived from the
+ * secrets ngtcp2 holds. Its state (the SSL object, its record buffers and our
+ * record protection, some 45 KiB) is freed, so an established connection
+ * costs a relay only ngtcp2's and our own memory. */
+static void
+release_tls (WzpTlsSession *s)
+{
+  SSL_set_ex_data (s->ssl, session_index, NULL);
+  g_clear_pointer (&s->ssl, SSL_free);
+  g_clear_pointer (&s->record, EVP_CIPHER_CTX_free);
+  OPENSSL_cleanse (s->record_iv, IV_LEN);
+}
+
+/* Runs the handshake on what OpenSSL has buffered. Returns an ngtcp2 error
+ * code on failure. */
 static int
 drive (WzpTlsSession *s)
 {
   int rv;
 
-  if (s->handshake_done) {
-    guint8 buf[64];
-    /* post-handshake messages such as NewSessionTicket; no app data here */
-    rv = SSL_read (s->ssl, buf, sizeof buf);
-    if (rv <= 0) {
-      int err = SSL_get_error (s->ssl, rv);
-      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
-        ERR_clear_error ();
-    }
-    return s->failed ? NGTCP2_ERR_CRYPTO : 0;
-  }
   rv = SSL_do_handshake (s->ssl);
   if (rv <= 0) {
     int err = SSL_get_error (s->ssl, rv);
@@ -1080,6 +1103,7 @@ drive (WzpTlsSession *s)
   if (s->failed)
     return NGTCP2_ERR_CRYPTO;
   ngtcp2_conn_tls_handshake_completed (s->conn);
+  release_tls (s);
   return 0;
 }
 
@@ -1173,7 +1197,13 @@ recv_crypto_data_cb (ngtcp2_conn *conn, ngtcp2_encryption_level level, uint64_t 
 {
   WzpTlsSession *s = ngtcp2_conn_get_tls_native_handle (conn);
 
-  if (s == NULL || !provide_data (s, level, data, datalen))
+  if (s == NULL)
+    return NGTCP2_ERR_CRYPTO;
+  /* after the handshake, CRYPTO data can only be post-handshake messages
+   * (a server's NewSessionTicket): we keep no tickets, so it is dropped */
+  if (s->handshake_done)
+    return 0;
+  if (!provide_data (s, level, data, datalen))
     return NGTCP2_ERR_CRYPTO;
   return drive (s);
 }
@@ -1187,6 +1217,8 @@ encrypt_cb (uint8_t *dest, const ngtcp2_crypto_aead *aead, const ngtcp2_crypto_a
   EVP_CIPHER_CTX *ctx = a->evp;
   int len = 0, fin = 0;
 
+  if (G_UNLIKELY (a->deferred))
+    aead_expand (a);
   if (a->gcm)
     return crypto_aead_aes256gcm_encrypt_detached_afternm (dest, dest + plaintextlen, NULL,
                                                            plaintext, plaintextlen, aad, aadlen,
@@ -1214,6 +1246,8 @@ decrypt_cb (uint8_t *dest, const ngtcp2_crypto_aead *aead, const ngtcp2_crypto_a
   if (ciphertextlen < TAG_LEN)
     return NGTCP2_ERR_DECRYPT;
   n = ciphertextlen - TAG_LEN;
+  if (G_UNLIKELY (a->deferred))
+    aead_expand (a);
   if (a->gcm)
     return crypto_aead_aes256gcm_decrypt_detached_afternm (dest, NULL, ciphertext, n,
                                                            ciphertext + n, aad, aadlen, nonce,
@@ -1358,7 +1392,7 @@ wzp_tls_setup_client_conn (ngtcp2_conn *conn)
     return FALSE;
   aead.native_handle = suites[SUITE_AES128].aead;
   aead.max_overhead = TAG_LEN;
-  actx.native_handle = aead_new (suites[SUITE_AES128].aead, retry_key_v1, TRUE);
+  actx.native_handle = aead_new (suites[SUITE_AES128].aead, retry_key_v1, TRUE, FALSE);
   if (actx.native_handle == NULL)
     return FALSE;
   ngtcp2_conn_set_retry_aead (conn, &aead, &actx);

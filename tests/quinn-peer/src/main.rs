@@ -70,6 +70,12 @@ async fn exchange(
         return Err(format!("expected {theirs}, got {got}"));
     }
 
+    // A key update (RFC 9001 §6) before the datagrams go both ways, once the
+    // peer has had more than a probe timeout since the handshake to derive
+    // its next keys: each side then reads the other in the new key phase.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    conn.force_key_update();
+
     for i in 0..DATAGRAMS {
         let mut d = vec![0u8; 100];
         d[..8].copy_from_slice(&(i as u64).to_le_bytes());
