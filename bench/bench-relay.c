@@ -3,9 +3,11 @@
  * runs on CPU 0, this load generator on CPU 1. For N = 50, 100, 200, ... until
  * loss passes 0.1 % (or N = 1600): forwarded datagrams/s, loss, forwarding
  * latency p50/p99, relay CPU % and relay CPU µs per forwarded datagram. First,
- * on the fresh relay, its RSS per idle connection over 1,000 connections. Ends with a
+ * on the fresh relay, its memory per idle connection over 1,000 connections.
+ * Ends with a
  * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] [FIRST-N]; MAX-N 0
- * measures memory only. WZP_BENCH_RELAY_WRAPPER, if set, is a command line the
+ * measures memory only (RSS and heap growth per idle connection, see
+ * idle_memory()). WZP_BENCH_RELAY_WRAPPER, if set, is a command line the
  * relay runs under (valgrind's massif, say). */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -183,27 +185,34 @@ close_legs (GPtrArray *legs)
   iterate_for (200);
 }
 
-/* The relay's RSS growth per idle connection, in KiB, over 1,000 idle
- * `_signal` connections (handshake done, nothing registered). Measured on the
- * fresh relay, before any load: a heap that earlier steps grew would take the
- * connections into memory it already holds and understate their cost. Ten
- * connections opened and closed first keep one-time set-up out of it. */
-static double
-idle_rss_kib (WzpEndpoint *ep, GSocketAddress *relay, WzpIdentity *id, GPid pid)
+/* The relay's memory per idle connection, over 1,000 idle `_signal`
+ * connections (handshake done, nothing registered): RSS growth and heap
+ * growth (allocated bytes, from its /metrics), in KiB. RSS alone misleads
+ * both ways: on a fresh heap, pages of a buffer that was allocated but never
+ * written are not resident yet; on a heap that earlier load grew, new
+ * connections take memory that already is. So this runs on the fresh relay,
+ * before any load, after ten connections opened and closed to keep one-time
+ * set-up out of it, and reports both. */
+static void
+idle_memory (WzpEndpoint *ep, GSocketAddress *relay, WzpIdentity *id, GPid pid,
+             const gchar *metrics, double *rss_kib, double *heap_kib)
 {
-  guint64 rss0, rss1;
+  guint64 rss0, rss1, heap0, heap1;
   GPtrArray *idle;
 
   close_legs (open_legs (ep, relay, id, 10, FALSE, 0));
   iterate_for (500);
   rss0 = proc_rss_kib (pid);
+  heap0 = metric_value (metrics, "wzp_relay_heap_bytes");
   idle = open_legs (ep, relay, id, 1000, FALSE, 0);
   iterate_for (1000);
   rss1 = proc_rss_kib (pid);
+  heap1 = metric_value (metrics, "wzp_relay_heap_bytes");
   close_legs (idle);
-  g_print ("RSS per idle connection: %.1f KiB (%" G_GUINT64_FORMAT " KiB for 1000)\n",
-           (rss1 - rss0) / 1000.0, rss1 - rss0);
-  return (rss1 - rss0) / 1000.0;
+  *rss_kib = (rss1 - rss0) / 1000.0;
+  *heap_kib = heap0 && heap1 > heap0 ? (heap1 - heap0) / 1024.0 / 1000.0 : 0;
+  g_print ("RSS per idle connection: %.1f KiB (%" G_GUINT64_FORMAT " KiB for 1000); "
+           "heap per idle connection: %.1f KiB\n", *rss_kib, rss1 - rss0, *heap_kib);
 }
 
 int
@@ -226,7 +235,7 @@ main (int argc, char **argv)
   GPid pid;
   long hz = sysconf (_SC_CLK_TCK);
   guint room_base = 0;
-  double best_us = 0, idle_kib;
+  double best_us = 0, idle_kib, heap_kib;
 
   bench_pin_cpu (1);
   latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
@@ -267,7 +276,7 @@ main (int argc, char **argv)
   ep = wzp_endpoint_new (any, NULL, &es, NULL);
   g_timeout_add (1, tick_iterate, NULL);
 
-  idle_kib = idle_rss_kib (ep, relay_addr, id, pid);
+  idle_memory (ep, relay_addr, id, pid, metrics, &idle_kib, &heap_kib);
   g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
            "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out");
   for (guint n = min_n; n <= max_n; n *= 2) {
@@ -341,7 +350,8 @@ main (int argc, char **argv)
   }
 
   g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,"
-                          "\"rss_kib_per_idle_connection\":%.1f}", best_us, idle_kib);
+                          "\"rss_kib_per_idle_connection\":%.1f,\"heap_kib_per_idle_connection\":%.1f}",
+                          best_us, idle_kib, heap_kib);
   g_print ("%s\n", json->str);
   g_subprocess_send_signal (relay, SIGTERM);
   g_subprocess_wait (relay, NULL, NULL);

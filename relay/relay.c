@@ -8,6 +8,9 @@
 #include "wzp-wire.h"
 
 #include <string.h>
+#ifdef HAVE_MALLINFO2
+#include <malloc.h>
+#endif
 
 #include "relay-private.h"
 
@@ -1217,6 +1220,16 @@ wzp_relay_metrics_text (WzpRelay *r)
   metric (s, "wzp_relay_udp_packets_received_total", "counter", "UDP datagrams received.",
           es.packets_received);
   metric (s, "wzp_relay_udp_packets_sent_total", "counter", "UDP datagrams sent.", es.packets_sent);
+#ifdef HAVE_MALLINFO2
+  {
+    /* allocated bytes, whether or not their pages are resident yet: RSS
+     * alone counts a fresh heap's untouched buffers late and a reused
+     * heap's early */
+    struct mallinfo2 mi = mallinfo2 ();
+    metric (s, "wzp_relay_heap_bytes", "gauge", "Bytes allocated from the C heap (glibc mallinfo2).",
+            (guint64) (mi.uordblks + mi.hblkhd));
+  }
+#endif
   return g_string_free (s, FALSE);
 }
 
