@@ -8,7 +8,9 @@
 #include "wzp-wire.h"
 
 #include <string.h>
-#ifdef HAVE_MALLINFO2
+/* glibc's heap statistics; a sanitizer's allocator has none to give */
+#if defined(HAVE_MALLINFO2) && !defined(__SANITIZE_ADDRESS__)
+#define HEAP_GAUGE 1
 #include <malloc.h>
 #endif
 
@@ -1220,7 +1222,7 @@ wzp_relay_metrics_text (WzpRelay *r)
   metric (s, "wzp_relay_udp_packets_received_total", "counter", "UDP datagrams received.",
           es.packets_received);
   metric (s, "wzp_relay_udp_packets_sent_total", "counter", "UDP datagrams sent.", es.packets_sent);
-#ifdef HAVE_MALLINFO2
+#ifdef HEAP_GAUGE
   {
     /* allocated bytes, whether or not their pages are resident yet: RSS
      * alone counts a fresh heap's untouched buffers late and a reused
