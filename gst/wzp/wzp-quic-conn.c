@@ -29,18 +29,38 @@ stream_free (Stream *s)
   g_free (s);
 }
 
+/* The stream and ready tables exist only while they hold something: an idle
+ * connection (most of a relay's) keeps neither. */
+static void
+stream_table_insert (WzpConnection *c, Stream *s)
+{
+  gint64 *key = g_new (gint64, 1);
+
+  if (c->streams == NULL)
+    c->streams = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                        (GDestroyNotify) stream_free);
+  *key = s->id;
+  g_hash_table_insert (c->streams, key, s);
+}
+
+GHashTable *
+conn_ready_table (WzpConnection *c)
+{
+  if (c->ready == NULL)
+    c->ready = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  return c->ready;
+}
+
 static Stream *
 stream_get (WzpConnection *c, gint64 id, gboolean create)
 {
-  Stream *s = g_hash_table_lookup (c->streams, &id);
+  Stream *s = c->streams ? g_hash_table_lookup (c->streams, &id) : NULL;
 
   if (s == NULL && create) {
-    gint64 *key = g_new (gint64, 1);
     s = g_new0 (Stream, 1);
     s->id = id;
     s->opened_us = g_get_monotonic_time ();
-    *key = id;
-    g_hash_table_insert (c->streams, key, s);
+    stream_table_insert (c, s);
   }
   return s;
 }
@@ -96,7 +116,7 @@ stream_finish_rx (WzpConnection *c, Stream *s, WzpSignal *msg)
   if (!s->uni) {
     key = g_new (gint64, 1);
     *key = s->id;
-    g_hash_table_replace (c->ready, key, msg ? (gpointer) msg : STREAM_FAILED);
+    g_hash_table_replace (conn_ready_table (c), key, msg ? (gpointer) msg : STREAM_FAILED);
     c->ready_changed = TRUE;
   }
 }
@@ -234,6 +254,8 @@ stream_close_cb (ngtcp2_conn *conn, uint32_t flags, int64_t stream_id, uint64_t 
     if (s->queued)
       g_queue_remove (&c->out_streams, s);
     g_hash_table_remove (c->streams, &stream_id);
+    if (g_hash_table_size (c->streams) == 0)
+      g_clear_pointer (&c->streams, g_hash_table_destroy);
   }
   if (!ngtcp2_conn_is_local_stream (conn, stream_id)) {
     if (stream_id & 0x2)
@@ -363,9 +385,6 @@ fill_callbacks (ngtcp2_callbacks *cb, gboolean server)
 static void
 wzp_connection_init (WzpConnection *c)
 {
-  c->streams = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
-                                      (GDestroyNotify) stream_free);
-  c->ready = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   c->cids = g_array_new (FALSE, FALSE, sizeof (CidKey));
   c->remote_str = g_strdup ("unknown");
   c->heap_pos = NO_HEAP_POS;
@@ -436,7 +455,7 @@ conn_release (WzpConnection *c)
   /* streams waiting for credit are in no table yet */
   g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
   g_queue_clear (&c->out_streams);
-  g_hash_table_remove_all (c->streams);
+  g_clear_pointer (&c->streams, g_hash_table_destroy);
   clear_out_dgrams (c);
 }
 
@@ -448,9 +467,10 @@ wzp_connection_finalize (GObject *object)
   conn_release (c);
   g_queue_clear_full (&c->in_dgrams, (GDestroyNotify) g_bytes_unref);
   clear_events (c);
-  g_hash_table_foreach (c->ready, free_ready, NULL);
-  g_hash_table_destroy (c->ready);
-  g_hash_table_destroy (c->streams);
+  if (c->ready)
+    g_hash_table_foreach (c->ready, free_ready, NULL);
+  g_clear_pointer (&c->ready, g_hash_table_destroy);
+  g_clear_pointer (&c->streams, g_hash_table_destroy);
   g_array_free (c->cids, TRUE);
   if (c->dgram_destroy)
     c->dgram_destroy (c->dgram_data);
@@ -574,15 +594,12 @@ conn_open_pending (WzpConnection *c)
     int64_t id;
     int rv = s->uni ? ngtcp2_conn_open_uni_stream (c->conn, &id, NULL) :
         ngtcp2_conn_open_bidi_stream (c->conn, &id, NULL);
-    gint64 *key;
 
     if (rv != 0)
       break;                    /* no stream credit yet */
     g_queue_pop_head (&c->pending_open);
     s->id = id;
-    key = g_new (gint64, 1);
-    *key = id;
-    g_hash_table_insert (c->streams, key, s);
+    stream_table_insert (c, s);
     stream_queue_send (c, s);
   }
 }
@@ -757,7 +774,9 @@ collect_ready (WzpConnection *c)
     c->next_remote_bidi += 4;
     c->head_wait_since = 0;
   }
-  if (g_hash_table_size (c->ready) > 0 && c->head_wait_since == 0)
+  if (g_hash_table_size (c->ready) == 0)
+    g_clear_pointer (&c->ready, g_hash_table_destroy);
+  else if (c->head_wait_since == 0)
     c->head_wait_since = g_get_monotonic_time ();
 }
 

@@ -136,14 +136,14 @@ struct _WzpConnection {
   gboolean force_write;         /* the next conn_write() may not hold back */
   gboolean signalling;          /* its SNI carries no media: never holds (docs/quic.md) */
   gint64 held_since;            /* monotonic µs since frames wait for a packet out, or 0 */
-  GHashTable *streams;          /* gint64* id -> Stream* */
+  GHashTable *streams;          /* gint64* id -> Stream*; NULL while empty */
   GQueue pending_open;          /* Stream* waiting for stream credit */
   GQueue out_streams;           /* Stream* with data or FIN to send */
   GQueue out_dgrams;            /* OutDgram* (links inside) */
   GQueue in_dgrams;             /* GBytes* when no handler */
   GQueue events;                /* Event* (links inside) */
   gboolean dirty;               /* in the endpoint's dirty_list */
-  GHashTable *ready;            /* stream id -> WzpSignal* or STREAM_FAILED */
+  GHashTable *ready;            /* stream id -> WzpSignal* or STREAM_FAILED; NULL while empty */
   gboolean ready_changed;       /* an entry was added since collect_ready() */
   gsize max_dgram;              /* wzp_connection_get_max_datagram_size(), cached; 0 unknown */
   gint64 next_remote_bidi;
@@ -177,6 +177,8 @@ G_GNUC_INTERNAL void register_cid (WzpConnection *c, const guint8 *data, gsize l
 G_GNUC_INTERNAL void conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen,
                                 const guint8 *data, gsize len);
 G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
+/* stream id -> finished message; created when first needed, freed when empty */
+G_GNUC_INTERNAL GHashTable * conn_ready_table (WzpConnection *c);
 G_GNUC_INTERNAL void conn_kick (WzpConnection *c);
 G_GNUC_INTERNAL void stream_reject (WzpConnection *c, Stream *s, const gchar *why);
 /* Emits the endpoint's "incoming" for an accepted connection. */

@@ -658,19 +658,21 @@ on_tick (gpointer data)
 
     if (c->conn == NULL)
       continue;
-    g_hash_table_iter_init (&it, c->streams);
-    while (g_hash_table_iter_next (&it, NULL, &v)) {
-      Stream *s = v;
-      if (!s->rx_done && !ngtcp2_conn_is_local_stream (c->conn, s->id) && s->id >= 0 &&
-          now - s->opened_us > limit) {
-        stream_reject (c, s, "message not finished in time");
-        endpoint_mark_dirty (ep, c);
+    if (c->streams) {
+      g_hash_table_iter_init (&it, c->streams);
+      while (g_hash_table_iter_next (&it, NULL, &v)) {
+        Stream *s = v;
+        if (!s->rx_done && !ngtcp2_conn_is_local_stream (c->conn, s->id) && s->id >= 0 &&
+            now - s->opened_us > limit) {
+          stream_reject (c, s, "message not finished in time");
+          endpoint_mark_dirty (ep, c);
+        }
       }
     }
     if (c->head_wait_since && now - c->head_wait_since > limit) {
       gint64 *key = g_new (gint64, 1);
       *key = c->next_remote_bidi;
-      g_hash_table_insert (c->ready, key, STREAM_FAILED);
+      g_hash_table_insert (conn_ready_table (c), key, STREAM_FAILED);
       c->ready_changed = TRUE;
       c->head_wait_since = 0;
       endpoint_mark_dirty (ep, c);

@@ -24,6 +24,7 @@
 G_DEFINE_QUARK (wzp-tls-error-quark, wzp_tls_error)
 
 #define TP_EXTENSION 0x39
+#define TP_MAX 512              /* our encoded transport parameters */
 #define TAG_LEN 16
 #define IV_LEN 12
 #define MAX_SECRET 64
@@ -427,7 +428,6 @@ struct _WzpTlsSession {
   gboolean got_transport_params;
   gboolean handshake_done;
   gboolean failed;
-  guint8 tp[512];
   gchar *sni;
   gchar *peer_fp;
   gchar *error;
@@ -569,18 +569,29 @@ tp_add_cb (SSL *ssl, unsigned int ext_type, unsigned int context, const unsigned
            size_t *outlen, X509 *x, size_t chainidx, int *al, void *add_arg)
 {
   WzpTlsSession *s = session_of_ssl (ssl);
+  guint8 *tp;
   ngtcp2_ssize n;
 
   if (s == NULL)
     return 0;
-  n = ngtcp2_conn_encode_local_transport_params (s->conn, s->tp, sizeof s->tp);
+  /* held only until OpenSSL has copied it into the handshake message */
+  tp = g_malloc (TP_MAX);
+  n = ngtcp2_conn_encode_local_transport_params (s->conn, tp, TP_MAX);
   if (n < 0) {
+    g_free (tp);
     *al = SSL_AD_INTERNAL_ERROR;
     return -1;
   }
-  *out = s->tp;
+  *out = tp;
   *outlen = (size_t) n;
   return 1;
+}
+
+static void
+tp_free_cb (SSL *ssl, unsigned int ext_type, unsigned int context, const unsigned char *out,
+            void *add_arg)
+{
+  g_free ((gpointer) out);
 }
 
 static int
@@ -730,7 +741,7 @@ ssl_ctx_new (gboolean server, GError **error)
   SSL_CTX_set_keylog_callback (ctx, keylog_cb);
   if (SSL_CTX_add_custom_ext (ctx, TP_EXTENSION,
                               SSL_EXT_CLIENT_HELLO | SSL_EXT_TLS1_3_ENCRYPTED_EXTENSIONS,
-                              tp_add_cb, NULL, NULL, tp_parse_cb, NULL) != 1) {
+                              tp_add_cb, tp_free_cb, NULL, tp_parse_cb, NULL) != 1) {
     SSL_CTX_free (ctx);
     g_set_error_literal (error, WZP_TLS_ERROR, WZP_TLS_ERROR_FAILED,
                          "cannot register the QUIC transport parameters extension");
