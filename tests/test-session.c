@@ -182,8 +182,57 @@ exchange (Party *a, Party *b, guint n, guint *got_a, guint *got_b, WzpMediaPath 
   }
 }
 
+static gboolean
+has_step (Party *p, const gchar *step, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  for (;;) {
+    gboolean yes;
+    g_mutex_lock (&p->lock);
+    yes = g_ptr_array_find_with_equal_func (p->steps, step, g_str_equal, NULL);
+    g_mutex_unlock (&p->lock);
+    if (yes)
+      return TRUE;
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (1000);
+  }
+}
+
+/* A free UDP port on 127.0.0.1 (free when asked; the tests' own ports are
+ * the only others in use). */
+static guint16
+free_port (void)
+{
+  g_autoptr (GSocket) sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                           G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr (GSocketAddress) got = NULL;
+
+  g_assert_true (g_socket_bind (sock, any, FALSE, NULL));
+  got = g_socket_get_local_address (sock, NULL);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (got));
+}
+
+/* The Acceptor is the side whose reflexive address sorts first (protocol
+ * §6.3); on loopback that is decided by the ports. */
 static void
-call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
+make_acceptor_late (Party *acceptor, Party *dialer, guint late_ms)
+{
+  guint16 p1 = free_port (), p2 = free_port ();
+  g_autofree gchar *a1 = g_strdup_printf ("127.0.0.1:%u", p1);
+  g_autofree gchar *a2 = g_strdup_printf ("127.0.0.1:%u", p2);
+  gboolean first = strcmp (a1, a2) < 0;
+
+  g_object_set (acceptor->s, "local-port", first ? p1 : p2, "test-setup-delay-ms", late_ms, NULL);
+  g_object_set (dialer->s, "local-port", first ? p2 : p1, NULL);
+}
+
+typedef enum { ON_TIME, CALLEE_LATE, CALLER_LATE } Lateness;
+
+static void
+call_with (gboolean direct, gboolean b_reports, WzpMediaPath expect, Lateness late)
 {
   Relay *r = relay_start (relay_path, NULL);
   g_autofree gchar *fp_b = fingerprint_of (0x11);
@@ -195,6 +244,12 @@ call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
   WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
   WzpSessionStats st;
 
+  /* the Acceptor hears the relay's CallSetup 300 ms after the Dialer, which
+   * has dialled it by then (relays far away, peers near each other) */
+  if (late == CALLEE_LATE)
+    make_acceptor_late (b, a, 300);
+  else if (late == CALLER_LATE)
+    make_acceptor_late (a, b, 300);
   g_assert_true (wzp_session_start (b->s, NULL));
   g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
   g_assert_true (wzp_session_start (a->s, NULL));
@@ -204,6 +259,13 @@ call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
   g_assert_true (wait_negotiated (b, 5000));
   if (b_reports)
     g_assert_cmpint (a->use_direct, ==, b->use_direct);     /* never split */
+  if (late != ON_TIME) {
+    Party *acceptor = late == CALLEE_LATE ? b : a;
+    /* the dial that came first was kept, not refused and waited for */
+    g_assert_true (has_step (acceptor, "connect:early_dial", 0));
+    g_assert_true (has_step (a, "connect:dual_path_race_done", 0));
+    g_assert_true (has_step (b, "connect:dual_path_race_done", 0));
+  }
   g_usleep (100000);
   quality_seen = 0;
   exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
@@ -245,13 +307,21 @@ call_and_check (gboolean direct, gboolean b_reports, WzpMediaPath expect)
 static void
 test_relay_only (void)
 {
-  call_and_check (FALSE, TRUE, WZP_MEDIA_PATH_RELAY);
+  call_with (FALSE, TRUE, WZP_MEDIA_PATH_RELAY, ON_TIME);
 }
 
 static void
 test_direct (void)
 {
-  call_and_check (TRUE, TRUE, WZP_MEDIA_PATH_DIRECT);
+  call_with (TRUE, TRUE, WZP_MEDIA_PATH_DIRECT, ON_TIME);
+}
+
+/* The peer's dial arrives before our own CallSetup: kept until it comes. */
+static void
+test_setup_after_dial (void)
+{
+  call_with (TRUE, TRUE, WZP_MEDIA_PATH_DIRECT, CALLEE_LATE);
+  call_with (TRUE, TRUE, WZP_MEDIA_PATH_DIRECT, CALLER_LATE);
 }
 
 /* B never reports (as peers before MediaPathReport): A times out and says
@@ -261,7 +331,7 @@ test_direct (void)
 static void
 test_peer_without_report (void)
 {
-  call_and_check (TRUE, FALSE, WZP_MEDIA_PATH_DIRECT);
+  call_with (TRUE, FALSE, WZP_MEDIA_PATH_DIRECT, ON_TIME);
 }
 
 static void
@@ -441,24 +511,6 @@ test_relay_killed (void)
   relay_free (r);
 }
 
-
-static gboolean
-has_step (Party *p, const gchar *step, guint ms)
-{
-  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
-
-  for (;;) {
-    gboolean yes;
-    g_mutex_lock (&p->lock);
-    yes = g_ptr_array_find_with_equal_func (p->steps, step, g_str_equal, NULL);
-    g_mutex_unlock (&p->lock);
-    if (yes)
-      return TRUE;
-    if (g_get_monotonic_time () > end)
-      return FALSE;
-    g_usleep (1000);
-  }
-}
 
 /* A call on the direct path outlives its relay: the relay's shutdown does
  * not hang it up (both reported direct_ok), media keeps flowing, both
@@ -1154,6 +1206,7 @@ main (int argc, char **argv)
   g_test_add_func ("/session/relay-only", test_relay_only);
   g_test_add_func ("/session/direct", test_direct);
   g_test_add_func ("/session/peer-without-report", test_peer_without_report);
+  g_test_add_func ("/session/setup-after-dial", test_setup_after_dial);
   g_test_add_func ("/session/direct-blocked", test_direct_blocked);
   g_test_add_func ("/session/switch-without-loss", test_switch_without_loss);
   g_test_add_func ("/session/reject-and-unreachable", test_reject_and_unreachable);

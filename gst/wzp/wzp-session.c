@@ -20,6 +20,7 @@ G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
 #define REREGISTER_FIRST_MS 1000
 #define REREGISTER_MAX_MS 30000
 #define MAX_LOCAL_CANDIDATES 8
+#define MAX_EARLY_DIALS 2
 
 static WzpMediaFrame interrupt_marker;
 
@@ -36,6 +37,7 @@ struct _WzpSession {
   gboolean test_block_direct;
   guint test_report_delay_ms;
   guint test_relay_delay_ms;
+  guint test_setup_delay_ms;
   GSocketAddress *delayed_relay;  /* where the delayed relay dial goes */
 
   /* shared with other threads, under lock */
@@ -66,6 +68,7 @@ struct _WzpSession {
   gboolean relay_admitted;
   WzpConnection *direct_conn;
   GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
+  GPtrArray *early_dials;     /* WzpConnection*: the peer's dials that came before our CallSetup */
   gboolean race_running, direct_done, direct_ok, report_sent, have_peer_report, peer_direct_ok;
   gboolean decided;
   gboolean heard_direct;      /* the peer's media has arrived on the direct path */
@@ -92,7 +95,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_MEDIA_TIMEOUT_MS, PROP_STATS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TEST_RELAY_DELAY_MS, PROP_TOKEN, N_PROPS
+  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TEST_RELAY_DELAY_MS, PROP_TEST_SETUP_DELAY_MS, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -774,12 +777,46 @@ static void
 on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s)
 {
   g_autofree gchar *want = s->room_name ? g_strconcat ("call-", s->room_name, NULL) : NULL;
+  const gchar *sni = wzp_connection_get_sni (c);
 
-  if (!s->race_running || g_strcmp0 (wzp_connection_get_sni (c), want) != 0) {
+  /* The relay sends CallSetup to both sides at once, but they may hear it
+   * far apart (different links, federated relays, a busy host) while the
+   * two are close to each other: the peer's dial can come before our own
+   * CallSetup. Keep it (one per call, named after this call) until then. */
+  if (!s->race_running && s->call_id && sni && g_str_has_suffix (sni, s->call_id) &&
+      wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED &&
+      (s->early_dials == NULL || s->early_dials->len < MAX_EARLY_DIALS)) {
+    if (s->early_dials == NULL)
+      s->early_dials = g_ptr_array_new_with_free_func (g_object_unref);
+    g_ptr_array_add (s->early_dials, g_object_ref (c));
+    call_event (s, "connect:early_dial", "address",
+                g_variant_new_string (wzp_connection_get_remote_address (c)), NULL);
+    return;
+  }
+  if (!s->race_running || g_strcmp0 (sni, want) != 0) {
     wzp_connection_close (c, 0, "unexpected");
     return;
   }
   adopt_direct (s, c);
+}
+
+/* The race has started (or the call ended): the dials kept from before it
+ * are taken as if they came now, or closed when @take is FALSE. */
+static void
+take_early_dials (WzpSession *s, gboolean take)
+{
+  g_autoptr (GPtrArray) early = g_steal_pointer (&s->early_dials);
+
+  for (guint i = 0; early && i < early->len; i++) {
+    WzpConnection *c = g_ptr_array_index (early, i);
+
+    if (wzp_connection_get_state (c) == WZP_CONNECTION_CLOSED)
+      continue;
+    if (take)
+      on_incoming (s->ep, c, s);
+    else
+      wzp_connection_close (c, 0, "hangup");
+  }
 }
 
 static void
@@ -795,6 +832,7 @@ start_race (WzpSession *s, const WzpCallSetup *setup)
       (role = strcmp (s->own_reflexive, setup->peer_direct_addr)) == 0) {
     call_event (s, "connect:dual_path_skipped", NULL);
     direct_done (s, FALSE);
+    take_early_dials (s, FALSE);
     return;
   }
   s->direct_timer = session_timeout (s, s->direct_timeout_ms, on_direct_timeout, s, NULL);
@@ -805,9 +843,11 @@ start_race (WzpSession *s, const WzpCallSetup *setup)
   if (role < 0) {
     call_event (s, "connect:role", "role", g_variant_new_string ("Acceptor"), NULL);
     start_punching (s, candidates);
+    take_early_dials (s, TRUE);
     return;                     /* on_incoming() takes the peer's dial */
   }
   call_event (s, "connect:role", "role", g_variant_new_string ("Dialer"), NULL);
+  take_early_dials (s, FALSE);  /* the peer is the Acceptor: not its dial */
   s->dials = g_ptr_array_new_with_free_func (g_object_unref);
   for (guint i = 0; i < candidates->len; i++) {
     g_autoptr (GSocketAddress) a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
@@ -865,6 +905,32 @@ on_call_setup (WzpSession *s, const WzpCallSetup *setup)
   } else
     dial_relay (s, relay ? relay : s->relay_addr, setup->room);
   start_race (s, setup);
+}
+
+/* test-setup-delay-ms: a CallSetup that reaches us late */
+typedef struct {
+  WzpSession *s;
+  WzpSignal *msg;
+} DelayedSetup;
+
+static void
+delayed_setup_free (gpointer data)
+{
+  DelayedSetup *d = data;
+
+  g_object_unref (d->s);
+  wzp_signal_free (d->msg);
+  g_free (d);
+}
+
+static gboolean
+call_setup_late (gpointer data)
+{
+  DelayedSetup *d = data;
+
+  if (wzp_session_get_state (d->s) != WZP_SESSION_STATE_ENDED)
+    on_call_setup (d->s, &d->msg->call_setup);
+  return G_SOURCE_REMOVE;
 }
 
 /* ---- signalling ---------------------------------------------------------- */
@@ -1007,7 +1073,14 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
       call_event (s, "call:ringing", NULL);
       break;
     case WZP_SIGNAL_CALL_SETUP:
-      on_call_setup (s, &msg->call_setup);
+      if (s->test_setup_delay_ms) {
+        DelayedSetup *d = g_new (DelayedSetup, 1);
+        d->s = g_object_ref (s);
+        d->msg = wzp_signal_copy (msg);
+        g_source_unref (session_timeout (s, s->test_setup_delay_ms, call_setup_late, d,
+                                         delayed_setup_free));
+      } else
+        on_call_setup (s, &msg->call_setup);
       break;
     case WZP_SIGNAL_MEDIA_PATH_REPORT:
       /* only the report for this call counts (upstream takes any, §9 #13) */
@@ -1143,6 +1216,7 @@ end_call (WzpSession *s, GError *why)
   stop_punching (s);
   drop_conn (s, &s->relay_conn, "hangup");
   drop_conn (s, &s->direct_conn, "hangup");
+  take_early_dials (s, FALSE);
   if (s->dials) {
     for (guint i = 0; i < s->dials->len; i++) {
       WzpConnection *c = g_ptr_array_index (s->dials, i);
@@ -1537,6 +1611,7 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_TEST_BLOCK_DIRECT: s->test_block_direct = g_value_get_boolean (value); return;
     case PROP_TEST_REPORT_DELAY_MS: s->test_report_delay_ms = g_value_get_uint (value); return;
     case PROP_TEST_RELAY_DELAY_MS: s->test_relay_delay_ms = g_value_get_uint (value); return;
+    case PROP_TEST_SETUP_DELAY_MS: s->test_setup_delay_ms = g_value_get_uint (value); return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
       return;
@@ -1589,6 +1664,7 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_TEST_BLOCK_DIRECT: g_value_set_boolean (value, s->test_block_direct); break;
     case PROP_TEST_REPORT_DELAY_MS: g_value_set_uint (value, s->test_report_delay_ms); break;
     case PROP_TEST_RELAY_DELAY_MS: g_value_set_uint (value, s->test_relay_delay_ms); break;
+    case PROP_TEST_SETUP_DELAY_MS: g_value_set_uint (value, s->test_setup_delay_ms); break;
     case PROP_STATE: g_value_set_int (value, wzp_session_get_state (s)); break;
     case PROP_NEGOTIATED_PATH: g_value_set_int (value, wzp_session_get_negotiated_path (s)); break;
     default:
@@ -1644,6 +1720,8 @@ wzp_session_class_init (WzpSessionClass *klass)
       "Fault injection for tests: send our MediaPathReport this late", 0, 60000, 0, rw);
   props[PROP_TEST_RELAY_DELAY_MS] = g_param_spec_uint ("test-relay-delay-ms", "Test: relay delay",
       "Fault injection for tests: dial the relay's call room this late", 0, 60000, 0, rw);
+  props[PROP_TEST_SETUP_DELAY_MS] = g_param_spec_uint ("test-setup-delay-ms", "Test: setup delay",
+      "Fault injection for tests: act on the relay's CallSetup this late", 0, 60000, 0, rw);
   props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
       "Authentication token for relays that validate tokens (sent as AuthToken)", NULL, rw);
   g_object_class_install_properties (oc, N_PROPS, props);
