@@ -302,11 +302,12 @@ call_with (gboolean direct, gboolean b_reports, WzpMediaPath expect, Lateness la
   }
   g_assert_cmpint (path_a, ==, expect);
   g_assert_cmpint (path_b, ==, expect);
-  if (b_reports) {
-    g_assert_cmpint (wzp_session_get_negotiated_path (a->s), ==, expect);
-    g_assert_cmpint (wzp_session_get_negotiated_path (b->s), ==, expect);
-  }
+  /* the path in use: where the call converged (a side without the peer's
+   * report decided relay and then followed the peer's media to direct) */
+  g_assert_cmpint (wzp_session_get_negotiated_path (a->s), ==, expect);
+  g_assert_cmpint (wzp_session_get_negotiated_path (b->s), ==, expect);
   wzp_session_get_stats (a->s, &st);
+  g_assert_cmpint (st.path, ==, expect);
   g_assert_cmpuint (st.frames_sent, ==, 50);
   g_assert_cmpuint (st.frames_received, ==, 50);
   /* 50 frames: the 50th carries a QualityReport with the measured RTT */

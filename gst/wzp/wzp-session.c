@@ -292,6 +292,22 @@ flush_tx (gpointer data)
 
 static void end_call (WzpSession *s, GError *why);
 
+/* The path the call's media takes: the negotiated one, then wherever the
+ * call converges (following the peer to direct, or back to the relay when
+ * the direct connection closes). */
+static void
+set_path (WzpSession *s, WzpMediaPath path)
+{
+  gboolean changed;
+
+  g_mutex_lock (&s->lock);
+  changed = s->path != path;
+  s->path = s->stats.path = path;
+  g_mutex_unlock (&s->lock);
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (s), props[PROP_NEGOTIATED_PATH]);
+}
+
 static gboolean
 on_media_watch (gpointer data)
 {
@@ -327,6 +343,7 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
   if (s->decided && via == WZP_MEDIA_PATH_DIRECT && s->send_path != WZP_MEDIA_PATH_DIRECT) {
     call_event (s, "media:follow_peer", "path", g_variant_new_string ("direct"), NULL);
     s->send_path = WZP_MEDIA_PATH_DIRECT;
+    set_path (s, WZP_MEDIA_PATH_DIRECT);
   }
   f = g_new0 (WzpMediaFrame, 1);
   f->seq = pkt.header.seq;
@@ -722,6 +739,7 @@ decide (WzpSession *s)
   s->path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
   s->stats.path = s->path;
   g_mutex_unlock (&s->lock);
+  /* notified here even when unchanged: the decision itself is news */
   call_event (s, "connect:path_negotiated", "use_direct", g_variant_new_boolean (use_direct),
               "local_direct_ok", g_variant_new_boolean (s->direct_ok),
               "peer_direct_ok", g_variant_new_boolean (s->peer_direct_ok),
@@ -751,8 +769,10 @@ on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
                                       "the other side hung up"));
     return;
   }
-  if (s->send_path == WZP_MEDIA_PATH_DIRECT)
+  if (s->send_path == WZP_MEDIA_PATH_DIRECT) {
     s->send_path = s->relay_admitted ? WZP_MEDIA_PATH_RELAY : WZP_MEDIA_PATH_NONE;
+    set_path (s, s->send_path);
+  }
 }
 
 static void
@@ -1713,7 +1733,8 @@ wzp_session_class_init (WzpSessionClass *klass)
   props[PROP_STATE] = g_param_spec_int ("state", "State", "WzpSessionState", 0,
       WZP_SESSION_STATE_ENDED, 0, ro);
   props[PROP_NEGOTIATED_PATH] = g_param_spec_int ("negotiated-path", "Negotiated path",
-      "WzpMediaPath", 0, WZP_MEDIA_PATH_RELAY, 0, ro);
+      "WzpMediaPath the call uses: decided by the reports, then where the call converges", 0,
+      WZP_MEDIA_PATH_RELAY, 0, ro);
   props[PROP_TEST_BLOCK_DIRECT] = g_param_spec_boolean ("test-block-direct", "Test: block direct",
       "Fault injection for tests: drop every packet not to or from the relay", FALSE, rw);
   props[PROP_TEST_REPORT_DELAY_MS] = g_param_spec_uint ("test-report-delay-ms", "Test: report delay",

@@ -78,7 +78,10 @@ G_DECLARE_FINAL_TYPE (WzpSession, wzp_session, WZP, SESSION, GObject)
  *   report-timeout-ms wait for the peer's report (3000)
  *   direct-timeout-ms limit of the direct race (2000)
  *   local-port        UDP port of the shared socket (0 = any)
- *   state, negotiated-path (read-only)
+ *   state, negotiated-path (read-only; the path decided by the MediaPathReport
+ *                     rule, then the one the call converges to: direct when
+ *                     it follows the peer's media there, relay when the
+ *                     direct connection closes)
  */
 WzpSession *wzp_session_new (void);
 
