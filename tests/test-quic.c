@@ -491,6 +491,63 @@ test_key_update (void)
   server_free (srv);
 }
 
+static void iterate_ms (guint ms);
+
+/* Post-handshake TLS messages (RFC 9001 §4.1.3, §6): a server's
+ * NewSessionTicket is taken, in pieces cut anywhere; a KeyUpdate, or a
+ * NewSessionTicket from a client, ends the connection with CRYPTO_ERROR
+ * 0x10a (unexpected_message) and says why on both sides. */
+static void
+test_post_handshake_tls (void)
+{
+  static const guint8 ticket[] = { 4, 0, 0, 5, 1, 2, 3, 4, 5 }, empty_ticket[] = { 4, 0, 0, 0 };
+  static const guint8 key_update[] = { 24, 0, 0, 1, 0 };
+  static const gsize cuts[] = { 2, 6, sizeof ticket };
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+
+  for (guint round = 0; round < 3; round++) {
+    Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+    Side *s, *from, *to;
+
+    g_assert_true (wait_server_sides (srv, round + 1, 5000));
+    s = g_ptr_array_index (srv->sides, round);
+    if (round == 0) {
+      /* tickets from the server, the first in three pieces */
+      for (guint i = 0, at = 0; i < G_N_ELEMENTS (cuts); at = (guint) cuts[i++]) {
+        g_assert_true (wzp_connection_test_send_tls (s->conn, ticket + at, cuts[i] - at));
+        iterate_ms (20);
+      }
+      g_assert_true (wzp_connection_test_send_tls (s->conn, empty_ticket, sizeof empty_ticket));
+      for (guint i = 0; i < 20; i++) {
+        send_seq_datagram (c->conn, i, 100);
+        send_seq_datagram (s->conn, i, 100);
+      }
+      wait_for (c, 0, 20, 0, 5000);
+      wait_for (s, 0, 20, 0, 5000);
+      g_assert_false (c->closed);
+      g_assert_false (s->closed);
+      side_free (c);
+      continue;
+    }
+    /* round 1: a client's "ticket"; round 2: the server's KeyUpdate */
+    from = round == 1 ? c : s;
+    to = round == 1 ? s : c;
+    g_assert_true (round == 1 ? wzp_connection_test_send_tls (c->conn, ticket, sizeof ticket)
+                              : wzp_connection_test_send_tls (s->conn, key_update, sizeof key_update));
+    g_assert_true (run_until (side_closed, to, 5000));
+    g_assert_true (run_until (side_closed, from, 5000));
+    g_assert_error (to->close_error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PROTOCOL);
+    g_assert_nonnull (strstr (to->close_error->message,
+                              round == 1 ? "TLS message type 4" : "TLS KeyUpdate"));
+    g_assert_error (from->close_error, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED);
+    g_assert_nonnull (strstr (from->close_error->message, "transport error 0x10a"));
+    g_test_message ("%s", to->close_error->message);
+    side_free (c);
+  }
+  server_free (srv);
+}
+
 /* Runs the default context for @ms of real time. */
 static void
 iterate_ms (guint ms)
@@ -1048,6 +1105,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/no-sni-and-pins", test_no_sni_and_pins);
   g_test_add_func ("/quic/many-datagrams", test_many_datagrams);
   g_test_add_func ("/quic/key-update", test_key_update);
+  g_test_add_func ("/quic/post-handshake-tls", test_post_handshake_tls);
   g_test_add_func ("/quic/send-queue-bound", test_send_queue_bound);
   g_test_add_func ("/quic/ack-hold", test_ack_hold);
   g_test_add_func ("/quic/many-signals", test_many_signals);

@@ -924,9 +924,13 @@ conn_fail_read (WzpConnection *c, int rv)
     case NGTCP2_ERR_CRYPTO: {
       const gchar *why = c->tls ? wzp_tls_session_get_error (c->tls) : NULL;
       ngtcp2_ccerr_set_tls_alert (&ccerr, ngtcp2_conn_get_tls_alert (c->conn), NULL, 0);
-      conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE,
-                       "the TLS handshake with %s failed: %s", c->remote_str,
-                       why ? why : "unknown reason"));
+      if (ngtcp2_conn_get_handshake_completed (c->conn))
+        conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PROTOCOL,
+                         "TLS error from %s: %s", c->remote_str, why ? why : "unknown reason"));
+      else
+        conn_close_with (c, &ccerr, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE,
+                         "the TLS handshake with %s failed: %s", c->remote_str,
+                         why ? why : "unknown reason"));
       return;
     }
     default:
@@ -1138,6 +1142,16 @@ wzp_connection_update_keys (WzpConnection *c, GError **error)
                  ngtcp2_strerror (rv));
     return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+wzp_connection_test_send_tls (WzpConnection *c, const guint8 *data, gsize len)
+{
+  if (c->conn == NULL || c->state != WZP_CONNECTION_ESTABLISHED ||
+      ngtcp2_conn_submit_crypto_data (c->conn, NGTCP2_ENCRYPTION_LEVEL_1RTT, data, len) != 0)
+    return FALSE;
+  endpoint_mark_dirty (c->endpoint, c);
   return TRUE;
 }
 

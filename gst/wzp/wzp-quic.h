@@ -162,6 +162,9 @@ void wzp_connection_close (WzpConnection *connection, guint64 code, const gchar 
  * keys. Refused (WZP_QUIC_ERROR_NOT_READY) before the handshake is confirmed
  * and while the previous update is not yet confirmed by the peer. */
 gboolean wzp_connection_update_keys (WzpConnection *connection, GError **error);
+/* Test only: sends @data as TLS handshake bytes at the 1-RTT level, as a
+ * post-handshake message would be (RFC 9001 §4.1.3). */
+gboolean wzp_connection_test_send_tls (WzpConnection *connection, const guint8 *data, gsize len);
 
 WzpConnectionState wzp_connection_get_state (WzpConnection *connection);
 gboolean wzp_connection_is_server (WzpConnection *connection);

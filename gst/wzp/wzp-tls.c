@@ -29,7 +29,10 @@ G_DEFINE_QUARK (wzp-tls-error-quark, wzp_tls_error)
 #define IV_LEN 12
 #define MAX_SECRET 64
 #define RECORD_CHUNK 16384
+#define ALERT_UNEXPECTED_MESSAGE 10
 #define ALERT_MISSING_EXTENSION 109
+#define TLS_NEW_SESSION_TICKET 4
+#define TLS_KEY_UPDATE 24
 #define ALERT_NO_APPLICATION_PROTOCOL 120
 
 /* ---- cipher suites ------------------------------------------------------- */
@@ -428,6 +431,10 @@ struct _WzpTlsSession {
   gboolean got_transport_params;
   gboolean handshake_done;
   gboolean failed;
+  /* post-handshake messages: the header being read, the body left to skip */
+  guint8 post_header[4];
+  guint post_header_len;
+  guint32 post_body_left;
   gchar *sni;
   gchar *peer_fp;
   gchar *error;
@@ -1202,6 +1209,51 @@ version_negotiation_cb (ngtcp2_conn *conn, uint32_t version, const ngtcp2_cid *c
   return install_initial_keys (conn, client_dcid, ngtcp2_conn_is_server (conn), TRUE, version);
 }
 
+/* CRYPTO data after the handshake: TLS messages, which ngtcp2 delivers in
+ * order but cut anywhere. The only one QUIC allows is a server's
+ * NewSessionTicket; we keep no tickets, so it is skipped. A KeyUpdate (RFC
+ * 9001 §6: a connection error) or anything else ends the connection with
+ * the unexpected_message alert. */
+static int
+post_handshake_data (WzpTlsSession *s, ngtcp2_encryption_level level, const guint8 *data,
+                     gsize len)
+{
+  if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT)
+    return 0;                   /* the rest of a flight already taken */
+  while (len > 0) {
+    gsize n;
+    guint type;
+
+    if (s->post_body_left) {
+      n = MIN (len, s->post_body_left);
+      s->post_body_left -= (guint32) n;
+      data += n;
+      len -= n;
+      continue;
+    }
+    n = MIN (len, sizeof s->post_header - s->post_header_len);
+    memcpy (s->post_header + s->post_header_len, data, n);
+    s->post_header_len += (guint) n;
+    data += n;
+    len -= n;
+    if (s->post_header_len < sizeof s->post_header)
+      break;
+    type = s->post_header[0];
+    if (type != TLS_NEW_SESSION_TICKET || s->server) {
+      if (type == TLS_KEY_UPDATE)
+        session_fail (s, "the peer sent a TLS KeyUpdate, which QUIC forbids (RFC 9001 §6)");
+      else
+        session_fail (s, "the peer sent TLS message type %u after the handshake", type);
+      ngtcp2_conn_set_tls_alert (s->conn, ALERT_UNEXPECTED_MESSAGE);
+      return NGTCP2_ERR_CRYPTO;
+    }
+    s->post_body_left = (guint32) s->post_header[1] << 16 | (guint32) s->post_header[2] << 8 |
+        s->post_header[3];
+    s->post_header_len = 0;
+  }
+  return 0;
+}
+
 static int
 recv_crypto_data_cb (ngtcp2_conn *conn, ngtcp2_encryption_level level, uint64_t offset,
                      const uint8_t *data, size_t datalen, void *user_data)
@@ -1210,10 +1262,8 @@ recv_crypto_data_cb (ngtcp2_conn *conn, ngtcp2_encryption_level level, uint64_t 
 
   if (s == NULL)
     return NGTCP2_ERR_CRYPTO;
-  /* after the handshake, CRYPTO data can only be post-handshake messages
-   * (a server's NewSessionTicket): we keep no tickets, so it is dropped */
   if (s->handshake_done)
-    return 0;
+    return post_handshake_data (s, level, data, datalen);
   if (!provide_data (s, level, data, datalen))
     return NGTCP2_ERR_CRYPTO;
   return drive (s);
