@@ -1062,7 +1062,8 @@ test_federation_global_room (void)
 }
 
 /* Randomized trials: per side, direct blocked or not, its report delayed
- * (sometimes past the peer's wait) or never sent; the relay shared. Every
+ * (sometimes past the peer's wait) or never sent, the relay's CallSetup
+ * heard late (sometimes past the peer's direct limit); the relay shared. Every
  * trial must carry audio both ways, and both sides must end sending on the
  * same path (checked by the path the last frames arrive on). Timers are
  * shortened (100 ms direct limit, 150 ms report wait) so 300 trials fit. */
@@ -1084,11 +1085,15 @@ test_randomized (void)
     guint delay_a = g_rand_boolean (rnd) ? 0 : g_rand_int_range (rnd, 0, 300);
     guint delay_b = g_rand_boolean (rnd) ? 0 : g_rand_int_range (rnd, 0, 300);
     gboolean rep_a = g_rand_int_range (rnd, 0, 8) != 0, rep_b = g_rand_int_range (rnd, 0, 8) != 0;
+    guint late_a = g_rand_int_range (rnd, 0, 4) == 0 ? g_rand_int_range (rnd, 1, 200) : 0;
+    guint late_b = g_rand_int_range (rnd, 0, 4) == 0 ? g_rand_int_range (rnd, 1, 200) : 0;
     Party *b = party_new (r, sb, "auto-answer", TRUE, "test-block-direct", block_b,
                           "test-report-delay-ms", delay_b, "send-path-report", rep_b,
+                          "test-setup-delay-ms", late_b,
                           "direct-timeout-ms", 100, "report-timeout-ms", 150, NULL);
     Party *a = party_new (r, sa, "call-target", fp_b, "test-block-direct", block_a,
                           "test-report-delay-ms", delay_a, "send-path-report", rep_a,
+                          "test-setup-delay-ms", late_a,
                           "direct-timeout-ms", 100, "report-timeout-ms", 150, NULL);
     WzpMediaPath last_a = WZP_MEDIA_PATH_NONE, last_b = WZP_MEDIA_PATH_NONE;
     gint64 t0, first_a = 0, first_b = 0, deadline;
@@ -1120,16 +1125,17 @@ test_randomized (void)
     }
     if (!first_a || !first_b) {
       silent++;
-      g_test_message ("trial %u silent: block %d/%d delay %u/%u report %d/%d", t, block_a, block_b,
-                      delay_a, delay_b, rep_a, rep_b);
+      g_test_message ("trial %u silent: block %d/%d delay %u/%u report %d/%d late %u/%u", t,
+                      block_a, block_b, delay_a, delay_b, rep_a, rep_b, late_a, late_b);
     } else {
       double ms = (MAX (first_a, first_b) - t0) / 1000.0;
       g_array_append_val (setup_ms, ms);
       if (last_a != last_b) {
         split++;
-        g_test_message ("trial %u split: a hears %s, b hears %s (block %d/%d delay %u/%u report %d/%d)",
-                        t, wzp_media_path_name (last_a), wzp_media_path_name (last_b), block_a, block_b,
-                        delay_a, delay_b, rep_a, rep_b);
+        g_test_message ("trial %u split: a hears %s, b hears %s (block %d/%d delay %u/%u report "
+                        "%d/%d late %u/%u)", t, wzp_media_path_name (last_a),
+                        wzp_media_path_name (last_b), block_a, block_b, delay_a, delay_b, rep_a,
+                        rep_b, late_a, late_b);
       }
       on_direct += last_a == WZP_MEDIA_PATH_DIRECT;
     }
