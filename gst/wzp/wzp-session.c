@@ -290,8 +290,6 @@ flush_tx (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static void end_call (WzpSession *s, GError *why);
-
 /* The path the call's media takes: the negotiated one, then wherever the
  * call converges (following the peer to direct, or back to the relay when
  * the direct connection closes). */
@@ -735,16 +733,11 @@ decide (WzpSession *s)
   s->decided = TRUE;
   cancel_timer (&s->report_timer);
   use_direct = s->direct_ok && s->peer_direct_ok && s->direct_conn != NULL;
-  g_mutex_lock (&s->lock);
-  s->path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
-  s->stats.path = s->path;
-  g_mutex_unlock (&s->lock);
-  /* notified here even when unchanged: the decision itself is news */
+  set_path (s, use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY);
   call_event (s, "connect:path_negotiated", "use_direct", g_variant_new_boolean (use_direct),
               "local_direct_ok", g_variant_new_boolean (s->direct_ok),
               "peer_direct_ok", g_variant_new_boolean (s->peer_direct_ok),
               "chosen_path", g_variant_new_string (use_direct ? "Direct" : "Relay"), NULL);
-  g_object_notify_by_pspec (G_OBJECT (s), props[PROP_NEGOTIATED_PATH]);
   /* make-before-break: send on the chosen path now, keep hearing the other
    * one for a grace period (the peer may still be on it) */
   s->send_path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
@@ -802,7 +795,8 @@ on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s)
   /* The relay sends CallSetup to both sides at once, but they may hear it
    * far apart (different links, federated relays, a busy host) while the
    * two are close to each other: the peer's dial can come before our own
-   * CallSetup. Keep it (one per call, named after this call) until then. */
+   * CallSetup. Keep it (named after this call, at most MAX_EARLY_DIALS) until
+   * then. */
   if (!s->race_running && s->call_id && sni && g_str_has_suffix (sni, s->call_id) &&
       wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED &&
       (s->early_dials == NULL || s->early_dials->len < MAX_EARLY_DIALS)) {
@@ -1312,9 +1306,7 @@ do_start (gpointer data)
     call_event (s, "connect:start", "room", g_variant_new_string (s->room_name), NULL);
     dial_relay (s, s->relay_addr, s->room_name);
     s->decided = TRUE;
-    g_mutex_lock (&s->lock);
-    s->path = s->stats.path = WZP_MEDIA_PATH_RELAY;
-    g_mutex_unlock (&s->lock);
+    set_path (s, WZP_MEDIA_PATH_RELAY);
     return G_SOURCE_REMOVE;
   }
   set_state (s, WZP_SESSION_STATE_REGISTERING);

@@ -31,9 +31,9 @@ G_DEFINE_QUARK (wzp-tls-error-quark, wzp_tls_error)
 #define RECORD_CHUNK 16384
 #define ALERT_UNEXPECTED_MESSAGE 10
 #define ALERT_MISSING_EXTENSION 109
-#define TLS_NEW_SESSION_TICKET 4
-#define TLS_KEY_UPDATE 24
 #define ALERT_NO_APPLICATION_PROTOCOL 120
+#define TLS_NEW_SESSION_TICKET 4     /* handshake message types */
+#define TLS_KEY_UPDATE 24
 
 /* ---- cipher suites ------------------------------------------------------- */
 
