@@ -21,6 +21,8 @@ G_BEGIN_DECLS
 /* an acknowledgement is held (settings.ack_hold_ms) only while fewer packets
  * than this arrived since the connection last sent one */
 #define ACK_HOLD_MAX_PACKETS 8
+/* the most of a connection's ngtcp2 state conn_prefetch() asks for */
+#define PREFETCH_MAX (16 * 1024)
 #define NO_HEAP_POS G_MAXUINT
 
 typedef enum {
@@ -119,6 +121,7 @@ struct _WzpConnection {
   GObject parent;
   WzpEndpoint *endpoint;        /* not owned; cleared when the endpoint goes */
   ngtcp2_conn *conn;
+  gsize conn_size;              /* the allocation behind conn (conn_prefetch) */
   WzpTlsSession *tls;
   gboolean server;
   WzpConnectionState state;
@@ -177,6 +180,8 @@ G_GNUC_INTERNAL void register_cid (WzpConnection *c, const guint8 *data, gsize l
 G_GNUC_INTERNAL void conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen,
                                 const guint8 *data, gsize len);
 G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
+G_GNUC_INTERNAL void conn_created (WzpConnection *c);
+G_GNUC_INTERNAL void conn_prefetch (const WzpConnection *c);
 /* stream id -> finished message; created when first needed, freed when empty */
 G_GNUC_INTERNAL GHashTable * conn_ready_table (WzpConnection *c);
 G_GNUC_INTERNAL void conn_kick (WzpConnection *c);

@@ -490,8 +490,10 @@ accept_conn (WzpEndpoint *ep, const guint8 *data, gsize len, const struct sockad
   conn_path (c, &path);
   rv = ngtcp2_conn_server_new (&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &settings,
                                &params, NULL, c);
-  if (rv == 0)
+  if (rv == 0) {
+    conn_created (c);
     c->tls = wzp_tls_session_new (ep->server_tls, c->conn, TRUE, NULL, &error);
+  }
   if (rv != 0 || c->tls == NULL) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_FAILED,
                                     "cannot accept a connection: %s",
@@ -569,6 +571,21 @@ endpoint_dispatch (WzpEndpoint *ep, const guint8 *data, gsize len, const struct 
   conn_read (c, from, fromlen, data, len);
 }
 
+/* The connection a short-header packet is for, if known, prefetched. */
+static inline void
+prefetch_conn (WzpEndpoint *ep, const guint8 *data, gsize len)
+{
+  WzpConnection *c;
+  CidKey k;
+
+  if (len <= 1 + CID_LEN || (data[0] & 0x80))
+    return;
+  k = cid_key (data + 1, CID_LEN);
+  c = cid_table_lookup (&ep->cids, &k);
+  if (c && c->conn)
+    conn_prefetch (c);
+}
+
 static gboolean
 on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
 {
@@ -604,6 +621,9 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
     if (n <= 0)
       break;
     ep->clock_us = g_get_monotonic_time ();
+    /* the batch's connections, asked for together (conn_prefetch) */
+    for (int i = 0; i < n; i++)
+      prefetch_conn (ep, bufs[i], msgs[i].msg_len);
     for (int i = 0; i < n && !ep->shut_down; i++) {
       if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
         ep->stats.packets_received++;
@@ -613,6 +633,10 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
       endpoint_dispatch (ep, bufs[i], msgs[i].msg_len, (struct sockaddr *) &addrs[i],
                          msgs[i].msg_hdr.msg_namelen);
     }
+    /* what the batch made to send goes now, while the connections that
+     * send it are still in the caches, and a forwarded datagram waits for
+     * one batch rather than for the whole burst */
+    endpoint_flush_dirty (ep);
     if (n < RECV_BATCH)
       break;
   }
@@ -925,6 +949,8 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
   conn_path (c, &path);
   rv = ngtcp2_conn_client_new (&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
                                &params, NULL, c);
+  if (rv == 0)
+    conn_created (c);
   if (rv == 0 && !wzp_tls_setup_client_conn (c->conn))
     rv = NGTCP2_ERR_CALLBACK_FAILURE;
   if (rv == 0)
