@@ -2,6 +2,9 @@
  * on streams, datagrams, key updates, one socket as client and server at once, many
  * connections, garbage floods, timeouts, IPv6. */
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <gio/gio.h>
 
 #include "wzp-quic.h"
@@ -1078,6 +1081,57 @@ test_uni_and_shutdown (void)
   server_free (srv);
 }
 
+/* The endpoint's own socket, found among this process's descriptors by
+ * its bound address. */
+static int
+endpoint_fd (WzpEndpoint *ep, int family)
+{
+  for (int fd = 0; fd < 1024; fd++) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int type;
+    socklen_t tlen = sizeof type;
+
+    if (getsockname (fd, (struct sockaddr *) &ss, &len) != 0 || ss.ss_family != family ||
+        getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_DGRAM)
+      continue;
+    if (ntohs (family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port :
+               ((struct sockaddr_in6 *) &ss)->sin6_port) == wzp_endpoint_get_port (ep))
+      return fd;
+  }
+  return -1;
+}
+
+/* RFC 9000 §14: the DF bit is set (and IPv6 does not fragment locally). */
+static void
+test_no_fragments (void)
+{
+  g_autoptr (WzpEndpoint) v4 = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+  g_autoptr (GSocket) probe = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_DATAGRAM,
+                                            G_SOCKET_PROTOCOL_UDP, NULL);
+  g_autoptr (GSocketAddress) a = addr ("[::1]:0");
+  int fd = endpoint_fd (v4, AF_INET), val = -1;
+  socklen_t len = sizeof val;
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (getsockopt (fd, IPPROTO_IP, IP_MTU_DISCOVER, &val, &len), ==, 0);
+  g_assert_cmpint (val, ==, IP_PMTUDISC_PROBE);
+  if (probe == NULL || !g_socket_bind (probe, a, FALSE, NULL)) {
+    g_test_message ("no IPv6 loopback on this machine: IPv4 checked only");
+    return;
+  }
+  {
+    g_autoptr (WzpEndpoint) v6 = endpoint_new ("[::1]:0", FALSE, NULL);
+
+    fd = endpoint_fd (v6, AF_INET6);
+    g_assert_cmpint (fd, >=, 0);
+    g_assert_cmpint (getsockopt (fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &val, &len), ==, 0);
+    g_assert_cmpint (val, ==, IPV6_PMTUDISC_PROBE);
+    g_assert_cmpint (getsockopt (fd, IPPROTO_IP, IP_MTU_DISCOVER, &val, &len), ==, 0);
+    g_assert_cmpint (val, ==, IP_PMTUDISC_PROBE);
+  }
+}
+
 static void
 test_address_strings (void)
 {
@@ -1117,5 +1171,6 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/handshake-timeout", test_handshake_timeout);
   g_test_add_func ("/quic/uni-and-shutdown", test_uni_and_shutdown);
   g_test_add_func ("/quic/address-strings", test_address_strings);
+  g_test_add_func ("/quic/no-fragments", test_no_fragments);
   return g_test_run ();
 }

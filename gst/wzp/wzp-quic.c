@@ -765,6 +765,25 @@ wzp_endpoint_class_init (WzpEndpointClass *klass)
       G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 1, WZP_TYPE_CONNECTION);
 }
 
+/* RFC 9000 §14: a QUIC packet is never fragmented; in IPv4 the DF bit is
+ * set where possible. Linux's default (IP_PMTUDISC_WANT) sets DF but still
+ * fragments a packet larger than the route's MTU on this host (a tunnel's,
+ * say) into pieces without DF. PROBE sets DF, never fragments (a packet too large fails to
+ * send and counts as lost, which is what ngtcp2's path MTU discovery
+ * expects) and does not make the kernel's cached path MTU a limit. An IPv6
+ * socket gets both options, the IPv4 one for IPv4-mapped peers. */
+static void
+socket_no_fragments (int fd, GSocketFamily family)
+{
+  int v4 = IP_PMTUDISC_PROBE, v6 = IPV6_PMTUDISC_PROBE;
+
+  if (setsockopt (fd, IPPROTO_IP, IP_MTU_DISCOVER, &v4, sizeof v4) != 0)
+    g_debug ("cannot set IP_MTU_DISCOVER: %s", g_strerror (errno));
+  if (family == G_SOCKET_FAMILY_IPV6 &&
+      setsockopt (fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &v6, sizeof v6) != 0)
+    g_debug ("cannot set IPV6_MTU_DISCOVER: %s", g_strerror (errno));
+}
+
 WzpEndpoint *
 wzp_endpoint_new (GSocketAddress *bind, GMainContext *context, const WzpEndpointSettings *settings,
                   GError **error)
@@ -785,6 +804,7 @@ wzp_endpoint_new (GSocketAddress *bind, GMainContext *context, const WzpEndpoint
   ep->fd = g_socket_get_fd (ep->socket);
   setsockopt (ep->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt (ep->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  socket_no_fragments (ep->fd, g_socket_address_get_family (bind));
   local = g_socket_get_local_address (ep->socket, error);
   if (local == NULL)
     return NULL;
