@@ -60,6 +60,12 @@ cid_table_find (const CidTable *t, const CidKey *k, guint32 h)
   }
 }
 
+void
+cid_table_prefetch (const CidTable *t, const CidKey *k)
+{
+  __builtin_prefetch (&t->slots[cid_table_hash (t, k) & t->mask]);
+}
+
 gpointer
 cid_table_lookup (const CidTable *t, const CidKey *k)
 {

@@ -24,6 +24,8 @@ typedef struct {
 G_GNUC_INTERNAL gboolean cid_equal (gconstpointer a, gconstpointer b);
 G_GNUC_INTERNAL void cid_table_init (CidTable *t, guint32 seed);
 G_GNUC_INTERNAL void cid_table_clear (CidTable *t);
+/* Asks the CPU for the slot where @k is (or would go). */
+G_GNUC_INTERNAL void cid_table_prefetch (const CidTable *t, const CidKey *k);
 G_GNUC_INTERNAL gpointer cid_table_lookup (const CidTable *t, const CidKey *k);
 G_GNUC_INTERNAL void cid_table_insert (CidTable *t, const CidKey *k, gpointer value);
 G_GNUC_INTERNAL void cid_table_remove (CidTable *t, const CidKey *k);

@@ -11,6 +11,7 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <stdlib.h>
 #include <string.h>
 
 G_DEFINE_TYPE (WzpConnection, wzp_connection, G_TYPE_OBJECT)
@@ -385,6 +386,90 @@ fill_callbacks (ngtcp2_callbacks *cb, gboolean server)
 
 /* ---- connection object --------------------------------------------------- */
 
+/* ngtcp2 allocates a connection's memory through conn_mem(), which keeps a
+ * list of the blocks (the connection itself, the trees and pools of its
+ * packet number spaces, its keys, ...) for conn_prefetch(). The list grows
+ * and shrinks by BLOCKS_STEP: an idle connection has about 20. */
+static void
+blocks_add (WzpConnection *c, gpointer p)
+{
+  if (c->n_blocks == c->blocks_cap) {
+    c->blocks_cap += BLOCKS_STEP;
+    c->blocks = g_realloc_n (c->blocks, c->blocks_cap, sizeof *c->blocks);
+  }
+  c->blocks[c->n_blocks++] = p;
+}
+
+static void
+blocks_remove (WzpConnection *c, gpointer p)
+{
+  for (guint i = c->n_blocks; i-- > 0;)
+    if (c->blocks[i] == p) {
+      c->blocks[i] = c->blocks[--c->n_blocks];
+      break;
+    }
+  /* the handshake's blocks go once it is over: give their room back */
+  if (c->blocks_cap - c->n_blocks >= 2 * BLOCKS_STEP) {
+    c->blocks_cap = c->n_blocks + BLOCKS_STEP;
+    c->blocks = g_realloc_n (c->blocks, c->blocks_cap, sizeof *c->blocks);
+  }
+}
+
+static void *
+mem_malloc (size_t size, void *user_data)
+{
+  void *p = malloc (size);
+
+  if (p)
+    blocks_add (user_data, p);
+  return p;
+}
+
+static void *
+mem_calloc (size_t n, size_t size, void *user_data)
+{
+  void *p = calloc (n, size);
+
+  if (p)
+    blocks_add (user_data, p);
+  return p;
+}
+
+static void
+mem_free (void *p, void *user_data)
+{
+  if (p == NULL)
+    return;
+  blocks_remove (user_data, p);
+  free (p);
+}
+
+static void *
+mem_realloc (void *p, size_t size, void *user_data)
+{
+  void *q;
+
+  if (p)
+    blocks_remove (user_data, p);
+  q = realloc (p, size);
+  if (q)
+    blocks_add (user_data, q);
+  else if (p && size)
+    blocks_add (user_data, p);  /* realloc failed: p is still there */
+  return q;
+}
+
+const ngtcp2_mem *
+conn_mem (WzpConnection *c)
+{
+  c->mem.user_data = c;
+  c->mem.malloc = mem_malloc;
+  c->mem.free = mem_free;
+  c->mem.calloc = mem_calloc;
+  c->mem.realloc = mem_realloc;
+  return &c->mem;
+}
+
 /* Called once ngtcp2 created c->conn. */
 void
 conn_created (WzpConnection *c)
@@ -398,10 +483,12 @@ conn_created (WzpConnection *c)
 
 /* Asks the CPU for the connection's state before its packet is read. A
  * relay's connection is read once every 20 ms, after hundreds of others:
- * its ngtcp2 state (about 9 KB, of which a packet touches lines all over)
- * has left the caches by then, and reading it line by line as ngtcp2 goes
- * waits for each miss in turn. Asked for together, the lines come in
- * parallel while the packets before it are being read. */
+ * its ngtcp2 state has left the caches by then, and reading it line by line
+ * as ngtcp2 goes waits for each miss in turn. Asked for together, the lines
+ * come in parallel while the packets before it are being read: all of the
+ * ngtcp2_conn (about 9 KB, touched all over) and the head of each other
+ * block (keys, tree nodes, pools: about 20 blocks, of which a packet reads
+ * a few lines each). */
 void
 conn_prefetch (const WzpConnection *c)
 {
@@ -411,6 +498,10 @@ conn_prefetch (const WzpConnection *c)
     __builtin_prefetch ((const char *) c + o);
   for (gsize o = 0; o < c->conn_size; o += 64)
     __builtin_prefetch (p + o);
+  for (guint i = 0; i < c->n_blocks; i++)
+    if (c->blocks[i] != c->conn)
+      for (gsize o = 0; o < PREFETCH_BLOCK; o += 64)
+        __builtin_prefetch ((const char *) c->blocks[i] + o);
 }
 
 static void
@@ -483,6 +574,8 @@ conn_release (WzpConnection *c)
   }
   g_clear_pointer (&c->conn, ngtcp2_conn_del);
   g_clear_pointer (&c->tls, wzp_tls_session_free);
+  g_clear_pointer (&c->blocks, g_free);
+  c->n_blocks = c->blocks_cap = 0;
   /* streams waiting for credit are in no table yet */
   g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
   g_queue_clear (&c->out_streams);

@@ -21,8 +21,13 @@ G_BEGIN_DECLS
 /* an acknowledgement is held (settings.ack_hold_ms) only while fewer packets
  * than this arrived since the connection last sent one */
 #define ACK_HOLD_MAX_PACKETS 8
-/* the most of a connection's ngtcp2 state conn_prefetch() asks for */
+/* the most of a connection's ngtcp2_conn conn_prefetch() asks for */
 #define PREFETCH_MAX (16 * 1024)
+/* ... and of each of its other blocks */
+#ifndef PREFETCH_BLOCK
+#define PREFETCH_BLOCK 128
+#endif
+#define BLOCKS_STEP 8
 #define NO_HEAP_POS G_MAXUINT
 
 typedef enum {
@@ -122,6 +127,9 @@ struct _WzpConnection {
   WzpEndpoint *endpoint;        /* not owned; cleared when the endpoint goes */
   ngtcp2_conn *conn;
   gsize conn_size;              /* the allocation behind conn (conn_prefetch) */
+  ngtcp2_mem mem;               /* ngtcp2 allocates through it (conn_mem) */
+  gpointer *blocks;             /* ... and these are its blocks */
+  guint n_blocks, blocks_cap;
   WzpTlsSession *tls;
   gboolean server;
   WzpConnectionState state;
@@ -181,6 +189,7 @@ G_GNUC_INTERNAL void conn_read (WzpConnection *c, const struct sockaddr *from, s
                                 const guint8 *data, gsize len);
 G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
 G_GNUC_INTERNAL void conn_created (WzpConnection *c);
+G_GNUC_INTERNAL const ngtcp2_mem * conn_mem (WzpConnection *c);
 G_GNUC_INTERNAL void conn_prefetch (const WzpConnection *c);
 /* stream id -> finished message; created when first needed, freed when empty */
 G_GNUC_INTERNAL GHashTable * conn_ready_table (WzpConnection *c);
