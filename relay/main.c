@@ -12,6 +12,24 @@
 
 #include "relay.h"
 
+/* The metrics server's connections are accepted here and handed to
+ * libsoup as streams: libsoup 3.2's own listener keeps a reference to every
+ * socket it accepts, so each scrape or health check on a connection of its
+ * own would cost the relay about 350 bytes for good. */
+static gboolean
+on_http_incoming (GSocketService *service, GSocketConnection *connection, GObject *source,
+                  gpointer data)
+{
+  g_autoptr (GSocketAddress) local = g_socket_connection_get_local_address (connection, NULL);
+  g_autoptr (GSocketAddress) remote = g_socket_connection_get_remote_address (connection, NULL);
+  g_autoptr (GError) error = NULL;
+
+  if (local == NULL || remote == NULL ||
+      !soup_server_accept_iostream (data, G_IO_STREAM (connection), local, remote, &error))
+    g_debug ("metrics: dropped a connection: %s", error ? error->message : "no address");
+  return TRUE;
+}
+
 typedef struct {
   gchar *listen, *identity, *config, *advertise, *metrics, *auth_url;
   GPtrArray *fed_peers;   /* from [peer:NAME] groups */
@@ -247,6 +265,8 @@ main (int argc, char **argv)
   g_autoptr (WzpEndpoint) ep = NULL;
   g_autoptr (WzpIdentity) id = NULL;
   g_autoptr (SoupServer) http = NULL;
+  g_autoptr (GSocketService) http_service = NULL;
+  g_autoptr (GSocketAddress) http_addr = NULL;
   g_autoptr (GInetSocketAddress) bound = NULL;
   g_autofree gchar *bound_str = NULL;
   WzpRelaySettings settings;
@@ -334,10 +354,15 @@ main (int argc, char **argv)
     g_autoptr (GSocketAddress) maddr = parse_address (opt.metrics, "127.0.0.1", &error);
     http = soup_server_new (NULL, NULL);
     soup_server_add_handler (http, NULL, serve_metrics, app.relay, NULL);
-    if (maddr == NULL || !soup_server_listen (http, maddr, 0, &error)) {
+    http_service = g_socket_service_new ();
+    if (maddr == NULL ||
+        !g_socket_listener_add_address (G_SOCKET_LISTENER (http_service), maddr, G_SOCKET_TYPE_STREAM,
+                                        G_SOCKET_PROTOCOL_TCP, NULL, &http_addr, &error)) {
       g_printerr ("wzp-relay: --metrics %s: %s\n", opt.metrics, error->message);
       return 1;
     }
+    g_signal_connect (http_service, "incoming", G_CALLBACK (on_http_incoming), http);
+    g_socket_service_start (http_service);
   }
 
   printf ("wzp-relay %s (build %s)\n", WZP_VERSION, WZP_BUILD_ID);
@@ -350,17 +375,10 @@ main (int argc, char **argv)
             settings.fed_peers ? settings.fed_peers->len : 0,
             settings.fed_trusted ? g_strv_length (settings.fed_trusted) : 0,
             settings.global_rooms ? g_strv_length (settings.global_rooms) : 0);
-  if (http) {
-    /* the listeners' own addresses: soup_server_get_uris() leaks in libsoup 3.2 */
-    GSList *listeners = soup_server_get_listeners (http);
+  if (http_addr) {
+    g_autofree gchar *text = wzp_socket_address_to_string (http_addr);
 
-    for (GSList *l = listeners; l; l = l->next) {
-      g_autoptr (GSocketAddress) a = g_socket_get_local_address (l->data, NULL);
-      g_autofree gchar *text = a ? wzp_socket_address_to_string (a) : NULL;
-      if (text)
-        printf ("metrics: http://%s/metrics\n", text);
-    }
-    g_slist_free (listeners);
+    printf ("metrics: http://%s/metrics\n", text);
   }
   fflush (stdout);
 
@@ -369,6 +387,10 @@ main (int argc, char **argv)
   g_unix_signal_add (SIGINT, on_terminate, &app);
   g_main_loop_run (app.loop);
 
+  if (http_service) {
+    g_socket_service_stop (http_service);
+    g_socket_listener_close (G_SOCKET_LISTENER (http_service));
+  }
   if (http)
     soup_server_disconnect (http);
   wzp_relay_free (app.relay);
