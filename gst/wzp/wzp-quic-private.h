@@ -83,7 +83,7 @@ struct _WzpEndpoint {
   GSource *source;
   GSource *tick;
   GSource *timer;               /* fires the earliest connection deadline */
-  GPtrArray *timers;            /* binary min-heap of WzpConnection* by deadline */
+  GArray *timers;               /* binary min-heap of (deadline, WzpConnection*) */
   struct sockaddr_storage local;
   socklen_t local_len;
   WzpEndpointSettings settings;

@@ -182,25 +182,38 @@ static void endpoint_flush_dirty (WzpEndpoint *ep);
  * GSource per connection would make GLib scan every connection on every loop
  * iteration and signal its own wakeup fd on every change of a deadline. */
 
+/* the heap keeps each deadline next to its connection, so that sifting
+ * compares within the array instead of reading the connections */
+typedef struct {
+  gint64 deadline;
+  WzpConnection *c;
+} TimerEntry;
+
+static inline TimerEntry *
+heap_entry (GArray *h, guint i)
+{
+  return &g_array_index (h, TimerEntry, i);
+}
+
 static inline gint64
-heap_deadline (GPtrArray *h, guint i)
+heap_deadline (GArray *h, guint i)
 {
-  return ((WzpConnection *) g_ptr_array_index (h, i))->deadline;
+  return heap_entry (h, i)->deadline;
 }
 
 static void
-heap_swap (GPtrArray *h, guint i, guint j)
+heap_swap (GArray *h, guint i, guint j)
 {
-  WzpConnection *a = g_ptr_array_index (h, i), *b = g_ptr_array_index (h, j);
+  TimerEntry t = *heap_entry (h, i);
 
-  h->pdata[i] = b;
-  h->pdata[j] = a;
-  b->heap_pos = i;
-  a->heap_pos = j;
+  *heap_entry (h, i) = *heap_entry (h, j);
+  *heap_entry (h, j) = t;
+  heap_entry (h, i)->c->heap_pos = i;
+  heap_entry (h, j)->c->heap_pos = j;
 }
 
 static void
-heap_up (GPtrArray *h, guint i)
+heap_up (GArray *h, guint i)
 {
   while (i > 0 && heap_deadline (h, i) < heap_deadline (h, (i - 1) / 2)) {
     heap_swap (h, i, (i - 1) / 2);
@@ -209,7 +222,7 @@ heap_up (GPtrArray *h, guint i)
 }
 
 static void
-heap_down (GPtrArray *h, guint i)
+heap_down (GArray *h, guint i)
 {
   for (;;) {
     guint l = 2 * i + 1, r = l + 1, m = i;
@@ -231,16 +244,19 @@ heap_down (GPtrArray *h, guint i)
 void
 endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline)
 {
-  GPtrArray *h = ep->timers;
+  GArray *h = ep->timers;
 
   c->want = deadline;
   if (c->heap_pos == NO_HEAP_POS) {
+    TimerEntry e = { deadline, c };
+
     c->deadline = deadline;
     c->heap_pos = h->len;
-    g_ptr_array_add (h, c);
+    g_array_append_val (h, e);
     heap_up (h, c->heap_pos);
   } else if (deadline < c->deadline) {
     c->deadline = deadline;
+    heap_entry (h, c->heap_pos)->deadline = deadline;
     heap_up (h, c->heap_pos);
   } else {
     return;
@@ -253,14 +269,14 @@ endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline)
 void
 endpoint_timer_clear (WzpEndpoint *ep, WzpConnection *c)
 {
-  GPtrArray *h = ep->timers;
+  GArray *h = ep->timers;
   guint i = c->heap_pos;
 
   if (i == NO_HEAP_POS)
     return;
   if (i != h->len - 1)
     heap_swap (h, i, h->len - 1);
-  g_ptr_array_remove_index (h, h->len - 1);
+  g_array_set_size (h, h->len - 1);
   c->heap_pos = NO_HEAP_POS;
   if (i < h->len) {
     heap_down (h, i);
@@ -276,7 +292,7 @@ typedef struct {
 static gboolean
 timer_prepare (GSource *source, gint *timeout)
 {
-  GPtrArray *h = ((TimerSource *) source)->ep->timers;
+  GArray *h = ((TimerSource *) source)->ep->timers;
   gint64 now, first;
 
   if (h->len == 0) {
@@ -296,7 +312,7 @@ timer_prepare (GSource *source, gint *timeout)
 static gboolean
 timer_check (GSource *source)
 {
-  GPtrArray *h = ((TimerSource *) source)->ep->timers;
+  GArray *h = ((TimerSource *) source)->ep->timers;
 
   return h->len > 0 && heap_deadline (h, 0) <= g_source_get_time (source);
 }
@@ -305,16 +321,17 @@ static gboolean
 timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
 {
   WzpEndpoint *ep = ((TimerSource *) source)->ep;
-  GPtrArray *h = ep->timers;
+  GArray *h = ep->timers;
   gint64 now = g_get_monotonic_time (), saved_clock;
   g_autoptr (GPtrArray) due = g_ptr_array_new_with_free_func (g_object_unref);
 
   g_object_ref (ep);
   while (h->len > 0 && heap_deadline (h, 0) <= now) {
-    WzpConnection *c = g_ptr_array_index (h, 0);
+    WzpConnection *c = heap_entry (h, 0)->c;
 
     if (c->want > now) {
       c->deadline = c->want;    /* moved later since: wait again */
+      heap_entry (h, 0)->deadline = c->want;
       heap_down (h, 0);
       continue;
     }
@@ -728,7 +745,7 @@ wzp_endpoint_init (WzpEndpoint *ep)
   cid_table_init (&ep->cids, seed);
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty_list = g_ptr_array_new ();
-  ep->timers = g_ptr_array_new ();
+  ep->timers = g_array_new (FALSE, FALSE, sizeof (TimerEntry));
   wzp_endpoint_settings_init (&ep->settings);
   wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
   ep->tx = g_new (struct TxBatch, 1);
@@ -753,7 +770,7 @@ wzp_endpoint_finalize (GObject *object)
   g_hash_table_destroy (ep->conns);
   cid_table_clear (&ep->cids);
   g_ptr_array_unref (ep->dirty_list);
-  g_ptr_array_unref (ep->timers);
+  g_array_unref (ep->timers);
   g_free (ep->tx);
   g_free (ep->rx);
   g_clear_pointer (&ep->client_tls, wzp_tls_context_unref);
