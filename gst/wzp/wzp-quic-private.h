@@ -24,9 +24,7 @@ G_BEGIN_DECLS
 /* the most of a connection's ngtcp2_conn conn_prefetch() asks for */
 #define PREFETCH_MAX (16 * 1024)
 /* ... and of each of its other blocks */
-#ifndef PREFETCH_BLOCK
 #define PREFETCH_BLOCK 128
-#endif
 #define BLOCKS_STEP 8
 #define NO_HEAP_POS G_MAXUINT
 
@@ -138,8 +136,8 @@ struct _WzpConnection {
   gchar *remote_str;
   gchar *sni;
   gchar *pin;
-  gint64 deadline;              /* monotonic µs: its key in the endpoint's heap */
-  gint64 want;                  /* when it is due; later than deadline when it moved */
+  gint64 want;                  /* when it is due (monotonic µs); later than its key
+                                 * in the endpoint's heap when it moved */
   guint heap_pos;               /* NO_HEAP_POS when not in the heap */
   guint rx_since_tx;            /* packets received since one was sent */
   gint64 last_dgram_tx;         /* monotonic µs of the last datagram sent */

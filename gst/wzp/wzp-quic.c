@@ -250,12 +250,10 @@ endpoint_timer_set (WzpEndpoint *ep, WzpConnection *c, gint64 deadline)
   if (c->heap_pos == NO_HEAP_POS) {
     TimerEntry e = { deadline, c };
 
-    c->deadline = deadline;
     c->heap_pos = h->len;
     g_array_append_val (h, e);
     heap_up (h, c->heap_pos);
-  } else if (deadline < c->deadline) {
-    c->deadline = deadline;
+  } else if (deadline < heap_entry (h, c->heap_pos)->deadline) {
     heap_entry (h, c->heap_pos)->deadline = deadline;
     heap_up (h, c->heap_pos);
   } else {
@@ -330,8 +328,7 @@ timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     WzpConnection *c = heap_entry (h, 0)->c;
 
     if (c->want > now) {
-      c->deadline = c->want;    /* moved later since: wait again */
-      heap_entry (h, 0)->deadline = c->want;
+      heap_entry (h, 0)->deadline = c->want;   /* moved later since: wait again */
       heap_down (h, 0);
       continue;
     }
