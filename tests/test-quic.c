@@ -1060,6 +1060,43 @@ test_handshake_timeout (void)
   side_free (s);
 }
 
+/* A lossy path: the first three datagrams the client (then the server)
+ * sends are lost. They go again after the probe timeout of the default
+ * initial RTT, doubling each time: from 100 ms, after 0.3, 0.6 and 1.2 s,
+ * so the client's 4th try goes at 2.1 s (the server's sooner: the client's
+ * probes hurry it). From RFC 9002's 333 ms it went at 1 + 2 + 4 = 7 s; on a
+ * path losing 30 %, such runs pushed a relay's answer past the 10 s
+ * handshake limit. */
+static void
+test_lost_first_flights (void)
+{
+  for (guint server_side = 0; server_side < 2; server_side++) {
+    Server *srv = server_new ("127.0.0.1:0", NULL);
+    g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
+    g_autoptr (GSocketAddress) to = endpoint_addr (srv->ep, "127.0.0.1");
+    g_autoptr (WzpConnection) conn = NULL;
+    guint drop = 3;
+    gint64 t0, elapsed;
+    Side *c;
+
+    wzp_endpoint_set_test_filter (server_side ? srv->ep : client, drop_next_sent, &drop);
+    t0 = g_get_monotonic_time ();
+    conn = wzp_endpoint_connect (client, to, "_signal", NULL, NULL);
+    c = side_new (conn);
+    g_assert_true (run_until (side_established, c, 15000));
+    elapsed = g_get_monotonic_time () - t0;
+    g_test_message ("%s's first 3 datagrams lost: handshake done after %.0f ms",
+                    server_side ? "server" : "client", elapsed / 1000.0);
+    g_assert_true (c->established);
+    g_assert_false (c->closed);
+    g_assert_cmpuint (drop, ==, 0);
+    g_assert_cmpint (elapsed, <, 3500000);
+    wzp_endpoint_set_test_filter (server_side ? srv->ep : client, NULL, NULL);
+    side_free (c);
+    server_free (srv);
+  }
+}
+
 static void
 test_uni_and_shutdown (void)
 {
@@ -1169,6 +1206,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/garbage-flood", test_garbage_flood);
   g_test_add_func ("/quic/idle-and-keepalive", test_idle_and_keepalive);
   g_test_add_func ("/quic/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/quic/lost-first-flights", test_lost_first_flights);
   g_test_add_func ("/quic/uni-and-shutdown", test_uni_and_shutdown);
   g_test_add_func ("/quic/address-strings", test_address_strings);
   g_test_add_func ("/quic/no-fragments", test_no_fragments);

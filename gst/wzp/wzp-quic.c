@@ -58,7 +58,7 @@ wzp_endpoint_settings_init (WzpEndpointSettings *s)
   s->max_connections = 4096;
   s->datagram_queue = 256;
   s->stream_timeout_ms = 10000;
-  s->initial_rtt_ms = 333;
+  s->initial_rtt_ms = WZP_INITIAL_RTT_MS;
   s->ack_hold_ms = 40;
 }
 
@@ -381,7 +381,7 @@ endpoint_send_batch (WzpEndpoint *ep)
 void
 wzp_endpoint_set_initial_rtt (WzpEndpoint *ep, guint rtt_ms)
 {
-  ep->settings.initial_rtt_ms = rtt_ms ? rtt_ms : 333;
+  ep->settings.initial_rtt_ms = rtt_ms ? rtt_ms : WZP_INITIAL_RTT_MS;
 }
 
 void

@@ -32,6 +32,10 @@ typedef enum {
   WZP_QUIC_ERROR_PROTOCOL,        /* the peer broke QUIC */
 } WzpQuicError;
 
+/* 100 ms, not RFC 9002's 333 ms: a lost first flight is sent again after
+ * 0.3 s instead of 1 s, and the back-off doubles from there (docs/quic.md) */
+#define WZP_INITIAL_RTT_MS 100
+
 typedef struct {
   guint idle_timeout_ms;        /* 30000 (protocol §1.4) */
   guint keep_alive_ms;          /* 5000; 0 disables */
@@ -41,8 +45,9 @@ typedef struct {
   guint datagram_queue;         /* datagrams queued each way (send: waiting for
                                  * congestion window; receive: no handler): 256 */
   guint stream_timeout_ms;      /* a signal stream must complete within: 10000 */
-  guint initial_rtt_ms;         /* RTT assumed before the first sample: 333 (RFC 9002);
-                                 * sets the first retransmission of a lost handshake */
+  guint initial_rtt_ms;         /* RTT assumed before the first sample:
+                                 * WZP_INITIAL_RTT_MS; sets when a lost handshake
+                                 * packet is first sent again (docs/quic.md) */
   guint ack_hold_ms;            /* 40: while media flows, an established connection
                                  * with nothing queued waits this long past ngtcp2's
                                  * timer, so that an acknowledgement rides on the

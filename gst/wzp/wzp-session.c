@@ -902,8 +902,8 @@ on_call_setup (WzpSession *s, const WzpCallSetup *setup)
   s->room_name = g_strdup (setup->room);
   call_event (s, "connect:start", "room", g_variant_new_string (setup->room), NULL);
   /* the call's connections start from the RTT measured on _signal (twice
-   * it, 10 ms at least) instead of QUIC's blind 333 ms: on a lossy path a
-   * lost handshake packet is sent again after ~3 RTT, not after a second */
+   * it, 10 ms at least, RFC 9002's blind 333 ms at most) instead of a guess:
+   * on a lossy path a lost handshake packet is sent again after ~3 RTT */
   if (s->sig) {
     WzpConnectionStats cs;
     wzp_connection_get_stats (s->sig, &cs);
