@@ -109,9 +109,11 @@ if a is None or b is None:
 # the mean (a spurious failure about once in 30,000 directions) and 0.5 %
 # for the frames sent while the call sets up
 def need(sent):
+    if sent == 0:
+        return 1.0            # nothing sent: nothing can pass
     if loss == 0:
         return 0.95
-    return 1 - loss - 4 * (loss * (1 - loss) / max(sent, 1)) ** 0.5 - 0.005
+    return 1 - loss - 4 * (loss * (1 - loss) / sent) ** 0.5 - 0.005
 ab = b["received"] / a["sent"] if a["sent"] else 0
 ba = a["received"] / b["sent"] if b["sent"] else 0
 problems = []
