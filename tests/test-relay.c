@@ -513,9 +513,13 @@ check_prometheus (const gchar *metrics)
 
 /* Scrapes and health checks on connections of their own leave nothing
  * behind: libsoup 3.2's own listener kept every socket it accepted (2.3 KB
- * of heap per scrape here). The gauge moves a little with the allocator's
- * caches (+16 KB over 300 scrapes, +27 KB over 1,200). */
+ * of heap per scrape here, 2.8 MB over this test's 1,200). The gauge still
+ * moves with the allocator's caches, by less and less per scrape: over 1,200
+ * scrapes +23 to +49 KB in ten runs, over 4,800 +37 to +64 KB; valgrind
+ * finds the same bytes reachable after 50 and after 500 requests. Hence a
+ * bound of 200 bytes a scrape, five times the most seen. */
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+#define SCRAPES 1200
 static void
 test_metrics_scrapes_leave_nothing (void)
 {
@@ -523,16 +527,16 @@ test_metrics_scrapes_leave_nothing (void)
   g_autofree gchar *first = NULL, *last = NULL;
   gint64 growth;
 
-  for (guint i = 0; i < 20; i++)
+  for (guint i = 0; i < 100; i++)
     g_free (fetch_metrics (r));
   first = fetch_metrics (r);
-  for (guint i = 0; i < 300; i++)
+  for (guint i = 0; i < SCRAPES; i++)
     g_free (fetch_metrics (r));
   last = fetch_metrics (r);
   growth = (gint64) metric_value (last, "wzp_relay_heap_bytes") -
       (gint64) metric_value (first, "wzp_relay_heap_bytes");
-  g_test_message ("heap after 300 scrapes: %+" G_GINT64_FORMAT " bytes", growth);
-  g_assert_cmpint (growth, <, 300 * 100);
+  g_test_message ("heap after %u scrapes: %+" G_GINT64_FORMAT " bytes", SCRAPES, growth);
+  g_assert_cmpint (growth, <, SCRAPES * 200);
   relay_stop (r);
 }
 #endif
