@@ -125,8 +125,11 @@ struct _WzpConnection {
   WzpEndpoint *endpoint;        /* not owned; cleared when the endpoint goes */
   ngtcp2_conn *conn;
   gsize conn_size;              /* the allocation behind conn (conn_prefetch) */
+  guint64 conn_lines[3];        /* ... or the cache lines of it that count */
+  gboolean conn_lines_known;
   ngtcp2_mem mem;               /* ngtcp2 allocates through it (conn_mem) */
   gpointer *blocks;             /* ... and these are its blocks */
+  guint8 *block_class;          /* ... each one's entry in hot_blocks[] */
   guint n_blocks, blocks_cap;
   WzpTlsSession *tls;
   gboolean server;
