@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <ngtcp2/ngtcp2.h>
 
 #include "bench-util.h"
 #include "wzp-identity.h"
@@ -310,6 +311,9 @@ main (int argc, char **argv)
   g_timeout_add (1, tick_iterate, NULL);
 
   idle_memory (ep, relay_addr, id, pid, metrics, &idle_kib, &heap_kib);
+  /* the endpoint's per-packet prefetching is measured for ngtcp2 1.11
+   * (docs/quic.md, "Per-packet costs"): say which one this is */
+  g_print ("ngtcp2 %s\n", ngtcp2_version (0)->version_str);
   g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
            "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out");
   for (guint n = min_n; n <= max_n; n *= 2) {
@@ -383,8 +387,9 @@ main (int argc, char **argv)
   }
 
   g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,"
-                          "\"rss_kib_per_idle_connection\":%.1f,\"heap_kib_per_idle_connection\":%.1f}",
-                          best_us, idle_kib, heap_kib);
+                          "\"rss_kib_per_idle_connection\":%.1f,\"heap_kib_per_idle_connection\":%.1f,"
+                          "\"ngtcp2\":\"%s\"}",
+                          best_us, idle_kib, heap_kib, ngtcp2_version (0)->version_str);
   g_print ("%s\n", json->str);
   g_subprocess_send_signal (relay, SIGTERM);
   g_subprocess_wait (relay, NULL, NULL);
