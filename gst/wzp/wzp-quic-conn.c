@@ -574,21 +574,29 @@ conn_created (WzpConnection *c)
 #endif
 }
 
+/* Asks the CPU for each cache line of [@from, @to), @to > @from. */
+static inline void
+prefetch_bytes (const void *from, const void *to)
+{
+  for (guintptr l = (guintptr) from / 64; l <= ((guintptr) to - 1) / 64; l++)
+    __builtin_prefetch ((const void *) (l * 64));
+}
+
 /* Asks the CPU for the connection's state before its packet is read. A
  * relay's connection is read once every 20 ms, after hundreds of others:
- * its ngtcp2 state has left the caches by then, and reading it line by line
- * as ngtcp2 goes waits for each miss in turn. Asked for together, the lines
+ * its state has left the caches by then, and reading it line by line as
+ * ngtcp2 goes waits for each miss in turn. Asked for together, the lines
  * come in parallel while the packets before it are being read: our object,
  * the lines of the ngtcp2_conn and of its other blocks that a packet uses
  * (hot_ranges, hot_blocks), or with an ngtcp2 those tables do not describe,
- * all of the ngtcp2_conn and the head of each other block. */
+ * all of the ngtcp2_conn and the head of each other block; and the state of
+ * the packet protection keys (c->keys, kept by the TLS session). */
 void
 conn_prefetch (const WzpConnection *c)
 {
   const char *p = (const char *) c->conn;
 
-  for (gsize o = 0; o < sizeof *c; o += 64)
-    __builtin_prefetch ((const char *) c + o);
+  prefetch_bytes (c, c + 1);
   if (c->conn_lines_known) {
     const char *line0 = (const char *) ((guintptr) p & ~(guintptr) 63);
 
@@ -596,18 +604,18 @@ conn_prefetch (const WzpConnection *c)
       for (guint64 m = c->conn_lines[w]; m != 0; m &= m - 1)
         __builtin_prefetch (line0 + (gsize) (w * 64 + (guint) __builtin_ctzll (m)) * 64);
   } else {
-    for (gsize o = 0; o < c->conn_size; o += 64)
-      __builtin_prefetch (p + o);
+    prefetch_bytes (p, p + c->conn_size);
   }
   for (guint i = 0; i < c->n_blocks; i++) {
     guint k = c->block_class[i];
     const char *b = c->blocks[i];
 
-    if (k != BLOCK_COLD && b != (const char *) c->conn)
-      for (guintptr l = (guintptr) (b + hot_blocks[k].start) / 64;
-           l <= (guintptr) (b + hot_blocks[k].end - 1) / 64; l++)
-        __builtin_prefetch ((const char *) (l * 64));
+    if (k != BLOCK_COLD && b != p)
+      prefetch_bytes (b + hot_blocks[k].start, b + hot_blocks[k].end);
   }
+  for (guint i = 0; i < G_N_ELEMENTS (c->keys); i++)
+    if (c->keys[i].addr)
+      prefetch_bytes (c->keys[i].addr, (const char *) c->keys[i].addr + c->keys[i].len);
 }
 
 static void

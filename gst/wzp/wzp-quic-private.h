@@ -127,6 +127,7 @@ struct _WzpConnection {
   gsize conn_size;              /* the allocation behind conn (conn_prefetch) */
   guint64 conn_lines[3];        /* ... or the cache lines of it that count */
   gboolean conn_lines_known;
+  WzpTlsHot keys[WZP_TLS_HOT_KEYS];     /* packet protection's state (conn_prefetch) */
   ngtcp2_mem mem;               /* ngtcp2 allocates through it (conn_mem) */
   gpointer *blocks;             /* ... and these are its blocks */
   guint8 *block_class;          /* ... each one's entry in hot_blocks[] */

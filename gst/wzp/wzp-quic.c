@@ -507,6 +507,8 @@ accept_conn (WzpEndpoint *ep, const guint8 *data, gsize len, const struct sockad
   if (rv == 0) {
     conn_created (c);
     c->tls = wzp_tls_session_new (ep->server_tls, c->conn, TRUE, NULL, &error);
+    if (c->tls)
+      wzp_tls_session_set_hot (c->tls, c->keys);
   }
   if (rv != 0 || c->tls == NULL) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_FAILED,
@@ -997,8 +999,8 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
     conn_created (c);
   if (rv == 0 && !wzp_tls_setup_client_conn (c->conn))
     rv = NGTCP2_ERR_CALLBACK_FAILURE;
-  if (rv == 0)
-    c->tls = wzp_tls_session_new (ep->client_tls, c->conn, FALSE, sni, &local);
+  if (rv == 0 && (c->tls = wzp_tls_session_new (ep->client_tls, c->conn, FALSE, sni, &local)))
+    wzp_tls_session_set_hot (c->tls, c->keys);
   if (rv != 0 || c->tls == NULL) {
     GError *e = g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_FAILED, "cannot start a connection: %s",
                              local ? local->message : ngtcp2_strerror (rv));

@@ -438,9 +438,40 @@ struct _WzpTlsSession {
   gchar *sni;
   gchar *peer_fp;
   gchar *error;
+  WzpTlsHot *hot;               /* wzp_tls_session_set_hot() */
 };
 
 static int session_index = -1;
+
+void
+wzp_tls_session_set_hot (WzpTlsSession *s, WzpTlsHot *hot)
+{
+  s->hot = hot;
+}
+
+/* Names the state of a direction's new 1-RTT keys in s->hot. */
+static void
+hot_name (WzpTlsSession *s, gboolean write, const Aead *a, const Hp *h)
+{
+  WzpTlsHot *hot = s->hot ? s->hot + (write ? WZP_TLS_HOT_KEYS / 2 : 0) : NULL;
+
+  if (hot == NULL)
+    return;
+  hot[0] = (WzpTlsHot) { a, sizeof *a };
+  hot[1] = (WzpTlsHot) { a->gcm, a->gcm ? sizeof *a->gcm : 0 };
+  hot[2] = (WzpTlsHot) { h, sizeof *h };
+}
+
+/* Forgets state at @addr, which is being freed. */
+static void
+hot_forget (ngtcp2_conn *conn, gconstpointer addr)
+{
+  WzpTlsSession *s = conn ? ngtcp2_conn_get_tls_native_handle (conn) : NULL;
+
+  for (guint i = 0; addr && s && s->hot && i < WZP_TLS_HOT_KEYS; i++)
+    if (s->hot[i].addr == addr)
+      s->hot[i] = (WzpTlsHot) { NULL, 0 };
+}
 
 static void G_GNUC_PRINTF (2, 3)
 session_fail (WzpTlsSession *s, const gchar *fmt, ...)
@@ -496,6 +527,8 @@ install_secret (WzpTlsSession *s, ngtcp2_encryption_level level, gboolean write,
     session_fail (s, "ngtcp2 refused a key: %s", ngtcp2_strerror (rv));
     return FALSE;
   }
+  if (level == NGTCP2_ENCRYPTION_LEVEL_1RTT)
+    hot_name (s, write, k.aead.native_handle, k.hp.native_handle);
   if (write) {
     s->write_level = level;
   } else {
@@ -1391,6 +1424,12 @@ update_key_cb (ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_secret,
 static void
 delete_aead_ctx_cb (ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data)
 {
+  const Aead *a = aead_ctx->native_handle;
+
+  if (a) {
+    hot_forget (conn, a->gcm);
+    hot_forget (conn, a);
+  }
   aead_free (aead_ctx->native_handle);
   aead_ctx->native_handle = NULL;
 }
@@ -1398,6 +1437,7 @@ delete_aead_ctx_cb (ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *u
 static void
 delete_cipher_ctx_cb (ngtcp2_conn *conn, ngtcp2_crypto_cipher_ctx *cipher_ctx, void *user_data)
 {
+  hot_forget (conn, cipher_ctx->native_handle);
   hp_free (cipher_ctx->native_handle);
   cipher_ctx->native_handle = NULL;
 }

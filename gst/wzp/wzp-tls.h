@@ -62,6 +62,22 @@ const gchar *wzp_tls_session_get_peer_fingerprint (WzpTlsSession *session);
 /* The handshake failure, if any, as a sentence. */
 const gchar *wzp_tls_session_get_error (WzpTlsSession *session);
 
+/* What protecting and unprotecting each 1-RTT packet reads, as address and
+ * length, for prefetching: for the keys of each direction (received first,
+ * then sent), the AEAD context, its expanded key and the header-protection
+ * key; { NULL, 0 } where there is none to name (keys not installed yet, a
+ * cipher that keeps its state inside OpenSSL). */
+#define WZP_TLS_HOT_KEYS 6
+typedef struct {
+  gconstpointer addr;
+  gsize len;
+} WzpTlsHot;
+
+/* The session keeps @hot[WZP_TLS_HOT_KEYS] up to date as 1-RTT keys are
+ * installed and freed, until it is freed or this is called with NULL.
+ * After a key update the entries name the keys of the first phase. */
+void wzp_tls_session_set_hot (WzpTlsSession *session, WzpTlsHot *hot);
+
 /* Fills @cb with every crypto callback ngtcp2 needs (initial keys, CRYPTO
  * data, AEAD, header protection, key update, retry, version negotiation,
  * rand, path challenge data). */
