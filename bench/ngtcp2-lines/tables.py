@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Turns shim.c's record into the prefetch tables of gst/wzp/wzp-quic-conn.c.
 
-Usage: tables.py SIZEOF-NGTCP2_CONN < record
+Usage: tables.py SIZEOF-NGTCP2_CONN [CONN-SHARE [BLOCK-SHARE]] < record
 
 The ngtcp2_conn blocks are those of exactly that size; the words of theirs
 used in at least a fifth of the packet calls become hot_ranges. Every other
 size of block that each connection has at least one of (blocks that belong to
 no connection, such as the endpoint's buffers, are fewer) gets one range in
 hot_blocks: from the first to the last word used in at least a tenth of the
-calls that reached one such block.
+calls that reached one such block. Those shares (0.2 and 0.1) can be given.
 """
 import collections
 import sys
@@ -38,7 +38,12 @@ def c_list(items, indent="  ", width=92):
 
 
 def main():
+    global CONN_SHARE, BLOCK_SHARE
     conn_size = int(sys.argv[1])
+    if len(sys.argv) > 2:
+        CONN_SHARE = float(sys.argv[2])
+    if len(sys.argv) > 3:
+        BLOCK_SHARE = float(sys.argv[3])
     calls = None
     words = collections.defaultdict(collections.Counter)
     count = collections.Counter()

@@ -5,7 +5,9 @@
 # every load and store instrumented, runs BUILD-DIR's bench-relay with its
 # relay on that library and shim.c preloaded, records some seconds of steady
 # forwarding at CALLS calls (default 20) and prints the two tables.
-# Needs cmake, a C compiler and python3; takes about a minute.
+# Needs cmake, a C compiler and python3; takes about a minute. With
+# NGTCP2_LINES_KEEP=FILE the record is kept there, for tables.py to read
+# again with other shares.
 #
 #   bench/ngtcp2-lines/trace.sh NGTCP2-SOURCE BUILD-DIR [CALLS]
 set -eu
@@ -46,4 +48,5 @@ kill -USR2 "$relay"
 sleep 8
 kill -USR1 "$relay"
 sleep 1
+[ -n "${NGTCP2_LINES_KEEP:-}" ] && cp "$NGTCP2_LINES_OUT" "$NGTCP2_LINES_KEEP"
 python3 "$here/tables.py" "$("$work/size")" < "$NGTCP2_LINES_OUT"
