@@ -8,7 +8,11 @@
  * JSON line. Usage: bench-relay [SECONDS-PER-STEP] [MAX-N] [FIRST-N]; MAX-N 0
  * measures memory only (RSS and heap growth per idle connection, see
  * idle_memory()). WZP_BENCH_RELAY_WRAPPER, if set, is a command line the
- * relay runs under (valgrind's massif, say). */
+ * relay runs under (valgrind's massif, say); WZP_BENCH_RELAY_ARGS, flags
+ * added to its command line (--rx-hold-us=0, say). All calls send at the
+ * same moment of each 20 ms period, unless WZP_BENCH_RELAY_PHASES=spread:
+ * then each call at a phase of its own, spread evenly over the period, as
+ * independent callers would (docs/performance.md, "Phases"). */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@ typedef struct {
   gboolean established, offered, answered, registered;
   guint64 sent, received;
   guint16 seq;
+  gint64 due;                   /* when its next datagram goes */
 } Leg;
 
 static GArray *latencies;       /* gint64 µs */
@@ -253,6 +258,9 @@ int
 main (int argc, char **argv)
 {
   guint step_s = argc > 1 ? (guint) atoi (argv[1]) : 5;
+  /* each call's datagrams at its own phase of the 20 ms period rather than
+   * all at once (docs/performance.md, "Phases") */
+  gboolean spread = g_strcmp0 (g_getenv ("WZP_BENCH_RELAY_PHASES"), "spread") == 0;
   guint max_n = argc > 2 ? (guint) atoi (argv[2]) : 1600;
   guint min_n = argc > 3 ? (guint) atoi (argv[3]) : 50;
   g_autofree gchar *dir = g_dir_make_tmp ("wzp-bench-relay-XXXXXX", NULL);
@@ -279,7 +287,8 @@ main (int argc, char **argv)
                                   "--max-conns-per-address", "100000", "--max-rooms", "100000",
                                   "--max-signals-per-second", "1000", "--metrics", "127.0.0.1:0", NULL };
     const gchar *wrapper = g_getenv ("WZP_BENCH_RELAY_WRAPPER");
-    g_auto (GStrv) wrap = NULL;
+    const gchar *extra = g_getenv ("WZP_BENCH_RELAY_ARGS");
+    g_auto (GStrv) wrap = NULL, more = NULL;
     g_autoptr (GStrvBuilder) args = g_strv_builder_new ();
     g_auto (GStrv) argv_relay = NULL;
 
@@ -288,6 +297,10 @@ main (int argc, char **argv)
     if (wrap)
       g_strv_builder_addv (args, (const gchar **) wrap);
     g_strv_builder_addv (args, relay_args);
+    if (extra && *extra && !g_shell_parse_argv (extra, NULL, &more, NULL))
+      g_error ("WZP_BENCH_RELAY_ARGS is not a list of flags");
+    if (more)
+      g_strv_builder_addv (args, (const gchar **) more);
     argv_relay = g_strv_builder_end (args);
     relay = g_subprocess_launcher_spawnv (launcher, (const gchar * const *) argv_relay, NULL);
     g_assert (relay != NULL);
@@ -307,6 +320,7 @@ main (int argc, char **argv)
   any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
   wzp_endpoint_settings_init (&es);
   es.max_connections = 100000;
+  es.rx_hold_us = 0;            /* the latencies are the relay's */
   ep = wzp_endpoint_new (any, NULL, &es, NULL);
   g_timeout_add (1, tick_iterate, NULL);
 
@@ -314,11 +328,11 @@ main (int argc, char **argv)
   /* the endpoint's per-packet prefetching is measured for ngtcp2 1.11
    * (docs/quic.md, "Per-packet costs"): say which one this is */
   g_print ("ngtcp2 %s\n", ngtcp2_version (0)->version_str);
-  g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
-           "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out");
+  g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
+           "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out", "batch");
   for (guint n = min_n; n <= max_n; n *= 2) {
     GPtrArray *legs = open_legs (ep, relay_addr, id, 2 * n, TRUE, room_base);
-    guint64 cpu0, cpu1, sent = 0, received = 0, in0, in1, out0, out1;
+    guint64 cpu0, cpu1, sent = 0, received = 0, in0, in1, out0, out1, reads0, reads1;
     gint64 t0, next;
     double secs, loss, cpu_s, us_per, p50, p99;
 
@@ -330,22 +344,33 @@ main (int argc, char **argv)
     measuring = TRUE;
     cpu0 = bench_proc_cpu_ticks (pid);
     in0 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    reads0 = metric_value (metrics, "wzp_relay_udp_reads_total");
     out0 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     t0 = next = g_get_monotonic_time ();
+    for (guint i = 0; i < legs->len; i++)
+      ((Leg *) g_ptr_array_index (legs, i))->due = t0 + (spread ? 20000 * (gint64) i / legs->len : 0);
     while (g_get_monotonic_time () - t0 < (gint64) step_s * G_USEC_PER_SEC) {
-      if (g_get_monotonic_time () >= next) {
+      gint64 now = g_get_monotonic_time ();
+
+      if (now >= next) {
+        next = G_MAXINT64;
         for (guint i = 0; i < legs->len; i++) {
           Leg *l = g_ptr_array_index (legs, i);
           guint8 pkt[12 + 80] = { 0 };
-          WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = l->seq++, .timestamp = l->seq * 20u };
-          gint64 now = g_get_monotonic_time ();
+          WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = l->seq, .timestamp = l->seq * 20u };
 
-          wzp_media_header_write (&h, pkt);
-          memcpy (pkt + 12, &now, 8);
-          if (wzp_connection_send_datagram (l->conn, pkt, sizeof pkt, NULL))
-            l->sent++;
+          if (now >= l->due) {
+            gint64 sent_at = g_get_monotonic_time ();
+
+            l->seq++;
+            wzp_media_header_write (&h, pkt);
+            memcpy (pkt + 12, &sent_at, 8);
+            if (wzp_connection_send_datagram (l->conn, pkt, sizeof pkt, NULL))
+              l->sent++;
+            l->due += 20000;
+          }
+          next = MIN (next, l->due);
         }
-        next += 20000;
       }
       g_main_context_iteration (NULL, FALSE);
     }
@@ -353,6 +378,7 @@ main (int argc, char **argv)
     measuring = FALSE;
     cpu1 = bench_proc_cpu_ticks (pid);
     in1 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    reads1 = metric_value (metrics, "wzp_relay_udp_reads_total");
     out1 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
     secs = step_s;
     for (guint i = 0; i < legs->len; i++) {
@@ -370,11 +396,13 @@ main (int argc, char **argv)
     p50 = latencies->len ? g_array_index (latencies, gint64, latencies->len / 2) / 1000.0 : 0;
     p99 = latencies->len ? g_array_index (latencies, gint64, latencies->len * 99 / 100) / 1000.0 : 0;
     /* UDP packets the relay took in and sent out per forwarded datagram
-     * (1 and 1 would be media only; the rest is acknowledgements) */
-    g_print ("%6u %14.0f %8.3f %9.3f %9.3f %8.1f %12.2f %8.2f %8.2f\n", n, received / secs, loss,
+     * (1 and 1 would be media only; the rest is acknowledgements), and how
+     * many it read per wake-up */
+    g_print ("%6u %14.0f %8.3f %9.3f %9.3f %8.1f %12.2f %8.2f %8.2f %8.1f\n", n, received / secs, loss,
              p50, p99, 100.0 * cpu_s / secs, us_per,
              received ? (double) (in1 - in0) / (double) received : 0,
-             received ? (double) (out1 - out0) / (double) received : 0);
+             received ? (double) (out1 - out0) / (double) received : 0,
+             reads1 > reads0 ? (double) (in1 - in0) / (double) (reads1 - reads0) : 0);
     g_string_append_printf (json, "%s{\"calls\":%u,\"forwarded_per_s\":%.0f,\"loss_pct\":%.3f,"
                             "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"cpu_pct\":%.1f,\"cpu_us_per_datagram\":%.2f}",
                             n == min_n ? "" : ",", n, received / secs, loss, p50, p99,
@@ -386,10 +414,11 @@ main (int argc, char **argv)
       break;
   }
 
-  g_string_append_printf (json, "],\"cpu_us_per_datagram_at_400\":%.2f,"
+  g_string_append_printf (json, "],\"phases\":\"%s\",\"cpu_us_per_datagram_at_400\":%.2f,"
                           "\"rss_kib_per_idle_connection\":%.1f,\"heap_kib_per_idle_connection\":%.1f,"
                           "\"ngtcp2\":\"%s\"}",
-                          best_us, idle_kib, heap_kib, ngtcp2_version (0)->version_str);
+                          spread ? "spread" : "same", best_us, idle_kib, heap_kib,
+                          ngtcp2_version (0)->version_str);
   g_print ("%s\n", json->str);
   g_subprocess_send_signal (relay, SIGTERM);
   g_subprocess_wait (relay, NULL, NULL);

@@ -39,13 +39,14 @@ typedef struct {
   gint fed_retry_ms;
   gboolean require_signatures, version;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
-      max_conns_per_address, max_signals_per_second, max_pending_calls;
+      max_conns_per_address, max_signals_per_second, max_pending_calls, rx_hold_us;
 } Options;
 
 static Options opt = {
   .ring_timeout_ms = -1, .register_timeout_ms = -1, .handshake_timeout_ms = -1,
   .max_rooms = -1, .max_room_members = -1, .max_conns_per_address = -1,
   .max_signals_per_second = -1, .max_pending_calls = -1, .fed_retry_ms = -1, .probe_interval_ms = -1,
+  .rx_hold_us = -1,
 };
 
 static GOptionEntry entries[] = {
@@ -64,6 +65,7 @@ static GOptionEntry entries[] = {
   { "max-conns-per-address", 0, 0, G_OPTION_ARG_INT, &opt.max_conns_per_address, "Connections per source address (64)", "N" },
   { "max-signals-per-second", 0, 0, G_OPTION_ARG_INT, &opt.max_signals_per_second, "Signal messages per second per connection (50)", "N" },
   { "max-pending-calls", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_calls, "Unanswered calls per identity (8)", "N" },
+  { "rx-hold-us", 0, 0, G_OPTION_ARG_INT, &opt.rx_hold_us, "Under load, read the socket at most this often, gathering what comes meanwhile into one batch (500; 0 reads each datagram as it comes)", "US" },
   { "probe", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.probe_targets, "Probe this relay (RTT, loss, jitter, presence gossip; repeatable)", "ADDR:PORT" },
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "Print the build id and exit", NULL },
   { NULL }
@@ -131,7 +133,7 @@ load_config (const gchar *path, GError **error)
     { "max-room-members", &opt.max_room_members },
     { "max-conns-per-address", &opt.max_conns_per_address },
     { "max-signals-per-second", &opt.max_signals_per_second },
-    { "max-pending-calls", &opt.max_pending_calls },
+    { "max-pending-calls", &opt.max_pending_calls }, { "rx-hold-us", &opt.rx_hold_us },
   };
 
   if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
@@ -297,6 +299,12 @@ main (int argc, char **argv)
     return 1;
   }
   wzp_endpoint_settings_init (&ep_settings);
+  if (opt.rx_hold_us > 100000) {
+    g_printerr ("wzp-relay: --rx-hold-us must be 0 to 100000\n");
+    return 2;
+  }
+  if (opt.rx_hold_us >= 0)
+    ep_settings.rx_hold_us = (guint) opt.rx_hold_us;
   ep = wzp_endpoint_new (listen_addr, NULL, &ep_settings, &error);
   if (ep == NULL || !wzp_endpoint_listen (ep, wzp_identity_get_tls_secret_key (id), &error)) {
     g_printerr ("wzp-relay: cannot listen on %s: %s\n", opt.listen ? opt.listen : "0.0.0.0:4433",

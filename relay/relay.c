@@ -1222,6 +1222,10 @@ wzp_relay_metrics_text (WzpRelay *r)
   metric (s, "wzp_relay_udp_packets_received_total", "counter", "UDP datagrams received.",
           es.packets_received);
   metric (s, "wzp_relay_udp_packets_sent_total", "counter", "UDP datagrams sent.", es.packets_sent);
+  metric (s, "wzp_relay_udp_reads_total", "counter",
+          "Wake-ups that read UDP datagrams (received over reads: the mean batch).", es.rx_wakeups);
+  metric (s, "wzp_relay_udp_read_holds_total", "counter",
+          "Reads after which the socket was left alone for --rx-hold-us, under load.", es.rx_holds);
 #ifdef HEAP_GAUGE
   {
     /* allocated bytes, whether or not their pages are resident yet: RSS

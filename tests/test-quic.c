@@ -1199,6 +1199,95 @@ test_no_fragments (void)
   }
 }
 
+/* Sends @n numbered datagrams from @first, @per_ms of them every
+ * millisecond, running the loop in between. */
+static void
+send_paced (Side *c, guint64 first, guint n, guint per_ms)
+{
+  gint64 next = g_get_monotonic_time ();
+
+  for (guint i = 0; i < n;) {
+    if (g_get_monotonic_time () >= next) {
+      for (guint k = 0; k < per_ms && i < n; k++, i++)
+        send_seq_datagram (c->conn, first + i, 100);
+      next += 1000;
+    }
+    g_main_context_iteration (NULL, FALSE);
+  }
+}
+
+static guint64
+rx_holds (WzpEndpoint *ep)
+{
+  WzpEndpointStats st;
+
+  wzp_endpoint_get_stats (ep, &st);
+  return st.rx_holds;
+}
+
+/* The receive hold (WzpEndpointSettings.rx_hold_us): a quiet endpoint reads
+ * each datagram as it comes; under load it leaves the socket alone for the
+ * hold after reading it empty, and gathers what came meanwhile; when the
+ * load stops it goes back to reading at once. Nothing is lost or reordered,
+ * and an endpoint with the hold off never holds. */
+static void
+test_rx_hold (void)
+{
+  WzpEndpointSettings ss, cs;
+  Server *srv;
+  WzpEndpoint *client;
+  WzpEndpointStats st;
+  Side *c, *s;
+  guint64 before;
+
+  wzp_endpoint_settings_init (&ss);
+  ss.rx_hold_us = 2000;
+  wzp_endpoint_settings_init (&cs);
+  cs.rx_hold_us = 0;
+  srv = server_new ("127.0.0.1:0", &ss);
+  client = endpoint_new ("127.0.0.1:0", FALSE, &cs);
+  c = dial (client, srv, "127.0.0.1", "room", NULL);
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  s = g_ptr_array_index (srv->sides, 0);
+
+  /* quiet: 50 a second, fewer than two per hold */
+  for (guint i = 0; i < 20; i++) {
+    send_seq_datagram (c->conn, i, 100);
+    iterate_ms (20);
+  }
+  wait_for (s, 0, 20, 0, 5000);
+  g_assert_cmpuint (rx_holds (srv->ep), ==, 0);
+
+  /* busy: 5,000 a second, ten per hold */
+  send_paced (c, 20, 3000, 5);
+  wait_for (s, 0, 3020, 0, 5000);
+  g_assert_true (s->in_order);
+  g_assert_cmpuint (rx_holds (srv->ep), >, 50);
+  wzp_endpoint_get_stats (srv->ep, &st);
+  g_test_message ("%" G_GUINT64_FORMAT " holds, %" G_GUINT64_FORMAT " packets in %" G_GUINT64_FORMAT
+                  " reads", st.rx_holds, st.packets_received, st.rx_wakeups);
+  /* in batches: five come each millisecond, so reading at once gets at
+   * most five a read, holding about ten */
+  g_assert_cmpuint (st.rx_wakeups * 6, <, st.packets_received);
+
+  /* quiet again: once the busy tenth of a second is past, no more holds */
+  iterate_ms (300);
+  before = rx_holds (srv->ep);
+  for (guint i = 0; i < 10; i++) {
+    send_seq_datagram (c->conn, 3020 + i, 100);
+    iterate_ms (20);
+  }
+  wait_for (s, 0, 3030, 0, 5000);
+  g_assert_true (s->in_order);
+  g_assert_cmpuint (rx_holds (srv->ep), ==, before);
+  g_assert_cmpuint (rx_holds (client), ==, 0);
+
+  side_free (c);
+  server_free (srv);
+  wzp_endpoint_shutdown (client, 0, "done");
+  g_object_unref (client);
+}
+
 static void
 test_address_strings (void)
 {
@@ -1240,5 +1329,6 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/uni-and-shutdown", test_uni_and_shutdown);
   g_test_add_func ("/quic/address-strings", test_address_strings);
   g_test_add_func ("/quic/no-fragments", test_no_fragments);
+  g_test_add_func ("/quic/rx-hold", test_rx_hold);
   return g_test_run ();
 }

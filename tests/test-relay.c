@@ -555,6 +555,10 @@ test_metrics_format_and_shutdown (void)
   set_up_call (r, a, b, "shutdowncall");
   metrics = fetch_metrics (r);
   g_assert_cmpuint (metric_value (metrics, "wzp_relay_registered_identities"), ==, 2);
+  /* reads: at least one per handshake flight; at most one per datagram */
+  g_assert_cmpuint (metric_value (metrics, "wzp_relay_udp_reads_total"), >, 0);
+  g_assert_cmpuint (metric_value (metrics, "wzp_relay_udp_reads_total"), <=,
+                    metric_value (metrics, "wzp_relay_udp_packets_received_total"));
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
   /* the heap gauge (not exported under AddressSanitizer) moves with what the relay holds: two more connections
    * (with their QUIC state), two registrations, a call */

@@ -122,6 +122,10 @@ out=$(WZP_PACKET_CRYPTO=openssl "$tool" reflect "$raddr"); st=$?
 [ $st -eq 0 ] && [[ "$out" =~ ^127\.0\.0\.1:[0-9]+$ ]]; ok "reflect with OpenSSL packet protection against libsodium's" $?
 [ "$("$tool" version "$raddr")" = "$("$relay" --version)" ]; ok "version matches the relay's own --version" $?
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null; relay_pid=
+# a relay flag out of range is a usage error with a one-line message
+err=$("$relay" --listen 127.0.0.1:0 --identity "$tmp/relay.seed" --rx-hold-us 200000 2>&1 >/dev/null); st=$?
+[ $st -eq 2 ] && [ "$(echo "$err" | wc -l)" -eq 1 ] && [[ "$err" == *rx-hold-us* ]]
+ok "--rx-hold-us above 100000 is refused (exit 2)" $?
 
 "$tool" ping "not-an-address" >/dev/null 2>"$tmp/err"; st=$?
 [ $st -eq 1 ] && grep -q "is not an address" "$tmp/err"; ok "ping rejects a bad address" $?

@@ -799,6 +799,8 @@ conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, 
   c->endpoint = ep;
   c->server = server;
   c->next_remote_bidi = server ? 0 : 1;
+  /* the endpoint's socket is IPv4 or IPv6: its addresses fit */
+  g_assert (remote_len <= sizeof c->remote);
   memcpy (&c->remote, remote, remote_len);
   c->remote_len = remote_len;
   g_free (c->remote_str);

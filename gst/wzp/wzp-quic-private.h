@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <ngtcp2/ngtcp2.h>
 
 #include "wzp-cid-table.h"
@@ -135,7 +136,13 @@ struct _WzpConnection {
   WzpTlsSession *tls;
   gboolean server;
   WzpConnectionState state;
-  struct sockaddr_storage remote;
+  /* the peer's address: IPv4 or IPv6 only, so not a sockaddr_storage (100
+   * bytes less per connection) */
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+  } remote;
   socklen_t remote_len;
   gchar *remote_str;
   gchar *sni;

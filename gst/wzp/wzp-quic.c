@@ -10,6 +10,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 G_DEFINE_QUARK (wzp-quic-error-quark, wzp_quic_error)
@@ -60,6 +61,7 @@ wzp_endpoint_settings_init (WzpEndpointSettings *s)
   s->stream_timeout_ms = 10000;
   s->initial_rtt_ms = WZP_INITIAL_RTT_MS;
   s->ack_hold_ms = 40;
+  s->rx_hold_us = WZP_RX_HOLD_US;
 }
 
 /* ---- addresses ---------------------------------------------------------------- */
@@ -614,10 +616,12 @@ prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048
       conn_prefetch (conns[i]);
 }
 
-static gboolean
-on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
+/* Reads and handles what the socket holds, in batches: at most 16 of them
+ * before the loop gets its turn again. Returns how many packets it read;
+ * *drained says whether the socket was read empty. */
+static guint
+endpoint_read (WzpEndpoint *ep, gboolean *drained)
 {
-  WzpEndpoint *ep = data;
   /* per endpoint: endpoints may run in different threads */
   guint8 (*bufs)[2048] = ep->rx->buf;
   struct mmsghdr *msgs = ep->rx->msg;
@@ -627,8 +631,11 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
 
   /* the source may recurse (see wzp_endpoint_new): a nested main loop in a
    * handler must not reuse the buffers being read */
+  guint total = 0;
+
+  *drained = FALSE;
   if (ep->reading)
-    return G_SOURCE_CONTINUE;
+    return 0;
   ep->reading = TRUE;
   g_object_ref (ep);
   ep->processing++;
@@ -646,8 +653,11 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
       msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
     }
     n = recvmmsg (ep->fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
-    if (n <= 0)
+    if (n <= 0) {
+      *drained = TRUE;
       break;
+    }
+    total += (guint) n;
     ep->clock_us = g_get_monotonic_time ();
     prefetch_batch (ep, msgs, bufs, n);
     for (int i = 0; i < n && !ep->shut_down; i++) {
@@ -663,8 +673,10 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
      * send it are still in the caches, and a forwarded datagram waits for
      * one batch rather than for the whole burst */
     endpoint_flush_dirty (ep);
-    if (n < RECV_BATCH)
+    if (n < RECV_BATCH) {
+      *drained = TRUE;
       break;
+    }
   }
   ep->processing--;
   ep->clock_us = g_get_monotonic_time ();
@@ -673,7 +685,113 @@ on_socket_readable (GSocket *socket, GIOCondition cond, gpointer data)
     ep->clock_us = 0;
   ep->reading = FALSE;
   g_object_unref (ep);
+  return total;
+}
+
+/* The socket's source. Under load, a wake-up that read the socket empty
+ * can leave it alone for rx_hold_us (a timerfd wakes the source again):
+ * the packets that come meanwhile are read in one batch, instead of one
+ * wake-up each, with the poll, the two context switches and the two system
+ * calls each of those costs. It holds only while the packets of the last
+ * tenth of a second came often enough to gather at least two in that time,
+ * so a quiet endpoint answers each packet at once (docs/quic.md). */
+typedef struct {
+  GSource source;
+  WzpEndpoint *ep;
+  /* our own poll records (g_source_add_poll), whose events dispatch may
+   * change directly: g_source_modify_unix_fd() would wake the loop again */
+  GPollFD sock, hold;
+  int hold_fd;                  /* a timerfd; -1 without one */
+  gint64 window_start;          /* monotonic µs */
+  guint window_packets, rate;   /* packets in this window; per second in the last */
+} RxSource;
+
+#define RX_WINDOW_US 100000
+#define RX_ERRORS (G_IO_ERR | G_IO_HUP | G_IO_NVAL)
+
+static gboolean
+rx_check (GSource *source)
+{
+  RxSource *rx = (RxSource *) source;
+
+  /* poll reports errors on a socket even while it is not asked for input:
+   * those end a hold, so that the loop does not spin on them */
+  return (rx->sock.revents & (rx->sock.events | RX_ERRORS)) || (rx->hold.revents & rx->hold.events);
+}
+
+static gboolean
+rx_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+  RxSource *rx = (RxSource *) source;
+  WzpEndpoint *ep = rx->ep;
+  guint hold_us = ep->settings.rx_hold_us;
+  gboolean held = rx->hold.events != 0, drained;
+  gint64 now;
+  guint n;
+
+  if (held) {
+    /* the hold is over (the timer's count is reset when it is set again) */
+    if (!(rx->hold.revents & G_IO_IN) && !(rx->sock.revents & RX_ERRORS))
+      return G_SOURCE_CONTINUE;
+    rx->hold.events = 0;
+    rx->sock.events = G_IO_IN;
+  }
+  rx->sock.revents = rx->hold.revents = 0;
+  n = endpoint_read (ep, &drained);
+  ep->stats.rx_wakeups += n > 0;
+  /* nothing came during a hold: the load is over, wait for the socket */
+  if (held && n == 0)
+    return G_SOURCE_CONTINUE;
+  if (ep->shut_down || rx->hold_fd < 0 || hold_us == 0)
+    return G_SOURCE_CONTINUE;
+  now = g_get_monotonic_time ();
+  rx->window_packets += n;
+  if (now - rx->window_start >= RX_WINDOW_US) {
+    rx->rate = now - rx->window_start < 2 * RX_WINDOW_US ?
+        (guint) ((guint64) rx->window_packets * G_USEC_PER_SEC / (guint64) (now - rx->window_start)) : 0;
+    rx->window_start = now;
+    rx->window_packets = 0;
+  }
+  if (drained && (guint64) rx->rate * hold_us >= 2 * G_USEC_PER_SEC) {
+    struct itimerspec its = { .it_value = { hold_us / G_USEC_PER_SEC, (hold_us % G_USEC_PER_SEC) * 1000 } };
+
+    if (timerfd_settime (rx->hold_fd, 0, &its, NULL) == 0) {
+      rx->sock.events = 0;
+      rx->hold.events = G_IO_IN;
+      ep->stats.rx_holds++;
+    }
+  }
   return G_SOURCE_CONTINUE;
+}
+
+static void
+rx_finalize (GSource *source)
+{
+  RxSource *rx = (RxSource *) source;
+
+  if (rx->hold_fd >= 0)
+    close (rx->hold_fd);
+}
+
+static GSourceFuncs rx_funcs = { NULL, rx_check, rx_dispatch, rx_finalize, NULL, NULL };
+
+static GSource *
+rx_source_new (WzpEndpoint *ep)
+{
+  GSource *source = g_source_new (&rx_funcs, sizeof (RxSource));
+  RxSource *rx = (RxSource *) source;
+
+  rx->ep = ep;
+  rx->sock.fd = ep->fd;
+  rx->sock.events = G_IO_IN;
+  g_source_add_poll (source, &rx->sock);
+  rx->hold_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (rx->hold_fd >= 0) {
+    rx->hold.fd = rx->hold_fd;
+    g_source_add_poll (source, &rx->hold);
+  }
+  rx->window_start = g_get_monotonic_time ();
+  return source;
 }
 
 /* A snapshot of the endpoint's connections, each referenced. */
@@ -840,12 +958,11 @@ wzp_endpoint_new (GSocketAddress *bind, GMainContext *context, const WzpEndpoint
   ep->client_tls = wzp_tls_context_new_client (error);
   if (ep->client_tls == NULL)
     return NULL;
-  ep->source = g_socket_create_source (ep->socket, G_IO_IN, NULL);
+  ep->source = rx_source_new (ep);
   /* GLib would otherwise take the socket out of its poll set and put it
    * back around every dispatch, waking its own loop twice each time
-   * (on_socket_readable() refuses to nest) */
+   * (endpoint_read() refuses to nest) */
   g_source_set_can_recurse (ep->source, TRUE);
-  g_source_set_callback (ep->source, (GSourceFunc) (void (*)(void)) on_socket_readable, ep, NULL);
   g_source_attach (ep->source, ep->context);
   ep->timer = g_source_new (&timer_funcs, sizeof (TimerSource));
   ((TimerSource *) ep->timer)->ep = ep;

@@ -35,6 +35,8 @@ typedef enum {
 /* 100 ms, not RFC 9002's 333 ms: a lost first flight is sent again after
  * 0.3 s instead of 1 s, and the back-off doubles from there (docs/quic.md) */
 #define WZP_INITIAL_RTT_MS 100
+/* a busy endpoint reads its socket at most this often, in µs (docs/quic.md) */
+#define WZP_RX_HOLD_US 500
 
 typedef struct {
   guint idle_timeout_ms;        /* 30000 (protocol §1.4) */
@@ -53,6 +55,11 @@ typedef struct {
                                  * timer, so that an acknowledgement rides on the
                                  * next datagram out instead of a packet of its own;
                                  * 0 disables (docs/quic.md) */
+  guint rx_hold_us;             /* WZP_RX_HOLD_US: when packets come often enough that this
+                                 * long gathers at least two, a wake-up that read
+                                 * the socket empty leaves it alone this long, so
+                                 * that the next wake-up reads a batch; 0 reads
+                                 * each packet as it comes (docs/quic.md) */
 } WzpEndpointSettings;
 
 void wzp_endpoint_settings_init (WzpEndpointSettings *settings);
@@ -66,6 +73,9 @@ typedef struct {
   guint64 send_errors;
   guint64 connections_accepted;
   guint64 initials_refused;       /* over the half-open or connection bound */
+  guint64 rx_wakeups;             /* wake-ups that read packets */
+  guint64 rx_holds;               /* ... after which the socket was left alone for
+                                   * rx_hold_us (WzpEndpointSettings) */
   guint connections;
   guint half_open;
 } WzpEndpointStats;
