@@ -628,12 +628,11 @@ endpoint_read (WzpEndpoint *ep, gboolean *drained)
   struct iovec *iov = ep->rx->iov;
   struct sockaddr_storage *addrs = ep->rx->addr;
   gint64 saved_clock;
-
-  /* the source may recurse (see wzp_endpoint_new): a nested main loop in a
-   * handler must not reuse the buffers being read */
   guint total = 0;
 
   *drained = FALSE;
+  /* the source may recurse (see wzp_endpoint_new): a nested main loop in a
+   * handler must not reuse the buffers being read */
   if (ep->reading)
     return 0;
   ep->reading = TRUE;

@@ -75,7 +75,8 @@ typedef struct {
 
 /* The session keeps @hot[WZP_TLS_HOT_KEYS] up to date as 1-RTT keys are
  * installed and freed, until it is freed or this is called with NULL.
- * After a key update the entries name the keys of the first phase. */
+ * Keys of later phases are not named: after a key update the first
+ * phase's entries go back to { NULL, 0 } as ngtcp2 frees those keys. */
 void wzp_tls_session_set_hot (WzpTlsSession *session, WzpTlsHot *hot);
 
 /* Fills @cb with every crypto callback ngtcp2 needs (initial keys, CRYPTO
