@@ -333,7 +333,8 @@ main (int argc, char **argv)
   for (guint n = min_n; n <= max_n; n *= 2) {
     GPtrArray *legs = open_legs (ep, relay_addr, id, 2 * n, TRUE, room_base);
     guint64 cpu0, cpu1, sent = 0, received = 0, in0, in1, out0, out1, reads0, reads1;
-    gint64 t0, next;
+    gint64 t0;
+    guint cursor = 0;
     double secs, loss, cpu_s, us_per, p50, p99;
 
     room_base += n;
@@ -346,31 +347,27 @@ main (int argc, char **argv)
     in0 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
     reads0 = metric_value (metrics, "wzp_relay_udp_reads_total");
     out0 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
-    t0 = next = g_get_monotonic_time ();
+    t0 = g_get_monotonic_time ();
     for (guint i = 0; i < legs->len; i++)
       ((Leg *) g_ptr_array_index (legs, i))->due = t0 + (spread ? 20000 * (gint64) i / legs->len : 0);
     while (g_get_monotonic_time () - t0 < (gint64) step_s * G_USEC_PER_SEC) {
       gint64 now = g_get_monotonic_time ();
+      Leg *l;
 
-      if (now >= next) {
-        next = G_MAXINT64;
-        for (guint i = 0; i < legs->len; i++) {
-          Leg *l = g_ptr_array_index (legs, i);
-          guint8 pkt[12 + 80] = { 0 };
-          WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = l->seq, .timestamp = l->seq * 20u };
+      /* the legs come due in their order, round and round: each at most
+       * once a pass, so that a late pass does not send a leg twice */
+      for (guint k = 0; k < legs->len && (l = g_ptr_array_index (legs, cursor))->due <= now; k++) {
+        guint16 seq = l->seq++;
+        guint8 pkt[12 + 80] = { 0 };
+        WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = seq, .timestamp = seq * 20u };
+        gint64 sent_at = g_get_monotonic_time ();
 
-          if (now >= l->due) {
-            gint64 sent_at = g_get_monotonic_time ();
-
-            l->seq++;
-            wzp_media_header_write (&h, pkt);
-            memcpy (pkt + 12, &sent_at, 8);
-            if (wzp_connection_send_datagram (l->conn, pkt, sizeof pkt, NULL))
-              l->sent++;
-            l->due += 20000;
-          }
-          next = MIN (next, l->due);
-        }
+        wzp_media_header_write (&h, pkt);
+        memcpy (pkt + 12, &sent_at, 8);
+        if (wzp_connection_send_datagram (l->conn, pkt, sizeof pkt, NULL))
+          l->sent++;
+        l->due += 20000;
+        cursor = (cursor + 1) % legs->len;
       }
       g_main_context_iteration (NULL, FALSE);
     }
