@@ -325,8 +325,7 @@ main (int argc, char **argv)
   g_timeout_add (1, tick_iterate, NULL);
 
   idle_memory (ep, relay_addr, id, pid, metrics, &idle_kib, &heap_kib);
-  /* the endpoint's per-packet prefetching is measured for ngtcp2 1.11
-   * (docs/quic.md, "Per-packet costs"): say which one this is */
+  /* the figures depend on ngtcp2's version: say which one this is */
   g_print ("ngtcp2 %s\n", ngtcp2_version (0)->version_str);
   g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
            "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out", "batch");

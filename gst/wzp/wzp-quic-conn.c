@@ -8,9 +8,6 @@
 #include "wzp-quic-private.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,10 +348,10 @@ get_new_cid_cb (ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidle
 {
   WzpConnection *c = user_data;
 
-  wzp_tls_random (cid->data, cidlen);
+  wzp_crypto_random (cid->data, cidlen);
   cid->datalen = cidlen;
   if (c->endpoint)
-    wzp_tls_stateless_reset_token (c->endpoint->reset_secret, cid->data, cidlen, token);
+    wzp_crypto_stateless_reset_token (c->endpoint->reset_secret, cid->data, cidlen, token);
   register_cid (c, cid->data, cidlen);
   return 0;
 }
@@ -386,236 +383,20 @@ fill_callbacks (ngtcp2_callbacks *cb, gboolean server)
 
 /* ---- connection object --------------------------------------------------- */
 
-/* The parts of ngtcp2 1.11's struct ngtcp2_conn (9,312 bytes with 64-bit
- * pointers) that its per-packet paths use in at least a fifth of the calls,
- * as byte ranges: reading a 1-RTT packet with ACK and DATAGRAM frames,
- * writing one with a DATAGRAM frame. They are 61 to 63 of the structure's
- * 146 cache lines; asking for the other lines too only keeps the CPU's miss
- * queue full (docs/performance.md). bench/ngtcp2-lines/trace.sh measures
- * them for a given ngtcp2; with another version all of it is prefetched. */
-#define HOT_NGTCP2_MINOR 0x010b00
-#define HOT_NGTCP2_SIZE 9312
-static const struct {
-  guint16 start, end;
-} hot_ranges[] = {
-  { 56, 64 }, { 120, 128 }, { 192, 200 }, { 240, 264 }, { 448, 472 }, { 552, 560 },
-  { 648, 688 }, { 696, 704 }, { 784, 792 }, { 808, 848 }, { 856, 864 }, { 880, 896 },
-  { 904, 912 }, { 960, 968 }, { 1120, 1136 }, { 1144, 1160 }, { 1224, 1240 },
-  { 1248, 1280 }, { 1856, 1872 }, { 1880, 1920 }, { 1928, 1992 }, { 2016, 2032 },
-  { 2096, 2104 }, { 2112, 2176 }, { 2192, 2280 }, { 2288, 2368 }, { 2384, 2392 },
-  { 2432, 2464 }, { 4168, 4176 }, { 5016, 5024 }, { 5768, 5776 }, { 5800, 5816 },
-  { 5824, 5840 }, { 5848, 5856 }, { 5880, 5896 }, { 5912, 5920 }, { 5968, 5976 },
-  { 5992, 6024 }, { 6032, 6048 }, { 6088, 6096 }, { 6552, 6568 }, { 6736, 6744 },
-  { 6792, 6808 }, { 6856, 6864 }, { 7120, 7128 }, { 7144, 7176 }, { 7256, 7264 },
-  { 7408, 7424 }, { 7560, 7592 }, { 7600, 7608 }, { 7616, 7648 }, { 7688, 7736 },
-  { 7744, 7784 }, { 7816, 7968 }, { 8016, 8040 }, { 8144, 8176 }, { 8184, 8208 },
-  { 8224, 8240 }, { 8248, 8312 }, { 8320, 8344 }, { 8360, 8368 }, { 8424, 8432 },
-  { 8440, 8448 }, { 8472, 8480 }, { 8488, 8640 }, { 8656, 8664 }, { 8680, 8688 },
-  { 8696, 8720 }, { 8728, 8744 }, { 8784, 8792 }, { 9264, 9280 }, { 9288, 9312 }
-};
-
-/* ... and of its other blocks, by the size ngtcp2 asks for (the trees of
- * its acknowledgement tracker and sent packets, its keys, its pools): the
- * byte range those paths use in at least a tenth of the calls. Entry 0 is
- * for a block of another ngtcp2, whose first PREFETCH_BLOCK bytes are asked
- * for; BLOCK_COLD marks a block of this one the paths leave alone. */
-static const struct {
-  guint16 size, start, end;
-} hot_blocks[] = {
-  { 0, 0, PREFETCH_BLOCK },
-  { 32, 0, 8 }, { 64, 16, 64 }, { 124, 24, 64 }, { 256, 0, 24 }, { 348, 240, 312 },
-  { 544, 16, 56 }, { 784, 16, 64 }, { 1104, 16, 40 }, { 1280, 32, 176 }, { 2048, 0, 16 },
-  { 2064, 16, 520 },
-};
-#define BLOCK_COLD G_MAXUINT8
-
-/* Whether the tables above describe the ngtcp2 in use (with 64-bit
- * pointers, the layout they were measured with). */
-static gboolean
-hot_layout_known (void)
-{
-  static gsize known = 0;
-
-  if (g_once_init_enter (&known)) {
-    const ngtcp2_info *info = ngtcp2_version (0);
-    gboolean yes = FALSE;
-
-#if GLIB_SIZEOF_VOID_P == 8
-    yes = info && (info->version_num & 0xffff00) == HOT_NGTCP2_MINOR;
-#endif
-    g_once_init_leave (&known, yes ? 1 : 2);
-  }
-  return known == 1;
-}
-
-static guint8
-block_class (gsize size)
-{
-  if (!hot_layout_known ())
-    return 0;
-  for (guint i = 1; i < G_N_ELEMENTS (hot_blocks); i++)
-    if (hot_blocks[i].size == size)
-      return i;
-  return BLOCK_COLD;
-}
-
-/* ngtcp2 allocates a connection's memory through conn_mem(), which keeps a
- * list of the blocks (the connection itself, the trees and pools of its
- * packet number spaces, its keys, ...) for conn_prefetch(). The list grows
- * and shrinks by BLOCKS_STEP: an idle connection has about 20. */
-static void
-blocks_resize (WzpConnection *c, guint cap)
-{
-  c->blocks_cap = cap;
-  c->blocks = g_realloc_n (c->blocks, cap, sizeof *c->blocks);
-  c->block_class = g_realloc_n (c->block_class, cap, sizeof *c->block_class);
-}
-
-static void
-blocks_add (WzpConnection *c, gpointer p, gsize size)
-{
-  if (c->n_blocks == c->blocks_cap)
-    blocks_resize (c, c->blocks_cap + BLOCKS_STEP);
-  c->block_class[c->n_blocks] = block_class (size);
-  c->blocks[c->n_blocks++] = p;
-}
-
-static void
-blocks_remove (WzpConnection *c, gpointer p)
-{
-  for (guint i = c->n_blocks; i-- > 0;)
-    if (c->blocks[i] == p) {
-      c->n_blocks--;
-      c->blocks[i] = c->blocks[c->n_blocks];
-      c->block_class[i] = c->block_class[c->n_blocks];
-      break;
-    }
-  /* the handshake's blocks go once it is over: give their room back */
-  if (c->blocks_cap - c->n_blocks >= 2 * BLOCKS_STEP)
-    blocks_resize (c, c->n_blocks + BLOCKS_STEP);
-}
-
-static void *
-mem_malloc (size_t size, void *user_data)
-{
-  void *p = malloc (size);
-
-  if (p)
-    blocks_add (user_data, p, size);
-  return p;
-}
-
-static void *
-mem_calloc (size_t n, size_t size, void *user_data)
-{
-  void *p = calloc (n, size);
-
-  if (p)
-    blocks_add (user_data, p, n * size);
-  return p;
-}
-
-static void
-mem_free (void *p, void *user_data)
-{
-  if (p == NULL)
-    return;
-  blocks_remove (user_data, p);
-  free (p);
-}
-
-static void *
-mem_realloc (void *p, size_t size, void *user_data)
-{
-  void *q;
-
-  if (p)
-    blocks_remove (user_data, p);
-  q = realloc (p, size);
-  if (q)
-    blocks_add (user_data, q, size);
-  else if (p && size)
-    blocks_add (user_data, p, 0);       /* realloc failed: p is still there */
-  return q;
-}
-
-const ngtcp2_mem *
-conn_mem (WzpConnection *c)
-{
-  c->mem.user_data = c;
-  c->mem.malloc = mem_malloc;
-  c->mem.free = mem_free;
-  c->mem.calloc = mem_calloc;
-  c->mem.realloc = mem_realloc;
-  return &c->mem;
-}
-
-/* Called once ngtcp2 created c->conn. */
-void
-conn_created (WzpConnection *c)
-{
-#ifdef __GLIBC__
-  gsize usable = malloc_usable_size (c->conn);
-  guintptr base = (guintptr) c->conn;
-
-  c->conn_size = MIN (usable, PREFETCH_MAX);
-  memset (c->conn_lines, 0, sizeof c->conn_lines);
-  /* calloc (1, sizeof (ngtcp2_conn)) leaves less than 32 bytes spare */
-  c->conn_lines_known = hot_layout_known () && usable >= HOT_NGTCP2_SIZE &&
-      usable < HOT_NGTCP2_SIZE + 32;
-  for (guint i = 0; c->conn_lines_known && i < G_N_ELEMENTS (hot_ranges); i++)
-    for (guintptr l = (base + hot_ranges[i].start) / 64; l <= (base + hot_ranges[i].end - 1) / 64; l++) {
-      guintptr r = l - base / 64;       /* below 147: the table ends inside */
-
-      c->conn_lines[r / 64] |= G_GUINT64_CONSTANT (1) << (r % 64);
-    }
-#else
-  c->conn_size = PREFETCH_MAX;  /* a prefetch past the end is harmless */
-#endif
-}
-
-/* Asks the CPU for each cache line of [@from, @to), @to > @from. */
-static inline void
-prefetch_bytes (const void *from, const void *to)
-{
-  for (guintptr l = (guintptr) from / 64; l <= ((guintptr) to - 1) / 64; l++)
-    __builtin_prefetch ((const void *) (l * 64));
-}
-
 /* Asks the CPU for the connection's state before its packet is read. A
  * relay's connection is read once every 20 ms, after hundreds of others:
- * its state has left the caches by then, and reading it line by line as
- * ngtcp2 goes waits for each miss in turn. Asked for together, the lines
- * come in parallel while the packets before it are being read: our object,
- * the lines of the ngtcp2_conn and of its other blocks that a packet uses
- * (hot_ranges, hot_blocks), or with an ngtcp2 those tables do not describe,
- * all of the ngtcp2_conn and the head of each other block; and the state of
- * the packet protection keys (c->keys, kept by the TLS session). */
+ * its state has left the caches by then. Asked for together while the
+ * packets before it are read, the lines come in parallel: our own object,
+ * and the head of ngtcp2's connection through its public handle (nothing
+ * here knows that structure's size or layout). */
 void
 conn_prefetch (const WzpConnection *c)
 {
-  const char *p = (const char *) c->conn;
+  const char *o = (const char *) c;
 
-  prefetch_bytes (c, c + 1);
-  if (c->conn_lines_known) {
-    const char *line0 = (const char *) ((guintptr) p & ~(guintptr) 63);
-
-    for (guint w = 0; w < G_N_ELEMENTS (c->conn_lines); w++)
-      for (guint64 m = c->conn_lines[w]; m != 0; m &= m - 1)
-        __builtin_prefetch (line0 + (gsize) (w * 64 + (guint) __builtin_ctzll (m)) * 64);
-  } else {
-    prefetch_bytes (p, p + c->conn_size);
-  }
-  for (guint i = 0; i < c->n_blocks; i++) {
-    guint k = c->block_class[i];
-    const char *b = c->blocks[i];
-
-    if (k != BLOCK_COLD && b != p)
-      prefetch_bytes (b + hot_blocks[k].start, b + hot_blocks[k].end);
-  }
-  for (guint i = 0; i < G_N_ELEMENTS (c->keys); i++)
-    if (c->keys[i].addr)
-      prefetch_bytes (c->keys[i].addr, (const char *) c->keys[i].addr + c->keys[i].len);
+  for (gsize off = 0; off < sizeof *c; off += 64)
+    __builtin_prefetch (o + off);
+  __builtin_prefetch (c->conn);
 }
 
 static void
@@ -688,9 +469,6 @@ conn_release (WzpConnection *c)
   }
   g_clear_pointer (&c->conn, ngtcp2_conn_del);
   g_clear_pointer (&c->tls, wzp_tls_session_free);
-  g_clear_pointer (&c->blocks, g_free);
-  g_clear_pointer (&c->block_class, g_free);
-  c->n_blocks = c->blocks_cap = 0;
   /* streams waiting for credit are in no table yet */
   g_queue_clear_full (&c->pending_open, (GDestroyNotify) stream_free);
   g_queue_clear (&c->out_streams);
@@ -717,6 +495,7 @@ wzp_connection_finalize (GObject *object)
   g_free (c->sni);
   g_free (c->pin);
   g_clear_error (&c->close_error);
+  g_clear_pointer (&c->peer_close_reason, g_free);
   G_OBJECT_CLASS (wzp_connection_parent_class)->finalize (object);
 }
 
@@ -1045,7 +824,7 @@ conn_deliver (WzpConnection *c)
           c->sni = g_strdup (wzp_tls_session_get_sni (c->tls));
           if (c->sni && *c->sni == '\0')
             g_clear_pointer (&c->sni, g_free);
-          c->signalling = c->sni && wzp_tls_sni_is_signalling (c->sni, strlen (c->sni));
+          c->signalling = c->sni && wzp_quic_sni_is_signalling (c->sni, strlen (c->sni));
         } else {
           check_pin (c);
           if (c->state == WZP_CONNECTION_CLOSED)
@@ -1119,6 +898,11 @@ error_from_ccerr (WzpConnection *c)
 
   if (cc->reasonlen > 0)
     reason = g_utf8_make_valid ((const gchar *) cc->reason, (gssize) cc->reasonlen);
+  c->peer_closed = TRUE;
+  c->peer_close_application = cc->type == NGTCP2_CCERR_TYPE_APPLICATION;
+  c->peer_close_code = cc->error_code;
+  g_free (c->peer_close_reason);
+  c->peer_close_reason = g_strdup (reason ? reason : "");
   if (cc->type == NGTCP2_CCERR_TYPE_APPLICATION)
     return g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED,
                         "the peer closed the connection (code %" G_GUINT64_FORMAT ", reason \"%s\")",
@@ -1527,4 +1311,16 @@ const GError *
 wzp_connection_get_close_error (WzpConnection *c)
 {
   return c->close_error;
+}
+
+const gchar *
+wzp_connection_get_peer_close (WzpConnection *c, guint64 *code, gboolean *application)
+{
+  if (!c->peer_closed)
+    return NULL;
+  if (code)
+    *code = c->peer_close_code;
+  if (application)
+    *application = c->peer_close_application;
+  return c->peer_close_reason;
 }

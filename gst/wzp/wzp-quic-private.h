@@ -8,6 +8,7 @@
 
 #include "wzp-cid-table.h"
 #include "wzp-quic.h"
+#include "wzp-quic-crypto.h"
 #include "wzp-tls.h"
 
 G_BEGIN_DECLS
@@ -22,11 +23,6 @@ G_BEGIN_DECLS
 /* an acknowledgement is held (settings.ack_hold_ms) only while fewer packets
  * than this arrived since the connection last sent one */
 #define ACK_HOLD_MAX_PACKETS 8
-/* the most of a connection's ngtcp2_conn conn_prefetch() asks for */
-#define PREFETCH_MAX (16 * 1024)
-/* ... and of each of its other blocks */
-#define PREFETCH_BLOCK 128
-#define BLOCKS_STEP 8
 #define NO_HEAP_POS G_MAXUINT
 
 typedef enum {
@@ -125,14 +121,6 @@ struct _WzpConnection {
   GObject parent;
   WzpEndpoint *endpoint;        /* not owned; cleared when the endpoint goes */
   ngtcp2_conn *conn;
-  gsize conn_size;              /* the allocation behind conn (conn_prefetch) */
-  guint64 conn_lines[3];        /* ... or the cache lines of it that count */
-  gboolean conn_lines_known;
-  WzpTlsHot keys[WZP_TLS_HOT_KEYS];     /* packet protection's state (conn_prefetch) */
-  ngtcp2_mem mem;               /* ngtcp2 allocates through it (conn_mem) */
-  gpointer *blocks;             /* ... and these are its blocks */
-  guint8 *block_class;          /* ... each one's entry in hot_blocks[] */
-  guint n_blocks, blocks_cap;
   WzpTlsSession *tls;
   gboolean server;
   WzpConnectionState state;
@@ -173,6 +161,10 @@ struct _WzpConnection {
   gpointer dgram_data;
   GDestroyNotify dgram_destroy;
   GError *close_error;
+  /* the peer's CONNECTION_CLOSE, when it sent one */
+  gboolean peer_closed, peer_close_application;
+  guint64 peer_close_code;
+  gchar *peer_close_reason;
   gboolean terminating;
   WzpConnectionStats stats;
 };
@@ -197,9 +189,12 @@ G_GNUC_INTERNAL void register_cid (WzpConnection *c, const guint8 *data, gsize l
 G_GNUC_INTERNAL void conn_read (WzpConnection *c, const struct sockaddr *from, socklen_t fromlen,
                                 const guint8 *data, gsize len);
 G_GNUC_INTERNAL void conn_flush (WzpConnection *c);
-G_GNUC_INTERNAL void conn_created (WzpConnection *c);
-G_GNUC_INTERNAL const ngtcp2_mem * conn_mem (WzpConnection *c);
 G_GNUC_INTERNAL void conn_prefetch (const WzpConnection *c);
+/* Whether a connection with this server name carries signalling only, never
+ * media (`_signal`, `_probe`, `ping`, `version`; any case): such a connection
+ * announces ngtcp2's default max_ack_delay and never holds acknowledgements
+ * back (docs/quic.md), so a lost message is sent again sooner. */
+G_GNUC_INTERNAL gboolean wzp_quic_sni_is_signalling (const gchar *sni, gsize len);
 /* stream id -> finished message; created when first needed, freed when empty */
 G_GNUC_INTERNAL GHashTable * conn_ready_table (WzpConnection *c);
 G_GNUC_INTERNAL void conn_kick (WzpConnection *c);

@@ -172,7 +172,7 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
   params->active_connection_id_limit = 4;
   /* what the peer must allow for: ngtcp2's own delay (at most the default
    * 25 ms) plus the hold (see conn_schedule); signalling connections keep
-   * the default (wzp_tls_sni_is_signalling) */
+   * the default (wzp_quic_sni_is_signalling) */
   params->max_ack_delay = (NGTCP2_DEFAULT_MAX_ACK_DELAY / NGTCP2_MILLISECONDS +
                            ep->settings.ack_hold_ms) * NGTCP2_MILLISECONDS;
 }
@@ -473,6 +473,20 @@ endpoint_flush_dirty (WzpEndpoint *ep)
   }
 }
 
+/* A server connection learns its server name from the ClientHello: one that
+ * carries signalling only announces ngtcp2's usual acknowledgement delay. */
+static void
+client_hello (ngtcp2_conn *conn, const gchar *sni, gsize len, gpointer data)
+{
+  ngtcp2_transport_params p;
+
+  if (!wzp_quic_sni_is_signalling (sni, len))
+    return;
+  p = *ngtcp2_conn_get_local_transport_params (conn);
+  p.max_ack_delay = NGTCP2_DEFAULT_MAX_ACK_DELAY;
+  ngtcp2_conn_set_local_transport_params (conn, &p);
+}
+
 static WzpConnection *
 accept_conn (WzpEndpoint *ep, const guint8 *data, gsize len, const struct sockaddr *from,
              socklen_t fromlen)
@@ -500,18 +514,16 @@ accept_conn (WzpEndpoint *ep, const guint8 *data, gsize len, const struct sockad
   params.original_dcid = hd.dcid;
   params.original_dcid_present = 1;
   scid.datalen = CID_LEN;
-  wzp_tls_random (scid.data, CID_LEN);
+  wzp_crypto_random (scid.data, CID_LEN);
   params.stateless_reset_token_present = 1;
-  wzp_tls_stateless_reset_token (ep->reset_secret, scid.data, CID_LEN, params.stateless_reset_token);
+  wzp_crypto_stateless_reset_token (ep->reset_secret, scid.data, CID_LEN, params.stateless_reset_token);
   conn_path (c, &path);
   rv = ngtcp2_conn_server_new (&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &settings,
-                               &params, conn_mem (c), c);
-  if (rv == 0) {
-    conn_created (c);
+                               &params, NULL, c);
+  if (rv == 0)
     c->tls = wzp_tls_session_new (ep->server_tls, c->conn, TRUE, NULL, &error);
-    if (c->tls)
-      wzp_tls_session_set_hot (c->tls, c->keys);
-  }
+  if (c->tls)
+    wzp_tls_session_set_client_hello_func (c->tls, client_hello, c);
   if (rv != 0 || c->tls == NULL) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_FAILED,
                                     "cannot accept a connection: %s",
@@ -534,7 +546,7 @@ send_version_negotiation (WzpEndpoint *ep, const ngtcp2_version_cid *vc, const s
   ngtcp2_ssize n;
   ngtcp2_path path = { 0 };
 
-  wzp_tls_random (&unused, 1);
+  wzp_crypto_random (&unused, 1);
   n = ngtcp2_pkt_write_version_negotiation (buf, sizeof buf, unused, vc->scid, vc->scidlen,
                                             vc->dcid, vc->dcidlen, versions, G_N_ELEMENTS (versions));
   if (n <= 0)
@@ -589,10 +601,23 @@ endpoint_dispatch (WzpEndpoint *ep, const guint8 *data, gsize len, const struct 
   conn_read (c, from, fromlen, data, len);
 }
 
+gboolean
+wzp_quic_sni_is_signalling (const gchar *sni, gsize len)
+{
+  static const gchar *const names[] = { "_signal", "_probe", "ping", "version" };
+
+  for (guint i = 0; sni && i < G_N_ELEMENTS (names); i++)
+    if (len == strlen (names[i]) && g_ascii_strncasecmp (sni, names[i], len) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* Asks the CPU for the connections of a received batch before any packet
  * of it is read (conn_prefetch), in three rounds whose misses overlap: the
- * table slots of the packets' connection IDs, our connection objects, then
- * ngtcp2's state. Long-header packets are left alone. */
+ * table slots of the packets' connection IDs, the line of each connection
+ * object that points to ngtcp2's, then the rest of it and the head of
+ * ngtcp2's connection. Long-header packets are left
+ * alone. */
 static void
 prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048], int n)
 {
@@ -609,7 +634,7 @@ prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048
   for (int i = 0; i < n; i++) {
     conns[i] = keys[i].len ? cid_table_lookup (&ep->cids, &keys[i]) : NULL;
     if (conns[i])
-      __builtin_prefetch (&conns[i]->conn_size);
+      __builtin_prefetch (&conns[i]->conn);
   }
   for (int i = 0; i < n; i++)
     if (conns[i] && conns[i]->conn)
@@ -857,13 +882,13 @@ wzp_endpoint_init (WzpEndpoint *ep)
 {
   guint32 seed;
 
-  wzp_tls_random ((guint8 *) &seed, sizeof seed);
+  wzp_crypto_random ((guint8 *) &seed, sizeof seed);
   cid_table_init (&ep->cids, seed);
   ep->conns = g_hash_table_new_full (NULL, NULL, g_object_unref, NULL);
   ep->dirty_list = g_ptr_array_new ();
   ep->timers = g_array_new (FALSE, FALSE, sizeof (TimerEntry));
   wzp_endpoint_settings_init (&ep->settings);
-  wzp_tls_random (ep->reset_secret, sizeof ep->reset_secret);
+  wzp_crypto_random (ep->reset_secret, sizeof ep->reset_secret);
   ep->tx = g_new (struct TxBatch, 1);
   ep->rx = g_new (struct RxBatch, 1);
 }
@@ -1099,24 +1124,22 @@ wzp_endpoint_connect (WzpEndpoint *ep, GSocketAddress *remote, const gchar *sni,
   c = conn_new (ep, (struct sockaddr *) &ss, sslen, FALSE);
   c->sni = g_strdup (sni);
   c->pin = g_strdup (pin);
-  c->signalling = sni && wzp_tls_sni_is_signalling (sni, strlen (sni));
+  c->signalling = sni && wzp_quic_sni_is_signalling (sni, strlen (sni));
   fill_callbacks (&cb, FALSE);
   fill_settings (ep, &settings, &params);
   if (c->signalling)
     params.max_ack_delay = NGTCP2_DEFAULT_MAX_ACK_DELAY;
   dcid.datalen = CID_LEN;
-  wzp_tls_random (dcid.data, CID_LEN);
+  wzp_crypto_random (dcid.data, CID_LEN);
   scid.datalen = CID_LEN;
-  wzp_tls_random (scid.data, CID_LEN);
+  wzp_crypto_random (scid.data, CID_LEN);
   conn_path (c, &path);
   rv = ngtcp2_conn_client_new (&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
-                               &params, conn_mem (c), c);
-  if (rv == 0)
-    conn_created (c);
+                               &params, NULL, c);
   if (rv == 0 && !wzp_tls_setup_client_conn (c->conn))
     rv = NGTCP2_ERR_CALLBACK_FAILURE;
-  if (rv == 0 && (c->tls = wzp_tls_session_new (ep->client_tls, c->conn, FALSE, sni, &local)))
-    wzp_tls_session_set_hot (c->tls, c->keys);
+  if (rv == 0)
+    c->tls = wzp_tls_session_new (ep->client_tls, c->conn, FALSE, sni, &local);
   if (rv != 0 || c->tls == NULL) {
     GError *e = g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_FAILED, "cannot start a connection: %s",
                              local ? local->message : ngtcp2_strerror (rv));

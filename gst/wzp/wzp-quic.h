@@ -194,6 +194,12 @@ const gchar *wzp_connection_get_remote_address (WzpConnection *connection);
 void wzp_connection_get_stats (WzpConnection *connection, WzpConnectionStats *stats);
 /* Why it closed, once closed. */
 const GError *wzp_connection_get_close_error (WzpConnection *connection);
+/* When the peer closed the connection: the reason phrase of its
+ * CONNECTION_CLOSE ("" when it gave none), its error code and whether it was
+ * an application close. NULL when the peer did not close it (a timeout, or
+ * we closed it). Close reasons are matched on this, never on messages. */
+const gchar *wzp_connection_get_peer_close (WzpConnection *connection, guint64 *code,
+                                            gboolean *application);
 
 /* Formats a socket address the way WZP does (protocol: "address string"). */
 gchar *wzp_socket_address_to_string (GSocketAddress *address);

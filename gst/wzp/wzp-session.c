@@ -756,8 +756,8 @@ on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
   g_clear_object (&s->direct_conn);
   /* the peer hung up on the direct path (its Hangup may not reach us: the
    * relay may be gone, which is why the call was still up) */
-  if (g_error_matches (why, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PEER_CLOSED) &&
-      strstr (why->message, "\"hangup\"") && s->send_path == WZP_MEDIA_PATH_DIRECT) {
+  if (g_strcmp0 (wzp_connection_get_peer_close (c, NULL, NULL), "hangup") == 0 &&
+      s->send_path == WZP_MEDIA_PATH_DIRECT) {
     end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
                                       "the other side hung up"));
     return;
@@ -1189,12 +1189,15 @@ schedule_reregister (WzpSession *s)
 static void
 on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
 {
+  const gchar *peer_reason = wzp_connection_get_peer_close (c, NULL, NULL);
+
   if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
     return;
-  if (strstr (why->message, "\"auth-failed\"") || strstr (why->message, "\"expected AuthToken\""))
+  if (g_strcmp0 (peer_reason, "auth-failed") == 0 ||
+      g_strcmp0 (peer_reason, "expected AuthToken") == 0)
     fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused our token: check the token "
           "property (this relay validates tokens)", s->relay);
-  else if (strstr (why->message, "\"register-refused\""))
+  else if (g_strcmp0 (peer_reason, "register-refused") == 0)
     fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused the registration", s->relay);
   else if (can_reregister (s)) {
     call_event (s, "signal:lost", "reason", g_variant_new_string (why->message), NULL);

@@ -1,12 +1,11 @@
-/* wzp-tls: TLS 1.3 for QUIC on stock OpenSSL 3.0, and ngtcp2's crypto
- * callbacks over OpenSSL EVP. The only file that knows OpenSSL's TLS.
- *
- * OpenSSL 3.0 has no QUIC API, so the handshake runs through a compatibility
- * layer: the keylog callback yields each traffic secret, the message callback
- * yields each handshake message OpenSSL writes (its own records are
- * discarded), peer CRYPTO data is re-wrapped as TLS records for OpenSSL to
- * read, and transport parameters travel in extension 0x39. A native
- * OpenSSL >= 3.5 QUIC backend can replace this file behind the same API.
+/* wzp-tls: TLS 1.3 for QUIC: certificate contexts, the TLS side of each
+ * connection and the crypto callbacks ngtcp2 needs. Three files:
+ *   wzp-tls.c          this API and ngtcp2's callbacks
+ *   wzp-tls-compat.c   QUIC on OpenSSL 3.0's TLS (no QUIC API there), behind
+ *                      an SSL_QUIC_METHOD-shaped interface; goes when
+ *                      OpenSSL >= 3.5's QUIC TLS API is used
+ *   wzp-quic-crypto.c  packet protection: AEAD, header protection, HKDF
+ * Internal to libwzp (not installed): nothing above wzp-quic knows it.
  */
 #pragma once
 
@@ -62,22 +61,13 @@ const gchar *wzp_tls_session_get_peer_fingerprint (WzpTlsSession *session);
 /* The handshake failure, if any, as a sentence. */
 const gchar *wzp_tls_session_get_error (WzpTlsSession *session);
 
-/* What protecting and unprotecting each 1-RTT packet reads, as address and
- * length, for prefetching: for the keys of each direction (received first,
- * then sent), the AEAD context, its expanded key and the header-protection
- * key; { NULL, 0 } where there is none to name (keys not installed yet, a
- * cipher that keeps its state inside OpenSSL). */
-#define WZP_TLS_HOT_KEYS 6
-typedef struct {
-  gconstpointer addr;
-  gsize len;
-} WzpTlsHot;
-
-/* The session keeps @hot[WZP_TLS_HOT_KEYS] up to date as 1-RTT keys are
- * installed and freed, until it is freed or this is called with NULL.
- * Keys of later phases are not named: after a key update the first
- * phase's entries go back to { NULL, 0 } as ngtcp2 frees those keys. */
-void wzp_tls_session_set_hot (WzpTlsSession *session, WzpTlsHot *hot);
+/* Server: @func runs when the ClientHello arrives, before the server's
+ * transport parameters are sent, with its server name (not NUL-terminated,
+ * NULL when none); it may change @conn's local transport parameters. */
+typedef void (*WzpTlsClientHelloFunc) (ngtcp2_conn *conn, const gchar *sni, gsize len,
+                                       gpointer data);
+void wzp_tls_session_set_client_hello_func (WzpTlsSession *session, WzpTlsClientHelloFunc func,
+                                            gpointer data);
 
 /* Fills @cb with every crypto callback ngtcp2 needs (initial keys, CRYPTO
  * data, AEAD, header protection, key update, retry, version negotiation,
@@ -86,16 +76,7 @@ void wzp_tls_fill_callbacks (ngtcp2_callbacks *cb, gboolean server);
 /* Client only: sets the Retry integrity AEAD on a new connection. */
 gboolean wzp_tls_setup_client_conn (ngtcp2_conn *conn);
 
-/* Random bytes from OpenSSL's generator. */
-void wzp_tls_random (guint8 *out, gsize len);
-/* Whether a connection with this server name carries signalling only, never
- * media (`_signal`, `_probe`, `ping`, `version`; any case): such a connection
- * announces ngtcp2's default max_ack_delay and never holds acknowledgements
- * back (docs/quic.md), so a lost message is sent again sooner. */
-gboolean wzp_tls_sni_is_signalling (const gchar *sni, gsize len);
-/* The stateless reset token for @cid under @secret (HMAC-SHA256). */
-void wzp_tls_stateless_reset_token (const guint8 secret[32], const guint8 *cid, gsize cidlen,
-                                    guint8 token[NGTCP2_STATELESS_RESET_TOKENLEN]);
+/* Random bytes and stateless reset tokens: wzp-quic-crypto.h. */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpTlsContext, wzp_tls_context_unref)
 
