@@ -12,7 +12,11 @@
  * added to its command line (--rx-hold-us=0, say). All calls send at the
  * same moment of each 20 ms period, unless WZP_BENCH_RELAY_PHASES=spread:
  * then each call at a phase of its own, spread evenly over the period, as
- * independent callers would (docs/performance.md, "Phases"). */
+ * independent callers would (docs/performance.md, "Phases").
+ * WZP_BENCH_RELAY_LEGS=quinn: the calls' legs are quinn/rustls connections
+ * (tests/quinn-peer, `load` mode: its own process on CPU 1, spread phases),
+ * which acknowledge and pace as upstream's clients do, instead of our own
+ * ngtcp2 legs; the table then has no latency columns. */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +79,72 @@ leg_datagram (WzpConnection *c, const guint8 *d, gsize len, gpointer data)
   }
 }
 
+static WzpSignal *
+call_offer (WzpIdentity *id)
+{
+  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
+  guint8 secret[32], sig[64];
+
+  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (id), 32);
+  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
+  wzp_sign_call_offer (id, m->call_offer.ephemeral_pub, sig);
+  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
+  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
+  return m;
+}
+
+/* One load step with quinn legs: returns the datagrams sent and received,
+ * and the relay's CPU ticks over the sending time plus 300 ms. */
+static gboolean
+quinn_step (GSocketAddress *relay, WzpIdentity *id, GPid relay_pid, guint calls, guint secs,
+            guint room_base, guint64 *sent, guint64 *received, guint64 *ticks)
+{
+  const gchar *peer = g_getenv ("WZP_QUINN_PEER");
+  g_autofree gchar *addr = wzp_socket_address_to_string (relay);
+  g_autofree gchar *legs = g_strdup_printf ("%u", 2 * calls);
+  g_autofree gchar *dur = g_strdup_printf ("%u", secs);
+  g_autofree gchar *prefix = g_strdup_printf ("quinn-%u", room_base);
+  g_autoptr (WzpSignal) offer = call_offer (id);
+  g_autoptr (GBytes) frame = wzp_signal_to_frame (offer, NULL);
+  g_autoptr (GSubprocess) p = NULL;
+  g_autoptr (GDataInputStream) out = NULL;
+  g_autofree gchar *line = NULL;
+  g_autofree gchar *json = NULL;
+  guint64 cpu0 = 0;
+  gsize flen;
+  const guint8 *f;
+
+  if (peer == NULL || frame == NULL) {
+    g_printerr ("bench-relay: WZP_QUINN_PEER names no quinn peer (build it: tests/quinn-peer)\n");
+    return FALSE;
+  }
+  f = g_bytes_get_data (frame, &flen);
+  json = g_strndup ((const gchar *) f + 4, flen - 4);   /* the JSON after the length prefix */
+  p = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE, NULL,
+                        "taskset", "-c", "1", peer, "load", addr, legs, dur, prefix, NULL);
+  if (p == NULL)
+    return FALSE;
+  {
+    g_autofree gchar *in = g_strconcat (json, "\n", NULL);
+    g_output_stream_write_all (g_subprocess_get_stdin_pipe (p), in, strlen (in), NULL, NULL, NULL);
+  }
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (p));
+  while ((line = g_data_input_stream_read_line (out, NULL, NULL, NULL))) {
+    if (g_str_equal (line, "READY"))
+      cpu0 = bench_proc_cpu_ticks (relay_pid);
+    else if (g_str_has_prefix (line, "DONE ")) {
+      *ticks = bench_proc_cpu_ticks (relay_pid) - cpu0;
+      if (sscanf (line + 5, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, sent, received) != 2)
+        return FALSE;
+    } else if (g_str_has_prefix (line, "FAIL"))
+      g_printerr ("bench-relay: quinn legs: %s\n", line);
+    g_clear_pointer (&line, g_free);
+  }
+  g_subprocess_wait (p, NULL, NULL);
+  return g_subprocess_get_successful (p);
+}
+
 static guint64
 proc_rss_kib (GPid pid)
 {
@@ -124,21 +194,6 @@ static gboolean
 tick_iterate (gpointer data)
 {
   return G_SOURCE_CONTINUE;
-}
-
-static WzpSignal *
-call_offer (WzpIdentity *id)
-{
-  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
-  guint8 secret[32], sig[64];
-
-  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (id), 32);
-  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
-  wzp_sign_call_offer (id, m->call_offer.ephemeral_pub, sig);
-  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
-  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
-  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
-  return m;
 }
 
 /* Opens @n legs to room names from @rooms (two legs per room). */
@@ -260,7 +315,8 @@ main (int argc, char **argv)
   guint step_s = argc > 1 ? (guint) atoi (argv[1]) : 5;
   /* each call's datagrams at its own phase of the 20 ms period rather than
    * all at once (docs/performance.md, "Phases") */
-  gboolean spread = g_strcmp0 (g_getenv ("WZP_BENCH_RELAY_PHASES"), "spread") == 0;
+  gboolean quinn = g_strcmp0 (g_getenv ("WZP_BENCH_RELAY_LEGS"), "quinn") == 0;
+  gboolean spread = quinn || g_strcmp0 (g_getenv ("WZP_BENCH_RELAY_PHASES"), "spread") == 0;
   guint max_n = argc > 2 ? (guint) atoi (argv[2]) : 1600;
   guint min_n = argc > 3 ? (guint) atoi (argv[3]) : 50;
   g_autofree gchar *dir = g_dir_make_tmp ("wzp-bench-relay-XXXXXX", NULL);
@@ -329,7 +385,36 @@ main (int argc, char **argv)
   g_print ("ngtcp2 %s\n", ngtcp2_version (0)->version_str);
   g_print ("%6s %14s %8s %9s %9s %8s %12s %8s %8s %8s\n", "calls", "forwarded/s", "loss %", "p50 ms",
            "p99 ms", "CPU %", "µs/datagram", "pkts in", "pkts out", "batch");
-  for (guint n = min_n; n <= max_n; n *= 2) {
+  for (guint n = min_n; quinn && n <= max_n; n *= 2) {
+    guint64 sent = 0, received = 0, ticks = 0, in0, in1, out0, out1;
+    double loss, cpu_s, us_per;
+
+    in0 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    out0 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
+    if (!quinn_step (relay_addr, id, pid, n, step_s, room_base, &sent, &received, &ticks)) {
+      g_printerr ("bench-relay: the quinn legs failed at %u calls\n", n);
+      break;
+    }
+    in1 = metric_value (metrics, "wzp_relay_udp_packets_received_total");
+    out1 = metric_value (metrics, "wzp_relay_udp_packets_sent_total");
+    room_base += n;
+    loss = sent ? MAX (0.0, 100.0 * (1.0 - (double) received / (double) sent)) : 100;
+    cpu_s = (double) ticks / (double) hz;
+    us_per = received ? cpu_s * 1e6 / (double) received : 0;
+    /* packets include the legs' handshakes and closes */
+    g_print ("%6u %14.0f %8.3f %9s %9s %8.1f %12.2f %8.2f %8.2f %8s\n", n, received / (double) step_s,
+             loss, "-", "-", 100.0 * cpu_s / (step_s + 0.3), us_per,
+             received ? (double) (in1 - in0) / (double) received : 0,
+             received ? (double) (out1 - out0) / (double) received : 0, "-");
+    g_string_append_printf (json, "%s{\"calls\":%u,\"forwarded_per_s\":%.0f,\"loss_pct\":%.3f,"
+                            "\"cpu_us_per_datagram\":%.2f}", n == min_n ? "" : ",", n,
+                            received / (double) step_s, loss, us_per);
+    if (n == 400 || best_us == 0)
+      best_us = us_per;
+    if (loss > 0.1)
+      break;
+  }
+  for (guint n = min_n; !quinn && n <= max_n; n *= 2) {
     GPtrArray *legs = open_legs (ep, relay_addr, id, 2 * n, TRUE, room_base);
     guint64 cpu0, cpu1, sent = 0, received = 0, in0, in1, out0, out1, reads0, reads1;
     gint64 t0;
@@ -410,10 +495,10 @@ main (int argc, char **argv)
       break;
   }
 
-  g_string_append_printf (json, "],\"phases\":\"%s\",\"cpu_us_per_datagram_at_400\":%.2f,"
+  g_string_append_printf (json, "],\"legs\":\"%s\",\"phases\":\"%s\",\"cpu_us_per_datagram_at_400\":%.2f,"
                           "\"rss_kib_per_idle_connection\":%.1f,\"heap_kib_per_idle_connection\":%.1f,"
                           "\"ngtcp2\":\"%s\"}",
-                          spread ? "spread" : "same", best_us, idle_kib, heap_kib,
+                          quinn ? "quinn" : "ngtcp2", spread ? "spread" : "same", best_us, idle_kib, heap_kib,
                           ngtcp2_version (0)->version_str);
   g_print ("%s\n", json->str);
   g_subprocess_send_signal (relay, SIGTERM);

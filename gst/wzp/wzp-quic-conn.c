@@ -397,6 +397,7 @@ conn_prefetch (const WzpConnection *c)
   for (gsize off = 0; off < sizeof *c; off += 64)
     __builtin_prefetch (o + off);
   __builtin_prefetch (c->conn);
+  __builtin_prefetch (c->tls);
 }
 
 static void

@@ -398,6 +398,24 @@ wzp_crypto_cipher_ctx_free (ngtcp2_crypto_cipher_ctx *ctx)
   ctx->native_handle = NULL;
 }
 
+void
+wzp_crypto_prefetch_ranges (const ngtcp2_crypto_aead_ctx *aead, const ngtcp2_crypto_cipher_ctx *hp,
+                            WzpCryptoRange out[WZP_CRYPTO_PREFETCH])
+{
+  const Aead *a = aead->native_handle;
+
+  memset (out, 0, WZP_CRYPTO_PREFETCH * sizeof *out);
+  if (a) {
+    out[0] = (WzpCryptoRange) { a, sizeof *a };
+    if (a->gcm)
+      out[1] = (WzpCryptoRange) { a->gcm, sizeof *a->gcm };
+    else if (a->evp)
+      out[1] = (WzpCryptoRange) { a->evp, 1 };
+  }
+  if (hp->native_handle)
+    out[2] = (WzpCryptoRange) { hp->native_handle, 1 };
+}
+
 gboolean
 wzp_crypto_retry_aead (ngtcp2_crypto_aead *aead, ngtcp2_crypto_aead_ctx *ctx)
 {

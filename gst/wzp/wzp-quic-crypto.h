@@ -67,6 +67,18 @@ G_GNUC_INTERNAL int wzp_crypto_hp_mask (uint8_t *dest, const ngtcp2_crypto_ciphe
                                         const uint8_t *sample);
 G_GNUC_INTERNAL void wzp_crypto_aead_ctx_free (ngtcp2_crypto_aead_ctx *ctx);
 G_GNUC_INTERNAL void wzp_crypto_cipher_ctx_free (ngtcp2_crypto_cipher_ctx *ctx);
+/* What protecting a packet with these contexts reads first: our own
+ * allocations (the context, libsodium's expanded key) and the head of an
+ * OpenSSL context through its handle, as up to WZP_CRYPTO_PREFETCH ranges
+ * ({ NULL, 0 } for none), for prefetching. */
+#define WZP_CRYPTO_PREFETCH 3
+typedef struct {
+  gconstpointer addr;
+  gsize len;
+} WzpCryptoRange;
+G_GNUC_INTERNAL void wzp_crypto_prefetch_ranges (const ngtcp2_crypto_aead_ctx *aead,
+                                                 const ngtcp2_crypto_cipher_ctx *hp,
+                                                 WzpCryptoRange out[WZP_CRYPTO_PREFETCH]);
 /* The Retry integrity AEAD (RFC 9001 §5.8) for a client connection. */
 G_GNUC_INTERNAL gboolean wzp_crypto_retry_aead (ngtcp2_crypto_aead *aead,
                                                 ngtcp2_crypto_aead_ctx *ctx);

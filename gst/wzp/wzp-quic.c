@@ -613,10 +613,11 @@ wzp_quic_sni_is_signalling (const gchar *sni, gsize len)
 }
 
 /* Asks the CPU for the connections of a received batch before any packet
- * of it is read (conn_prefetch), in three rounds whose misses overlap: the
+ * of it is read (conn_prefetch), in four rounds whose misses overlap: the
  * table slots of the packets' connection IDs, the line of each connection
- * object that points to ngtcp2's, then the rest of it and the head of
- * ngtcp2's connection. Long-header packets are left
+ * object that points to ngtcp2's, then the rest of it with the heads of
+ * ngtcp2's connection and of our TLS session, then the session's packet
+ * protection state for reading. Long-header packets are left
  * alone. */
 static void
 prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048], int n)
@@ -639,6 +640,9 @@ prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048
   for (int i = 0; i < n; i++)
     if (conns[i] && conns[i]->conn)
       conn_prefetch (conns[i]);
+  for (int i = 0; i < n; i++)
+    if (conns[i] && conns[i]->tls)
+      wzp_tls_session_prefetch (conns[i]->tls);
 }
 
 /* Reads and handles what the socket holds, in batches: at most 16 of them

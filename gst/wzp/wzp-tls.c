@@ -53,6 +53,8 @@ struct _WzpTlsSession {
   gchar *error;
   WzpTlsClientHelloFunc hello_func;
   gpointer hello_data;
+  /* the state of the 1-RTT keys we read with (wzp_tls_session_prefetch) */
+  WzpCryptoRange rx_keys[WZP_CRYPTO_PREFETCH];
 };
 
 static void G_GNUC_PRINTF (2, 3)
@@ -154,6 +156,8 @@ install_secret (SSL *ssl, WzpTlsLevel tls_lvl, const SSL_CIPHER *cipher, const g
     session_fail (s, "ngtcp2 refused a key: %s", ngtcp2_strerror (rv));
     return 0;
   }
+  if (level == NGTCP2_ENCRYPTION_LEVEL_1RTT && !write)
+    wzp_crypto_prefetch_ranges (&k.aead, &k.hp, s->rx_keys);
   /* a server's transport parameters are complete once the client's are
    * read; its EncryptedExtensions follow this secret */
   if (s->server && write && level == NGTCP2_ENCRYPTION_LEVEL_HANDSHAKE &&
@@ -807,16 +811,49 @@ update_key_cb (ngtcp2_conn *conn, uint8_t *rx_secret, uint8_t *tx_secret,
   return 0;
 }
 
+/* Forgets the prefetch ranges of keys being freed: after a key update the
+ * first phase's entries empty, and the new keys are not prefetched. */
+static void
+forget_keys (ngtcp2_conn *conn, const ngtcp2_crypto_aead_ctx *aead,
+             const ngtcp2_crypto_cipher_ctx *hp)
+{
+  WzpTlsSession *s = conn ? ngtcp2_conn_get_tls_native_handle (conn) : NULL;
+  WzpCryptoRange gone[WZP_CRYPTO_PREFETCH];
+  static const ngtcp2_crypto_aead_ctx no_aead;
+  static const ngtcp2_crypto_cipher_ctx no_hp;
+
+  if (s == NULL)
+    return;
+  wzp_crypto_prefetch_ranges (aead ? aead : &no_aead, hp ? hp : &no_hp, gone);
+  for (guint i = 0; i < G_N_ELEMENTS (s->rx_keys); i++)
+    for (guint j = 0; j < WZP_CRYPTO_PREFETCH; j++)
+      if (gone[j].addr && s->rx_keys[i].addr == gone[j].addr)
+        s->rx_keys[i] = (WzpCryptoRange) { NULL, 0 };
+}
+
 static void
 delete_aead_ctx_cb (ngtcp2_conn *conn, ngtcp2_crypto_aead_ctx *aead_ctx, void *user_data)
 {
+  forget_keys (conn, aead_ctx, NULL);
   wzp_crypto_aead_ctx_free (aead_ctx);
 }
 
 static void
 delete_cipher_ctx_cb (ngtcp2_conn *conn, ngtcp2_crypto_cipher_ctx *cipher_ctx, void *user_data)
 {
+  forget_keys (conn, NULL, cipher_ctx);
   wzp_crypto_cipher_ctx_free (cipher_ctx);
+}
+
+void
+wzp_tls_session_prefetch (const WzpTlsSession *s)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (s->rx_keys); i++) {
+    const char *p = s->rx_keys[i].addr;
+
+    for (gsize off = 0; p && off < s->rx_keys[i].len; off += 64)
+      __builtin_prefetch (p + off);
+  }
 }
 
 static void

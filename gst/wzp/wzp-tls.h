@@ -69,6 +69,10 @@ typedef void (*WzpTlsClientHelloFunc) (ngtcp2_conn *conn, const gchar *sni, gsiz
 void wzp_tls_session_set_client_hello_func (WzpTlsSession *session, WzpTlsClientHelloFunc func,
                                             gpointer data);
 
+/* Asks the CPU for the state of the session's 1-RTT packet protection of
+ * what it receives (our own allocations) before a packet is read. */
+void wzp_tls_session_prefetch (const WzpTlsSession *session);
+
 /* Fills @cb with every crypto callback ngtcp2 needs (initial keys, CRYPTO
  * data, AEAD, header protection, key update, retry, version negotiation,
  * rand, path challenge data). */

@@ -5,6 +5,8 @@
 //!
 //!   wzp-quinn-peer server CERT.der KEY.der   prints "LISTEN <port>", serves one connection
 //!   wzp-quinn-peer client HOST:PORT SNI      dials, runs the same exchange
+//!   wzp-quinn-peer load HOST:PORT LEGS SECONDS ROOM-PREFIX
+//!                                            relay load (bench/bench-relay): see load()
 //!
 //! Prints "OK ..." and exits 0 when everything arrived, else exits 1.
 
@@ -182,6 +184,99 @@ async fn client(addr: SocketAddr, sni: String) -> Result<String, String> {
     Ok("client exchange complete".to_string())
 }
 
+/// Relay load as upstream's quinn clients make it: LEGS connections (on
+/// endpoints of 50 connections each), legs 2i and 2i+1 in room
+/// ROOM-PREFIX-i, each joining with the CallOffer read from stdin (one JSON
+/// line), then sending a 92-byte media datagram every 20 ms at a phase of its
+/// own for SECONDS. Prints "READY" once every leg is in its room and
+/// "DONE <sent> <received>" 300 ms after the last datagram was sent.
+async fn load(addr: SocketAddr, legs: usize, secs: u64, prefix: String) -> Result<String, String> {
+    let mut offer = String::new();
+    std::io::stdin().read_line(&mut offer).map_err(|e| e.to_string())?;
+    let offer = offer.trim().to_string();
+    let mut crypto = rustls::ClientConfig::builder()
+        .with_safe_defaults()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    crypto.alpn_protocols = vec![b"wzp".to_vec()];
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(transport());
+    let mut endpoints = Vec::new();
+    let mut joins = Vec::new();
+    for i in 0..legs {
+        if i % 50 == 0 {
+            let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap())
+                .map_err(|e| e.to_string())?;
+            ep.set_default_client_config(config.clone());
+            endpoints.push(ep);
+        }
+        let ep = endpoints.last().unwrap().clone();
+        let room = format!("{prefix}-{}", i / 2);
+        let offer = offer.clone();
+        joins.push(tokio::spawn(async move {
+            let conn = ep.connect(addr, &room).map_err(|e| e.to_string())?.await.map_err(|e| e.to_string())?;
+            send_message(&conn, &offer).await?;
+            let answer = recv_message(&conn).await?;
+            if !answer.contains("CallAnswer") {
+                return Err(format!("expected CallAnswer, got {answer}"));
+            }
+            Ok::<quinn::Connection, String>(conn)
+        }));
+        if i % 32 == 31 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut conns = Vec::new();
+    for j in joins {
+        conns.push(j.await.map_err(|e| e.to_string())??);
+    }
+    println!("READY");
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let t0 = tokio::time::Instant::now();
+    let end = t0 + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for (i, conn) in conns.iter().enumerate() {
+        let c = conn.clone();
+        let got = received.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Ok(_d) = c.read_datagram().await {
+                got.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+        let c = conn.clone();
+        let n = sent.clone();
+        let phase = Duration::from_micros(20_000 * i as u64 / legs as u64);
+        tasks.push(tokio::spawn(async move {
+            let mut due = t0 + phase;
+            let mut seq: u16 = 0;
+            while due < end {
+                tokio::time::sleep_until(due).await;
+                let mut d = vec![0u8; 92];
+                // media header (protocol §3): version 0, Opus24k, seq, timestamp
+                d[1] = 0x00;
+                d[2..4].copy_from_slice(&seq.to_be_bytes());
+                d[4..8].copy_from_slice(&(seq as u32 * 20).to_be_bytes());
+                if c.send_datagram(bytes::Bytes::from(d)).is_ok() {
+                    n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                seq = seq.wrapping_add(1);
+                due += Duration::from_millis(20);
+            }
+        }));
+    }
+    tokio::time::sleep_until(end + Duration::from_millis(300)).await;
+    let (s, r) = (sent.load(std::sync::atomic::Ordering::Relaxed), received.load(std::sync::atomic::Ordering::Relaxed));
+    println!("DONE {s} {r}");
+    for c in &conns {
+        c.close(0u32.into(), b"bench");
+    }
+    for t in tasks {
+        t.abort();
+    }
+    Ok(format!("load sent={s} received={r}"))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -194,8 +289,20 @@ async fn main() {
         Some("client") if args.len() == 4 => {
             client(args[2].parse().expect("HOST:PORT"), args[3].clone()).await
         }
+        Some("load") if args.len() == 6 => {
+            load(
+                args[2].parse().expect("HOST:PORT"),
+                args[3].parse().expect("LEGS"),
+                args[4].parse().expect("SECONDS"),
+                args[5].clone(),
+            )
+            .await
+        }
         _ => {
-            eprintln!("usage: wzp-quinn-peer server CERT.der KEY.der | client HOST:PORT SNI");
+            eprintln!(
+                "usage: wzp-quinn-peer server CERT.der KEY.der | client HOST:PORT SNI | \
+                 load HOST:PORT LEGS SECONDS ROOM-PREFIX"
+            );
             std::process::exit(2);
         }
     };
