@@ -1,93 +1,13 @@
-/* WzpSession: signalling, the dual-path race and the MediaPathReport
- * negotiation (see wzp-session.h and docs/negotiation.md). */
+/* WzpSession: the GObject, media, the relay path, signalling and the call's
+ * life (see wzp-session.h, wzp-session-private.h and docs/negotiation.md). */
 #define G_LOG_DOMAIN "wzp-session"
 
-#include "wzp-session.h"
-#include "wzp-config.h"
-#include "wzp-quic.h"
-#include "wzp-signal.h"
+#include "wzp-session-private.h"
 
 #include <string.h>
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <netinet/in.h>
 
 G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
-
-#define RX_QUEUE_MAX 256
-#define RELAY_GRACE_MS 2000
-#define PUNCH_INTERVAL_MS 20
-#define REREGISTER_FIRST_MS 1000
-#define REREGISTER_MAX_MS 30000
-#define MAX_LOCAL_CANDIDATES 8
-#define MAX_EARLY_DIALS 2
-
-static WzpMediaFrame interrupt_marker;
-
-struct _WzpSession {
-  GObject parent;
-
-  /* configuration (before start) */
-  gchar *relay, *identity_file, *identity_hex, *alias, *mode, *room, *call_target, *relay_fp;
-  gchar *token;               /* AuthToken for relays with --auth-url */
-  gboolean auto_answer, direct, send_report;
-  guint report_timeout_ms, direct_timeout_ms, local_port;
-  guint media_timeout_ms;     /* the peer's media stopped this long: the call ends */
-  /* test-only fault injection */
-  gboolean test_block_direct;
-  guint test_report_delay_ms;
-  guint test_relay_delay_ms;
-  guint test_setup_delay_ms;
-  GSocketAddress *delayed_relay;  /* where the delayed relay dial goes */
-
-  /* shared with other threads, under lock */
-  GMutex lock;
-  WzpSessionState state;
-  WzpMediaPath path;          /* negotiated */
-  WzpSessionStats stats;
-  guint16 seq;
-  GAsyncQueue *rx;            /* WzpMediaFrame* */
-  GAsyncQueue *tx;            /* GBytes* packets to send */
-  gchar **participants;       /* fingerprints from the last RoomUpdate */
-
-  /* the session thread's own */
-  GThread *thread;
-  GMainContext *ctx;
-  GMainLoop *loop;
-  WzpIdentity *identity;
-  WzpEndpoint *ep;
-  GSocketAddress *relay_addr;
-  WzpConnection *sig;
-  gchar *own_reflexive;
-  gchar *call_id;
-  gchar *room_name;           /* call-<id> or the room */
-  gchar *peer_fp;
-  gchar *incoming_call_id;
-  gboolean rang;
-  WzpConnection *relay_conn;
-  gboolean relay_admitted;
-  WzpConnection *direct_conn;
-  GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
-  GPtrArray *early_dials;     /* WzpConnection*: the peer's dials that came before our CallSetup */
-  gboolean race_running, direct_done, direct_ok, report_sent, have_peer_report, peer_direct_ok;
-  gboolean decided;
-  gboolean heard_direct;      /* the peer's media has arrived on the direct path */
-  guint grace_rounds;         /* relay grace periods waited for that */
-  GSource *direct_timer, *report_timer;
-  GSource *punch_timer;       /* the Acceptor's hole punching */
-  GSource *rereg_timer;       /* re-registration after losing _signal */
-  GSource *media_watch;       /* checks that the peer's media still comes */
-  guint rereg_delay_ms;
-  gboolean registered_once, reregistering;
-  GPtrArray *punch_targets;   /* GSocketAddress* */
-  gint64 call_started_us;
-  gboolean first_send, first_recv;
-  guint64 frames_since_report;
-  gint64 last_arrival_us;
-  guint32 last_arrival_ts;
-  gdouble jitter_us;
-  WzpMediaPath send_path;     /* where frames go now */
-};
 
 G_DEFINE_TYPE (WzpSession, wzp_session, G_TYPE_OBJECT)
 
@@ -101,27 +21,6 @@ static GParamSpec *props[N_PROPS];
 
 enum { SIG_STATE_CHANGED, SIG_INCOMING_CALL, SIG_CALL_EVENT, SIG_ERROR, N_SIGNALS };
 static guint signals[N_SIGNALS];
-
-G_DEFINE_BOXED_TYPE (WzpMediaFrame, wzp_media_frame, wzp_media_frame_copy, wzp_media_frame_free)
-
-WzpMediaFrame *
-wzp_media_frame_copy (const WzpMediaFrame *f)
-{
-  WzpMediaFrame *c = g_memdup2 (f, sizeof *f);
-
-  if (c->payload)
-    g_bytes_ref (c->payload);
-  return c;
-}
-
-void
-wzp_media_frame_free (WzpMediaFrame *f)
-{
-  if (f == NULL || f == &interrupt_marker)
-    return;
-  g_bytes_unref (f->payload);
-  g_free (f);
-}
 
 const gchar *
 wzp_session_state_name (WzpSessionState s)
@@ -139,7 +38,7 @@ wzp_media_path_name (WzpMediaPath p)
 
 /* ---- timers on the session's context ------------------------------------- */
 
-static GSource *
+GSource *
 session_timeout (WzpSession *s, guint ms, GSourceFunc func, gpointer data, GDestroyNotify destroy)
 {
   GSource *src = g_timeout_source_new (ms);
@@ -149,7 +48,7 @@ session_timeout (WzpSession *s, guint ms, GSourceFunc func, gpointer data, GDest
   return src;
 }
 
-static void
+void
 cancel_timer (GSource **src)
 {
   if (*src) {
@@ -163,7 +62,7 @@ cancel_timer (GSource **src)
 
 /* Emits "call-event" with @step and a dictionary built from key/value pairs
  * (const gchar *key, GVariant *value, ..., NULL). */
-static void
+void
 call_event (WzpSession *s, const gchar *step, ...)
 {
   GVariantBuilder b;
@@ -183,7 +82,7 @@ call_event (WzpSession *s, const gchar *step, ...)
   g_signal_emit (s, signals[SIG_CALL_EVENT], 0, step, dict);
 }
 
-static void
+void
 set_state (WzpSession *s, WzpSessionState state)
 {
   g_mutex_lock (&s->lock);
@@ -196,8 +95,6 @@ set_state (WzpSession *s, WzpSessionState state)
   g_signal_emit (s, signals[SIG_STATE_CHANGED], 0, state);
 }
 
-static void end_call (WzpSession *s, GError *why);
-static void drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason);
 
 static void
 fail (WzpSession *s, WzpSessionError code, const gchar *fmt, ...)
@@ -211,7 +108,7 @@ fail (WzpSession *s, WzpSessionError code, const gchar *fmt, ...)
   end_call (s, e);
 }
 
-static void
+void
 send_sig (WzpSession *s, WzpSignal *msg)
 {
   g_autoptr (GError) error = NULL;
@@ -221,79 +118,10 @@ send_sig (WzpSession *s, WzpSignal *msg)
   wzp_signal_free (msg);
 }
 
-/* ---- media ----------------------------------------------------------------- */
-
-static WzpConnection *
-media_conn (WzpSession *s)
-{
-  if (s->send_path == WZP_MEDIA_PATH_DIRECT)
-    return s->direct_conn;
-  if (s->send_path == WZP_MEDIA_PATH_RELAY)
-    return s->relay_admitted ? s->relay_conn : NULL;
-  return NULL;
-}
-
-static gboolean
-flush_tx (gpointer data)
-{
-  WzpSession *s = data;
-  GBytes *pkt;
-
-  while ((pkt = g_async_queue_try_pop (s->tx)) != NULL) {
-    WzpConnection *c = media_conn (s);
-    gsize len;
-    const guint8 *d = g_bytes_get_data (pkt, &len);
-
-    /* a QualityReport on every 50th frame (protocol §3.3), from what this
-     * connection measured: datagram loss, smoothed RTT, interarrival jitter */
-    if (c && ++s->frames_since_report >= 50 && len >= WZP_MEDIA_HEADER_SIZE && !(d[0] & 0x02)) {
-      WzpConnectionStats cs;
-      WzpQualityReport qr;
-      WzpMediaPacket parsed;
-      guint8 *withqr = g_malloc (len + WZP_QUALITY_REPORT_SIZE);
-
-      wzp_connection_get_stats (c, &cs);
-      qr = wzp_quality_report_from_stats (cs.datagrams_sent ? 100.0 * cs.datagrams_lost / cs.datagrams_sent : 0,
-                                          (guint) (cs.rtt_us / 1000), (guint) (s->jitter_us / 1000));
-      if (wzp_media_packet_parse (d, len, &parsed, NULL)) {
-        gsize n = wzp_media_packet_write (&parsed.header, parsed.payload, parsed.payload_len, &qr,
-                                          withqr, len + WZP_QUALITY_REPORT_SIZE);
-        g_bytes_unref (pkt);
-        pkt = g_bytes_new_take (withqr, n);
-        d = g_bytes_get_data (pkt, &len);
-        s->frames_since_report = 0;
-        g_mutex_lock (&s->lock);
-        s->stats.reports_sent++;
-        s->stats.rtt_us = cs.rtt_us;
-        g_mutex_unlock (&s->lock);
-      } else {
-        g_free (withqr);
-      }
-    }
-
-    if (c && wzp_connection_send_datagram (c, d, len, NULL)) {
-      g_mutex_lock (&s->lock);
-      s->stats.frames_sent++;
-      s->stats.bytes_sent += len;
-      g_mutex_unlock (&s->lock);
-      if (!s->first_send) {
-        s->first_send = TRUE;
-        call_event (s, "media:first_send", "path", g_variant_new_string (wzp_media_path_name (s->send_path)), NULL);
-      }
-    } else {
-      g_mutex_lock (&s->lock);
-      s->stats.frames_dropped++;
-      g_mutex_unlock (&s->lock);
-    }
-    g_bytes_unref (pkt);
-  }
-  return G_SOURCE_REMOVE;
-}
-
 /* The path the call's media takes: the negotiated one, then wherever the
  * call converges (following the peer to direct, or back to the relay when
  * the direct connection closes). */
-static void
+void
 set_path (WzpSession *s, WzpMediaPath path)
 {
   gboolean changed;
@@ -304,82 +132,6 @@ set_path (WzpSession *s, WzpMediaPath path)
   g_mutex_unlock (&s->lock);
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (s), props[PROP_NEGOTIATED_PATH]);
-}
-
-static gboolean
-on_media_watch (gpointer data)
-{
-  WzpSession *s = data;
-
-  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ACTIVE &&
-      g_get_monotonic_time () - s->last_arrival_us > (gint64) s->media_timeout_ms * 1000) {
-    g_clear_pointer (&s->media_watch, g_source_unref);
-    end_call (s, g_error_new (WZP_SESSION_ERROR, WZP_SESSION_ERROR_MEDIA,
-                              "no media from the other side for %.1f s: it is gone or its "
-                              "network dropped", s->media_timeout_ms / 1000.0));
-    return G_SOURCE_REMOVE;
-  }
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
-{
-  WzpSession *s = user_data;
-  WzpMediaPacket pkt;
-  WzpMediaFrame *f;
-  WzpMediaPath via = c == s->direct_conn ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
-
-  if (!wzp_media_packet_parse (data, len, &pkt, NULL))
-    return;
-  if (via == WZP_MEDIA_PATH_DIRECT)
-    s->heard_direct = TRUE;
-  /* the peer's media arriving on the direct path means the peer decided
-   * direct: follow it there (never away from it), so that a split decision
-   * (an old peer, a late report) converges instead of going silent. A peer
-   * that decided relay closes its direct connection, which moves us back. */
-  if (s->decided && via == WZP_MEDIA_PATH_DIRECT && s->send_path != WZP_MEDIA_PATH_DIRECT) {
-    call_event (s, "media:follow_peer", "path", g_variant_new_string ("direct"), NULL);
-    s->send_path = WZP_MEDIA_PATH_DIRECT;
-    set_path (s, WZP_MEDIA_PATH_DIRECT);
-  }
-  f = g_new0 (WzpMediaFrame, 1);
-  f->seq = pkt.header.seq;
-  f->timestamp = pkt.header.timestamp;
-  f->codec = pkt.header.codec;
-  f->received_us = g_get_monotonic_time ();
-  f->path = via;
-  f->has_quality = pkt.header.has_quality;
-  f->quality = pkt.quality;
-  f->payload = g_bytes_new (pkt.payload, pkt.payload_len);
-  /* RFC 3550 interarrival jitter against the sender's media clock */
-  if (s->last_arrival_us) {
-    gdouble d = (gdouble) (f->received_us - s->last_arrival_us) -
-        (gdouble) (guint32) (f->timestamp - s->last_arrival_ts) * 1000.0;
-    s->jitter_us += (ABS (d) - s->jitter_us) / 16.0;
-  }
-  s->last_arrival_us = f->received_us;
-  s->last_arrival_ts = f->timestamp;
-  g_mutex_lock (&s->lock);
-  s->stats.frames_received++;
-  s->stats.bytes_received += len;
-  s->stats.jitter_us = (guint64) s->jitter_us;
-  if (!s->first_recv && s->call_started_us)
-    s->stats.setup_us = f->received_us - s->call_started_us;
-  if (g_async_queue_length (s->rx) >= RX_QUEUE_MAX) {
-    wzp_media_frame_free (g_async_queue_try_pop (s->rx));
-    s->stats.frames_dropped++;
-  }
-  g_mutex_unlock (&s->lock);
-  g_async_queue_push (s->rx, f);
-  if (!s->first_recv) {
-    s->first_recv = TRUE;
-    call_event (s, "media:first_recv", "path", g_variant_new_string (wzp_media_path_name (via)), NULL);
-    /* from now on silence from the peer ends a call (not a room: members
-     * come and go there) */
-    if (s->media_timeout_ms && g_strcmp0 (s->mode, "room") != 0 && s->media_watch == NULL)
-      s->media_watch = session_timeout (s, MAX (s->media_timeout_ms / 4, 50), on_media_watch, s, NULL);
-  }
 }
 
 /* ---- the relay path (rooms and call-<id>) ------------------------------ */
@@ -401,7 +153,6 @@ call_offer (WzpSession *s)
   return m;
 }
 
-static void decide (WzpSession *s);
 
 /* With a token, AuthToken goes first on every relay connection (§5.2). */
 static void
@@ -505,7 +256,7 @@ on_relay_closed (WzpConnection *c, const GError *why, WzpSession *s)
   if (c != s->relay_conn)
     return;
   s->relay_admitted = FALSE;
-  if (s->send_path == WZP_MEDIA_PATH_RELAY && !(s->direct_conn && s->decided))
+  if (s->send_path == WZP_MEDIA_PATH_RELAY && !(s->direct_conn && s->neg == NEG_DECIDED))
     fail (s, WZP_SESSION_ERROR_MEDIA, "the relay media connection closed: %s", why->message);
 }
 
@@ -523,360 +274,6 @@ dial_relay (WzpSession *s, GSocketAddress *addr, const gchar *room)
   g_signal_connect (s->relay_conn, "signal", G_CALLBACK (on_relay_signal), s);
   g_signal_connect (s->relay_conn, "closed", G_CALLBACK (on_relay_closed), s);
   wzp_connection_set_datagram_handler (s->relay_conn, on_media, s, NULL);
-}
-
-/* ---- the direct race and the negotiation -------------------------------- */
-
-static gboolean
-send_report_now (gpointer data)
-{
-  WzpSession *s = data;
-
-  if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
-    return G_SOURCE_REMOVE;
-  send_sig (s, wzp_signal_new_media_path_report (s->call_id, s->direct_ok,
-                                                 s->direct_ok ? "Direct" : "Relay"));
-  call_event (s, "connect:path_report_sent", "direct_ok", g_variant_new_boolean (s->direct_ok), NULL);
-  return G_SOURCE_REMOVE;
-}
-
-static void
-send_report (WzpSession *s)
-{
-  if (s->report_sent)
-    return;
-  s->report_sent = TRUE;
-  if (!s->send_report)
-    return;
-  if (s->test_report_delay_ms) {
-    g_source_unref (session_timeout (s, s->test_report_delay_ms, send_report_now, g_object_ref (s),
-                                     g_object_unref));
-    return;
-  }
-  send_report_now (s);
-}
-
-static gboolean
-on_report_timeout (gpointer data)
-{
-  WzpSession *s = data;
-
-  g_clear_pointer (&s->report_timer, g_source_unref);
-  if (!s->have_peer_report) {
-    call_event (s, "connect:peer_report_timeout", NULL);
-    s->have_peer_report = TRUE;
-    s->peer_direct_ok = FALSE;
-    decide (s);
-  }
-  return G_SOURCE_REMOVE;
-}
-
-/* ---- candidates and hole punching ---------------------------------------- */
-
-static void
-stop_punching (WzpSession *s)
-{
-  cancel_timer (&s->punch_timer);
-  g_clear_pointer (&s->punch_targets, g_ptr_array_unref);
-}
-
-static gboolean
-on_punch (gpointer data)
-{
-  WzpSession *s = data;
-
-  for (guint i = 0; i < s->punch_targets->len; i++)
-    wzp_endpoint_send_punch (s->ep, g_ptr_array_index (s->punch_targets, i));
-  return G_SOURCE_CONTINUE;
-}
-
-/* The Acceptor sends a 1-byte datagram to each of the peer's candidates
- * every 20 ms until the dial arrives or the direct limit passes: its own NAT
- * then lets the Dialer's packets in (upstream's Acceptor sends nothing, and
- * address-restricted NATs drop the dial). */
-static void
-start_punching (WzpSession *s, GPtrArray *candidates)
-{
-  stop_punching (s);
-  s->punch_targets = g_ptr_array_new_with_free_func (g_object_unref);
-  for (guint i = 0; i < candidates->len; i++) {
-    GSocketAddress *a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
-    if (a && wzp_endpoint_can_reach (s->ep, a))
-      g_ptr_array_add (s->punch_targets, a);
-    else
-      g_clear_object (&a);
-  }
-  if (s->punch_targets->len == 0)
-    return;
-  on_punch (s);
-  s->punch_timer = session_timeout (s, PUNCH_INTERVAL_MS, on_punch, s, NULL);
-}
-
-/* Host addresses the peer may reach us on (protocol §6.2): IPv4 and IPv6
- * global or unique-local addresses of the interfaces that are up, with our
- * port. Link-local and loopback addresses are left out, and so is
- * everything when the relay itself is on loopback (both ends are on this
- * host, and the reflexive address is enough). */
-static GPtrArray *
-local_candidates (WzpSession *s)
-{
-  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
-  GInetAddress *relay = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (s->relay_addr));
-  g_autoptr (GInetSocketAddress) local = wzp_endpoint_get_local_address (s->ep);
-  gboolean v6 = g_socket_address_get_family (G_SOCKET_ADDRESS (local)) == G_SOCKET_FAMILY_IPV6;
-  guint16 port = wzp_endpoint_get_port (s->ep);
-  struct ifaddrs *ifs = NULL;
-
-  if (!s->direct || g_inet_address_get_is_loopback (relay) || getifaddrs (&ifs) != 0)
-    return out;
-  for (struct ifaddrs *i = ifs; i && out->len < MAX_LOCAL_CANDIDATES; i = i->ifa_next) {
-    g_autoptr (GSocketAddress) sa = NULL;
-    GInetAddress *a;
-
-    if (i->ifa_addr == NULL || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
-      continue;
-    if (i->ifa_addr->sa_family == AF_INET)
-      sa = g_socket_address_new_from_native (i->ifa_addr, sizeof (struct sockaddr_in));
-    else if (i->ifa_addr->sa_family == AF_INET6 && v6)
-      sa = g_socket_address_new_from_native (i->ifa_addr, sizeof (struct sockaddr_in6));
-    if (sa == NULL)
-      continue;
-    a = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa));
-    if (g_inet_address_get_is_loopback (a) || g_inet_address_get_is_link_local (a) ||
-        g_inet_address_get_is_any (a) || g_inet_address_get_is_multicast (a))
-      continue;
-    {
-      g_autofree gchar *host = g_inet_address_to_string (a);
-      gchar *text = g_inet_address_get_family (a) == G_SOCKET_FAMILY_IPV6
-                        ? g_strdup_printf ("[%s]:%u", host, port)
-                        : g_strdup_printf ("%s:%u", host, port);
-      if (g_ptr_array_find_with_equal_func (out, text, g_str_equal, NULL) ||
-          g_strcmp0 (text, s->own_reflexive) == 0)
-        g_free (text);
-      else
-        g_ptr_array_add (out, text);
-    }
-  }
-  freeifaddrs (ifs);
-  return out;
-}
-
-static void
-direct_done (WzpSession *s, gboolean ok)
-{
-  if (s->direct_done)
-    return;
-  s->direct_done = TRUE;
-  s->direct_ok = ok;
-  cancel_timer (&s->direct_timer);
-  stop_punching (s);
-  for (guint i = 0; s->dials && i < s->dials->len; i++) {
-    WzpConnection *c = g_ptr_array_index (s->dials, i);
-    if (c != s->direct_conn)
-      wzp_connection_close (c, 0, "not-selected");
-  }
-  if (ok && s->direct_conn)
-    call_event (s, "connect:dual_path_race_done", "direct_ok", g_variant_new_boolean (TRUE),
-                "address", g_variant_new_string (wzp_connection_get_remote_address (s->direct_conn)),
-                NULL);
-  else
-    call_event (s, ok ? "connect:dual_path_race_done" : "connect:dual_path_race_failed",
-                "direct_ok", g_variant_new_boolean (ok), NULL);
-  /* report as soon as our direct result is known */
-  send_report (s);
-  if (s->have_peer_report)
-    decide (s);
-  else if (s->report_timer == NULL)
-    s->report_timer = session_timeout (s, s->report_timeout_ms, on_report_timeout, s, NULL);
-}
-
-static gboolean
-on_direct_timeout (gpointer data)
-{
-  WzpSession *s = data;
-
-  g_clear_pointer (&s->direct_timer, g_source_unref);
-  direct_done (s, FALSE);
-  return G_SOURCE_REMOVE;
-}
-
-/* End of a grace period: close the connection we do not send on. */
-static gboolean
-close_unused (gpointer data)
-{
-  WzpSession *s = data;
-
-  if (s->send_path != WZP_MEDIA_PATH_RELAY && s->relay_conn && s->direct_conn) {
-    /* break the relay only once the peer is heard on direct: a peer that
-     * decided relay (a late or lost report) still sends there, and must not
-     * lose its frames or, when it later closes the direct path, find us
-     * without one (bounded: 15 grace periods) */
-    if (!s->heard_direct && ++s->grace_rounds < 15) {
-      g_source_unref (session_timeout (s, RELAY_GRACE_MS, close_unused, g_object_ref (s),
-                                       g_object_unref));
-      return G_SOURCE_REMOVE;
-    }
-    drop_conn (s, &s->relay_conn, "not-selected");
-  }
-  else if (s->send_path != WZP_MEDIA_PATH_DIRECT && s->direct_conn)
-    wzp_connection_close (s->direct_conn, 0, "not-selected");
-  return G_SOURCE_REMOVE;
-}
-
-static void
-decide (WzpSession *s)
-{
-  gboolean use_direct;
-
-  if (s->decided || !s->direct_done || !s->have_peer_report)
-    return;
-  s->decided = TRUE;
-  cancel_timer (&s->report_timer);
-  use_direct = s->direct_ok && s->peer_direct_ok && s->direct_conn != NULL;
-  set_path (s, use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY);
-  call_event (s, "connect:path_negotiated", "use_direct", g_variant_new_boolean (use_direct),
-              "local_direct_ok", g_variant_new_boolean (s->direct_ok),
-              "peer_direct_ok", g_variant_new_boolean (s->peer_direct_ok),
-              "chosen_path", g_variant_new_string (use_direct ? "Direct" : "Relay"), NULL);
-  /* make-before-break: send on the chosen path now, keep hearing the other
-   * one for a grace period (the peer may still be on it) */
-  s->send_path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
-  if (use_direct)
-    set_state (s, WZP_SESSION_STATE_ACTIVE);
-  g_source_unref (session_timeout (s, RELAY_GRACE_MS, close_unused, g_object_ref (s),
-                                   g_object_unref));
-  flush_tx (s);
-}
-
-static void
-on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
-{
-  if (c != s->direct_conn)
-    return;
-  g_clear_object (&s->direct_conn);
-  /* the peer hung up on the direct path (its Hangup may not reach us: the
-   * relay may be gone, which is why the call was still up) */
-  if (g_strcmp0 (wzp_connection_get_peer_close (c, NULL, NULL), "hangup") == 0 &&
-      s->send_path == WZP_MEDIA_PATH_DIRECT) {
-    end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
-                                      "the other side hung up"));
-    return;
-  }
-  if (s->send_path == WZP_MEDIA_PATH_DIRECT) {
-    s->send_path = s->relay_admitted ? WZP_MEDIA_PATH_RELAY : WZP_MEDIA_PATH_NONE;
-    set_path (s, s->send_path);
-  }
-}
-
-static void
-adopt_direct (WzpSession *s, WzpConnection *c)
-{
-  if (s->direct_conn || s->direct_done)
-    return;
-  s->direct_conn = g_object_ref (c);
-  g_signal_connect (c, "closed", G_CALLBACK (on_direct_closed), s);
-  wzp_connection_set_datagram_handler (c, on_media, s, NULL);
-  direct_done (s, TRUE);
-}
-
-static void
-on_dial_established (WzpConnection *c, WzpSession *s)
-{
-  adopt_direct (s, c);
-}
-
-/* Acceptor: the peer's dial arrives on the shared socket. */
-static void
-on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s)
-{
-  g_autofree gchar *want = s->room_name ? g_strconcat ("call-", s->room_name, NULL) : NULL;
-  const gchar *sni = wzp_connection_get_sni (c);
-
-  /* The relay sends CallSetup to both sides at once, but they may hear it
-   * far apart (different links, federated relays, a busy host) while the
-   * two are close to each other: the peer's dial can come before our own
-   * CallSetup. Keep it (named after this call, at most MAX_EARLY_DIALS) until
-   * then. */
-  if (!s->race_running && s->call_id && sni && g_str_has_suffix (sni, s->call_id) &&
-      wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED &&
-      (s->early_dials == NULL || s->early_dials->len < MAX_EARLY_DIALS)) {
-    if (s->early_dials == NULL)
-      s->early_dials = g_ptr_array_new_with_free_func (g_object_unref);
-    g_ptr_array_add (s->early_dials, g_object_ref (c));
-    call_event (s, "connect:early_dial", "address",
-                g_variant_new_string (wzp_connection_get_remote_address (c)), NULL);
-    return;
-  }
-  if (!s->race_running || g_strcmp0 (sni, want) != 0) {
-    wzp_connection_close (c, 0, "unexpected");
-    return;
-  }
-  adopt_direct (s, c);
-}
-
-/* The race has started (or the call ended): the dials kept from before it
- * are taken as if they came now, or closed when @take is FALSE. */
-static void
-take_early_dials (WzpSession *s, gboolean take)
-{
-  g_autoptr (GPtrArray) early = g_steal_pointer (&s->early_dials);
-
-  for (guint i = 0; early && i < early->len; i++) {
-    WzpConnection *c = g_ptr_array_index (early, i);
-
-    if (wzp_connection_get_state (c) == WZP_CONNECTION_CLOSED)
-      continue;
-    if (take)
-      on_incoming (s->ep, c, s);
-    else
-      wzp_connection_close (c, 0, "hangup");
-  }
-}
-
-static void
-start_race (WzpSession *s, const WzpCallSetup *setup)
-{
-  gint role;
-  g_autoptr (GPtrArray) candidates = g_ptr_array_new_with_free_func (g_free);
-  g_autofree gchar *sni = g_strconcat ("call-", setup->room, NULL);
-
-  s->race_running = TRUE;
-  call_event (s, "connect:dual_path_race_start", NULL);
-  if (!s->direct || !s->own_reflexive || !setup->peer_direct_addr ||
-      (role = strcmp (s->own_reflexive, setup->peer_direct_addr)) == 0) {
-    call_event (s, "connect:dual_path_skipped", NULL);
-    direct_done (s, FALSE);
-    take_early_dials (s, FALSE);
-    return;
-  }
-  s->direct_timer = session_timeout (s, s->direct_timeout_ms, on_direct_timeout, s, NULL);
-  for (guint i = 0; setup->peer_local_addrs && i < setup->peer_local_addrs->len; i++)
-    g_ptr_array_add (candidates, g_strdup (g_ptr_array_index (setup->peer_local_addrs, i)));
-  if (!g_ptr_array_find_with_equal_func (candidates, setup->peer_direct_addr, g_str_equal, NULL))
-    g_ptr_array_add (candidates, g_strdup (setup->peer_direct_addr));
-  if (role < 0) {
-    call_event (s, "connect:role", "role", g_variant_new_string ("Acceptor"), NULL);
-    start_punching (s, candidates);
-    take_early_dials (s, TRUE);
-    return;                     /* on_incoming() takes the peer's dial */
-  }
-  call_event (s, "connect:role", "role", g_variant_new_string ("Dialer"), NULL);
-  take_early_dials (s, FALSE);  /* the peer is the Acceptor: not its dial */
-  s->dials = g_ptr_array_new_with_free_func (g_object_unref);
-  for (guint i = 0; i < candidates->len; i++) {
-    g_autoptr (GSocketAddress) a = wzp_socket_address_parse (g_ptr_array_index (candidates, i), NULL);
-    WzpConnection *c;
-
-    if (a == NULL || !wzp_endpoint_can_reach (s->ep, a))
-      continue;
-    c = wzp_endpoint_connect (s->ep, a, sni, NULL, NULL);
-    if (c == NULL)
-      continue;
-    g_signal_connect (c, "established", G_CALLBACK (on_dial_established), s);
-    g_ptr_array_add (s->dials, c);
-  }
-  if (s->dials->len == 0)
-    direct_done (s, FALSE);
 }
 
 /* test-relay-delay-ms: a slow relay leg */
@@ -1098,13 +495,9 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
       break;
     case WZP_SIGNAL_MEDIA_PATH_REPORT:
       /* only the report for this call counts (upstream takes any, §9 #13) */
-      if (g_strcmp0 (msg->media_path_report.call_id, s->call_id) != 0 || s->have_peer_report)
+      if (g_strcmp0 (msg->media_path_report.call_id, s->call_id) != 0)
         return;
-      s->have_peer_report = TRUE;
-      s->peer_direct_ok = msg->media_path_report.direct_ok;
-      call_event (s, "connect:peer_report_received", "direct_ok",
-                  g_variant_new_boolean (s->peer_direct_ok), NULL);
-      decide (s);
+      neg_event (s, NEG_EV_PEER_REPORT, msg->media_path_report.direct_ok);
       break;
     case WZP_SIGNAL_HANGUP:
       if (msg->hangup.call_id && s->call_id && g_ascii_strcasecmp (msg->hangup.call_id, s->call_id) != 0)
@@ -1158,7 +551,7 @@ can_reregister (WzpSession *s)
   if (!s->registered_once)
     return FALSE;
   return st == WZP_SESSION_STATE_REGISTERED ||
-         (st == WZP_SESSION_STATE_ACTIVE && s->decided && s->send_path == WZP_MEDIA_PATH_DIRECT);
+         (st == WZP_SESSION_STATE_ACTIVE && s->neg == NEG_DECIDED && s->send_path == WZP_MEDIA_PATH_DIRECT);
 }
 
 static gboolean
@@ -1208,7 +601,7 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
 
 /* ---- life cycle ------------------------------------------------------------ */
 
-static void
+void
 drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason)
 {
   if (*c == NULL)
@@ -1219,29 +612,17 @@ drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason)
   g_clear_object (c);
 }
 
-static void
+void
 end_call (WzpSession *s, GError *why)
 {
   if (wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED) {
     g_clear_error (&why);
     return;
   }
-  cancel_timer (&s->direct_timer);
-  cancel_timer (&s->report_timer);
   cancel_timer (&s->rereg_timer);
   cancel_timer (&s->media_watch);
-  stop_punching (s);
+  race_stop (s);
   drop_conn (s, &s->relay_conn, "hangup");
-  drop_conn (s, &s->direct_conn, "hangup");
-  take_early_dials (s, FALSE);
-  if (s->dials) {
-    for (guint i = 0; i < s->dials->len; i++) {
-      WzpConnection *c = g_ptr_array_index (s->dials, i);
-      g_signal_handlers_disconnect_by_data (c, s);
-      wzp_connection_close (c, 0, "hangup");
-    }
-    g_clear_pointer (&s->dials, g_ptr_array_unref);
-  }
   /* the reason first: whoever sees the state ENDED can read why */
   if (why) {
     call_event (s, "call:ended", "reason", g_variant_new_string (why->message), NULL);
@@ -1308,7 +689,7 @@ do_start (gpointer data)
     set_state (s, WZP_SESSION_STATE_CONNECTING);
     call_event (s, "connect:start", "room", g_variant_new_string (s->room_name), NULL);
     dial_relay (s, s->relay_addr, s->room_name);
-    s->decided = TRUE;
+    neg_event (s, NEG_EV_ROOM, FALSE);
     set_path (s, WZP_MEDIA_PATH_RELAY);
     return G_SOURCE_REMOVE;
   }
@@ -1466,51 +847,6 @@ wzp_session_hangup (WzpSession *s)
 {
   if (s->ctx)
     invoke (s, run_hangup, NULL, FALSE);
-}
-
-gboolean
-wzp_session_send_media (WzpSession *s, const guint8 *frame, gsize len, WzpCodecId codec,
-                        guint32 timestamp_ms)
-{
-  WzpMediaHeader h = { .codec = codec, .timestamp = timestamp_ms };
-  guint8 *buf;
-  gsize n;
-  WzpSessionState st;
-
-  g_mutex_lock (&s->lock);
-  st = s->state;
-  h.seq = s->seq++;
-  if (st != WZP_SESSION_STATE_ACTIVE) {
-    s->stats.frames_dropped++;
-    g_mutex_unlock (&s->lock);
-    return FALSE;
-  }
-  g_mutex_unlock (&s->lock);
-  buf = g_malloc (wzp_media_packet_size (len, FALSE));
-  n = wzp_media_packet_write (&h, frame, len, NULL, buf, wzp_media_packet_size (len, FALSE));
-  g_async_queue_push (s->tx, g_bytes_new_take (buf, n));
-  g_main_context_invoke_full (s->ctx, G_PRIORITY_HIGH, flush_tx, g_object_ref (s), g_object_unref);
-  return TRUE;
-}
-
-WzpMediaFrame *
-wzp_session_recv_media (WzpSession *s, gint64 deadline_us)
-{
-  WzpMediaFrame *f;
-
-  if (deadline_us < 0)
-    f = g_async_queue_pop (s->rx);
-  else {
-    gint64 wait = deadline_us - g_get_monotonic_time ();
-    f = g_async_queue_timeout_pop (s->rx, wait > 0 ? (guint64) wait : 0);
-  }
-  return f == &interrupt_marker ? NULL : f;
-}
-
-void
-wzp_session_interrupt (WzpSession *s)
-{
-  g_async_queue_push (s->rx, &interrupt_marker);
 }
 
 WzpSessionState

@@ -1,0 +1,133 @@
+/* The WzpSession's own parts, shared by its units (not installed):
+ *   wzp-session.c     the GObject, media, the relay path, signalling, life cycle
+ *   wzp-race.c        the dual-path race, the report and the decision
+ *   wzp-candidates.c  the addresses we offer and the Acceptor's hole punching
+ * Everything here runs on the session's thread. */
+#pragma once
+
+#include "wzp-session.h"
+#include "wzp-config.h"
+#include "wzp-quic.h"
+#include "wzp-signal.h"
+
+G_BEGIN_DECLS
+
+/* The negotiation of a call's media path; transitions: neg_event(). */
+typedef enum {
+  NEG_IDLE,                     /* no CallSetup yet, no report */
+  NEG_PEER_EARLY,               /* the peer's report came before our CallSetup */
+  NEG_RACING,                   /* our race runs; no result on either side */
+  NEG_AWAIT_PEER,               /* our result is known and reported; the peer's is awaited */
+  NEG_AWAIT_LOCAL,              /* the peer's report is in; our race still runs */
+  NEG_DECIDED,                  /* the path is chosen (rooms: at once, the relay) */
+} NegState;
+
+typedef enum {
+  NEG_EV_RACE_START,            /* CallSetup: the race begins */
+  NEG_EV_DIRECT_RESULT,         /* our direct path was reached, or not */
+  NEG_EV_PEER_REPORT,           /* the peer's MediaPathReport for this call */
+  NEG_EV_REPORT_TIMEOUT,        /* report-timeout-ms passed without it */
+  NEG_EV_ROOM,                  /* a room: no race, the relay path */
+} NegEvent;
+
+#define RX_QUEUE_MAX 256
+#define RELAY_GRACE_MS 2000
+#define PUNCH_INTERVAL_MS 20
+#define REREGISTER_FIRST_MS 1000
+#define REREGISTER_MAX_MS 30000
+#define MAX_LOCAL_CANDIDATES 8
+#define MAX_EARLY_DIALS 2
+
+struct _WzpSession {
+  GObject parent;
+
+  /* configuration (before start) */
+  gchar *relay, *identity_file, *identity_hex, *alias, *mode, *room, *call_target, *relay_fp;
+  gchar *token;               /* AuthToken for relays with --auth-url */
+  gboolean auto_answer, direct, send_report;
+  guint report_timeout_ms, direct_timeout_ms, local_port;
+  guint media_timeout_ms;     /* the peer's media stopped this long: the call ends */
+  /* test-only fault injection */
+  gboolean test_block_direct;
+  guint test_report_delay_ms;
+  guint test_relay_delay_ms;
+  guint test_setup_delay_ms;
+  GSocketAddress *delayed_relay;  /* where the delayed relay dial goes */
+
+  /* shared with other threads, under lock */
+  GMutex lock;
+  WzpSessionState state;
+  WzpMediaPath path;          /* negotiated */
+  WzpSessionStats stats;
+  guint16 seq;
+  GAsyncQueue *rx;            /* WzpMediaFrame* */
+  GAsyncQueue *tx;            /* GBytes* packets to send */
+  gchar **participants;       /* fingerprints from the last RoomUpdate */
+
+  /* the session thread's own */
+  GThread *thread;
+  GMainContext *ctx;
+  GMainLoop *loop;
+  WzpIdentity *identity;
+  WzpEndpoint *ep;
+  GSocketAddress *relay_addr;
+  WzpConnection *sig;
+  gchar *own_reflexive;
+  gchar *call_id;
+  gchar *room_name;           /* call-<id> or the room */
+  gchar *peer_fp;
+  gchar *incoming_call_id;
+  gboolean rang;
+  WzpConnection *relay_conn;
+  gboolean relay_admitted;
+  WzpConnection *direct_conn;
+  GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
+  GPtrArray *early_dials;     /* WzpConnection*: the peer's dials that came before our CallSetup */
+  NegState neg;               /* the negotiation (wzp-race.c) */
+  gboolean direct_ok, peer_direct_ok;   /* our race's result, the peer's report */
+  gboolean heard_direct;      /* the peer's media has arrived on the direct path */
+  guint grace_rounds;         /* relay grace periods waited for that */
+  GSource *direct_timer, *report_timer;
+  GSource *punch_timer;       /* the Acceptor's hole punching */
+  GSource *rereg_timer;       /* re-registration after losing _signal */
+  GSource *media_watch;       /* checks that the peer's media still comes */
+  guint rereg_delay_ms;
+  gboolean registered_once, reregistering;
+  GPtrArray *punch_targets;   /* GSocketAddress* */
+  gint64 call_started_us;
+  gboolean first_send, first_recv;
+  guint64 frames_since_report;
+  gint64 last_arrival_us;
+  guint32 last_arrival_ts;
+  gdouble jitter_us;
+  WzpMediaPath send_path;     /* where frames go now */
+};
+
+/* wzp-session.c */
+G_GNUC_INTERNAL GSource *session_timeout (WzpSession *s, guint ms, GSourceFunc func, gpointer data,
+                                          GDestroyNotify destroy);
+G_GNUC_INTERNAL void cancel_timer (GSource **src);
+G_GNUC_INTERNAL void call_event (WzpSession *s, const gchar *step, ...) G_GNUC_NULL_TERMINATED;
+G_GNUC_INTERNAL void set_state (WzpSession *s, WzpSessionState state);
+G_GNUC_INTERNAL void set_path (WzpSession *s, WzpMediaPath path);
+G_GNUC_INTERNAL void send_sig (WzpSession *s, WzpSignal *msg);
+G_GNUC_INTERNAL gboolean flush_tx (gpointer data);
+G_GNUC_INTERNAL void on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data);
+G_GNUC_INTERNAL void end_call (WzpSession *s, GError *why);
+G_GNUC_INTERNAL void drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason);
+
+/* wzp-race.c */
+G_GNUC_INTERNAL void neg_event (WzpSession *s, NegEvent ev, gboolean ok);
+G_GNUC_INTERNAL const gchar *neg_state_name (NegState st);
+G_GNUC_INTERNAL gboolean neg_race_started (const WzpSession *s);
+G_GNUC_INTERNAL void start_race (WzpSession *s, const WzpCallSetup *setup);
+G_GNUC_INTERNAL void on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s);
+/* Ends the race and closes its connections (the call ended). */
+G_GNUC_INTERNAL void race_stop (WzpSession *s);
+
+/* wzp-candidates.c */
+G_GNUC_INTERNAL GPtrArray *local_candidates (WzpSession *s);
+G_GNUC_INTERNAL void start_punching (WzpSession *s, GPtrArray *candidates);
+G_GNUC_INTERNAL void stop_punching (WzpSession *s);
+
+G_END_DECLS
