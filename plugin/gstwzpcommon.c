@@ -438,6 +438,19 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
 }
 
 gboolean
+gst_wzp_element_change_state (GstElement *element, WzpSession *session, GstStateChange transition)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (transition != GST_STATE_CHANGE_PAUSED_TO_PLAYING || session == NULL ||
+      gst_wzp_session_activate (session, &error))
+    return TRUE;
+  GST_ELEMENT_ERROR (element, RESOURCE, SETTINGS, ("%s", error->message),
+                     ("set relay= to the relay's address and identity= to a seed file"));
+  return FALSE;
+}
+
+gboolean
 gst_wzp_session_activate (WzpSession *session, GError **error)
 {
   GstWzpSettings *m;

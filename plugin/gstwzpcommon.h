@@ -57,6 +57,10 @@ gboolean gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value);
 WzpSession *gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error);
 /* Starts the call with the merged settings, once (PAUSED→PLAYING). */
 gboolean gst_wzp_session_activate (WzpSession *session, GError **error);
+/* The elements' common part of change_state: the call starts in PLAYING
+ * (READY→PAUSED never touches the network). FALSE after posting an error. */
+gboolean gst_wzp_element_change_state (GstElement *element, WzpSession *session,
+                                       GstStateChange transition);
 void gst_wzp_session_release (WzpSession *session);
 
 /* The `stats` property both elements install (@id is the element's own

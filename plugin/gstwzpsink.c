@@ -146,20 +146,11 @@ gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
   return GST_FLOW_OK;
 }
 
-/* The call starts in PLAYING: READY→PAUSED never touches the network. */
 static GstStateChangeReturn
 gst_wzp_sink_change_state (GstElement *element, GstStateChange transition)
 {
-  GstWzpSink *self = GST_WZP_SINK (element);
-
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_PLAYING && self->session) {
-    g_autoptr (GError) error = NULL;
-    if (!gst_wzp_session_activate (self->session, &error)) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
-                         ("set relay= to the relay's address and identity= to a seed file"));
-      return GST_STATE_CHANGE_FAILURE;
-    }
-  }
+  if (!gst_wzp_element_change_state (element, GST_WZP_SINK (element)->session, transition))
+    return GST_STATE_CHANGE_FAILURE;
   return GST_ELEMENT_CLASS (gst_wzp_sink_parent_class)->change_state (element, transition);
 }
 

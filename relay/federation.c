@@ -331,13 +331,13 @@ canonical_room (WzpRelay *r, const gchar *name)
 static gboolean
 room_shared (WzpRelay *r, Room *room)
 {
-  if (room->fed_state == 0) {
+  if (room->fed_state == FED_UNKNOWN) {
     room->canon = canonical_room (r, room->name);
-    room->fed_state = room->canon ? 2 : 1;
+    room->fed_state = room->canon ? FED_SHARED : FED_LOCAL;
     if (room->canon)
       wzp_room_hash (room->canon, room->tag);
   }
-  return room->fed_state == 2;
+  return room->fed_state == FED_SHARED;
 }
 
 static gboolean
@@ -350,7 +350,7 @@ void
 federation_room_datagram (WzpRelay *r, Room *room, const guint8 *data, gsize len)
 {
   WzpFederation *f = r->fed;
-  guint8 buf[TAG_SIZE + 2048];
+  guint8 buf[TAG_SIZE + ROOM_DATAGRAM_MAX];
 
   if (f == NULL || len > sizeof buf - TAG_SIZE || !room_shared (r, room))
     return;

@@ -49,12 +49,21 @@ typedef struct {
   guint report_rtt_ms, report_jitter_ms;
 } Peer;
 
+/* the largest media datagram a room forwards (a received UDP packet is at
+ * most this, so no DATAGRAM frame in it is larger) */
+#define ROOM_DATAGRAM_MAX 2048
+
+/* federation.c's view of a room, worked out once */
+typedef enum {
+  FED_UNKNOWN,                  /* not yet worked out */
+  FED_LOCAL,                    /* this relay's only */
+  FED_SHARED,                   /* shared with other relays under @canon, tagged @tag */
+} FedState;
+
 struct _Room {
   WzpRelay *relay;
   WzpTier tier;           /* the weakest member's, last announced */
-  /* federation.c's view, worked out once: 0 not yet, 1 local only,
-   * 2 shared with other relays under @canon, tagged @tag */
-  gint fed_state;
+  FedState fed_state;
   const gchar *canon;
   guint8 tag[8];
   gchar *name;

@@ -15,6 +15,9 @@ G_BEGIN_DECLS
 
 #define CID_LEN 16
 #define MAX_PKT 1500
+/* a receive buffer: larger than any packet we send or expect (MAX_PKT), so
+ * that a larger datagram is read whole, seen as such and dropped */
+#define RX_BUF_SIZE 2048
 #define RECV_BATCH 32
 #define SEND_BATCH 64
 #define UNI_MAX (64 * 1024)
@@ -182,6 +185,17 @@ G_STATIC_ASSERT (CID_KEY_MAX == NGTCP2_MAX_CIDLEN);
 G_GNUC_INTERNAL CidKey cid_key (const guint8 *data, gsize len);
 
 G_GNUC_INTERNAL void fill_callbacks (ngtcp2_callbacks *cb, gboolean server);
+G_GNUC_INTERNAL void push_event (WzpConnection *c, EventType type, gpointer data);
+G_GNUC_INTERNAL gboolean conn_check_open (WzpConnection *c, GError **error);
+
+/* wzp-quic-stream.c */
+G_GNUC_INTERNAL void fill_stream_callbacks (ngtcp2_callbacks *cb);
+G_GNUC_INTERNAL void stream_free (Stream *s);
+G_GNUC_INTERNAL void free_ready (gpointer key, gpointer value, gpointer data);
+/* Opens the streams waiting for credit, as far as the peer grants it. */
+G_GNUC_INTERNAL void conn_open_pending (WzpConnection *c);
+/* Moves the peer's messages that are complete, in stream order, to the events. */
+G_GNUC_INTERNAL void collect_ready (WzpConnection *c);
 G_GNUC_INTERNAL WzpConnection * conn_new (WzpEndpoint *ep, const struct sockaddr *remote, socklen_t remote_len, gboolean server);
 G_GNUC_INTERNAL void conn_path (WzpConnection *c, ngtcp2_path *path);
 G_GNUC_INTERNAL void conn_terminate (WzpConnection *c, GError *reason);

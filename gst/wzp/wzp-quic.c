@@ -21,7 +21,7 @@ struct RxBatch {
   struct mmsghdr msg[RECV_BATCH];
   struct iovec iov[RECV_BATCH];
   struct sockaddr_storage addr[RECV_BATCH];
-  guint8 buf[RECV_BATCH][2048];
+  guint8 buf[RECV_BATCH][RX_BUF_SIZE];
 };
 
 struct TxBatch {
@@ -620,7 +620,7 @@ wzp_quic_sni_is_signalling (const gchar *sni, gsize len)
  * protection state for reading. Long-header packets are left
  * alone. */
 static void
-prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[2048], int n)
+prefetch_batch (WzpEndpoint *ep, const struct mmsghdr *msgs, guint8 (*bufs)[RX_BUF_SIZE], int n)
 {
   CidKey keys[RECV_BATCH];
   WzpConnection *conns[RECV_BATCH];
@@ -652,7 +652,7 @@ static guint
 endpoint_read (WzpEndpoint *ep, gboolean *drained)
 {
   /* per endpoint: endpoints may run in different threads */
-  guint8 (*bufs)[2048] = ep->rx->buf;
+  guint8 (*bufs)[RX_BUF_SIZE] = ep->rx->buf;
   struct mmsghdr *msgs = ep->rx->msg;
   struct iovec *iov = ep->rx->iov;
   struct sockaddr_storage *addrs = ep->rx->addr;

@@ -75,8 +75,8 @@ close_unused (gpointer data)
     /* break the relay only once the peer is heard on direct: a peer that
      * decided relay (a late or lost report) still sends there, and must not
      * lose its frames or, when it later closes the direct path, find us
-     * without one (bounded: 15 grace periods) */
-    if (!s->heard_direct && ++s->grace_rounds < 15) {
+     * without one (bounded: MAX_GRACE_ROUNDS grace periods) */
+    if (!s->heard_direct && ++s->grace_rounds < MAX_GRACE_ROUNDS) {
       g_source_unref (session_timeout (s, RELAY_GRACE_MS, close_unused, g_object_ref (s),
                                        g_object_unref));
       return G_SOURCE_REMOVE;

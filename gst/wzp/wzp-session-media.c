@@ -56,7 +56,7 @@ flush_tx (gpointer data)
 
     /* a QualityReport on every 50th frame (protocol §3.3), from what this
      * connection measured: datagram loss, smoothed RTT, interarrival jitter */
-    if (c && ++s->frames_since_report >= 50 && len >= WZP_MEDIA_HEADER_SIZE && !(d[0] & 0x02)) {
+    if (c && ++s->frames_since_report >= QUALITY_REPORT_EVERY && len >= WZP_MEDIA_HEADER_SIZE && !(d[0] & 0x02)) {
       WzpConnectionStats cs;
       WzpQualityReport qr;
       WzpMediaPacket parsed;
@@ -172,7 +172,7 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
     /* from now on silence from the peer ends a call (not a room: members
      * come and go there) */
     if (s->media_timeout_ms && g_strcmp0 (s->mode, "room") != 0 && s->media_watch == NULL)
-      s->media_watch = session_timeout (s, MAX (s->media_timeout_ms / 4, 50), on_media_watch, s, NULL);
+      s->media_watch = session_timeout (s, MAX (s->media_timeout_ms / 4, MEDIA_WATCH_MIN_MS), on_media_watch, s, NULL);
   }
 }
 

@@ -32,6 +32,14 @@ typedef enum {
 
 #define RX_QUEUE_MAX 256
 #define RELAY_GRACE_MS 2000
+/* grace periods the relay path is kept while the peer is not heard on direct */
+#define MAX_GRACE_ROUNDS 15
+/* a QualityReport trailer on every this many frames (protocol §3.3) */
+#define QUALITY_REPORT_EVERY 50
+/* the peer's media is checked this often: a quarter of the media timeout, at
+ * least this many ms */
+#define MEDIA_WATCH_MIN_MS 50
+#define MEDIA_TIMEOUT_DEFAULT_MS 10000
 #define PUNCH_INTERVAL_MS 20
 #define REREGISTER_FIRST_MS 1000
 #define REREGISTER_MAX_MS 30000

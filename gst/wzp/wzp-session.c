@@ -895,7 +895,7 @@ wzp_session_init (WzpSession *s)
   s->send_report = TRUE;
   s->report_timeout_ms = 3000;
   s->direct_timeout_ms = 2000;
-  s->media_timeout_ms = 10000;
+  s->media_timeout_ms = MEDIA_TIMEOUT_DEFAULT_MS;
   s->mode = g_strdup ("call");
   s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
   s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
@@ -1057,7 +1057,7 @@ wzp_session_class_init (WzpSessionClass *klass)
   props[PROP_LOCAL_PORT] = g_param_spec_uint ("local-port", "Local port", "UDP port (0 = any)",
       0, 65535, 0, rw);
   props[PROP_MEDIA_TIMEOUT_MS] = g_param_spec_uint ("media-timeout-ms", "Media timeout",
-      "End a call when the peer's media stops this long (0: never)", 0, 600000, 10000, rw);
+      "End a call when the peer's media stops this long (0: never)", 0, 600000, MEDIA_TIMEOUT_DEFAULT_MS, rw);
   props[PROP_STATS] = g_param_spec_variant ("stats", "Statistics",
       "Counters as a{sv}: state, path, frames and bytes sent/received/dropped, rtt-us, "
       "jitter-us, reports-sent, setup-us", G_VARIANT_TYPE_VARDICT, NULL, ro);
