@@ -4,6 +4,21 @@
 #include <string.h>
 #include <gst/base/gstbasesrc.h>
 
+/* the call's progress, step by step (GST_DEBUG=wzpsession:5, or wzp*:5) */
+GST_DEBUG_CATEGORY (gst_wzp_session_debug);
+
+void
+gst_wzp_debug_init (void)
+{
+  static gsize done = 0;
+
+  if (g_once_init_enter (&done)) {
+    GST_DEBUG_CATEGORY_INIT (gst_wzp_session_debug, "wzpsession", 0,
+                             "WarzonePhone calls: signalling, race, reports, path, media, end");
+    g_once_init_leave (&done, 1);
+  }
+}
+
 void
 gst_wzp_install_properties (GObjectClass *klass)
 {
@@ -34,6 +49,10 @@ gst_wzp_install_properties (GObjectClass *klass)
   g_object_class_install_property (klass, GST_WZP_PROP_URI,
       g_param_spec_string ("uri", "URI", "wzp://host:port/call/<fingerprint> or "
           "wzp://host:port/room/<name>, query parameters for the other properties", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_MEDIA_TIMEOUT,
+      g_param_spec_uint ("media-timeout", "Media timeout",
+          "End the call when the other side's media stops this long, in ms (0: never)",
+          0, 600000, GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_SESSION,
       g_param_spec_string ("session", "Session",
           "Elements with the same session name in one process share one call", NULL, rw));
@@ -75,6 +94,7 @@ gst_wzp_settings_init (GstWzpSettings *s)
 {
   memset (s, 0, sizeof *s);
   s->direct = TRUE;
+  s->media_timeout_ms = GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS;
 }
 
 void
@@ -263,6 +283,8 @@ gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
     s->auto_answer = g_value_get_boolean (value);
   else if (id == GST_WZP_PROP_DIRECT)
     s->direct = g_value_get_boolean (value);
+  else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
+    s->media_timeout_ms = g_value_get_uint (value);
   else
     return FALSE;
   return TRUE;
@@ -283,6 +305,8 @@ gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value)
     g_value_set_boolean (value, s->auto_answer);
   else if (id == GST_WZP_PROP_DIRECT)
     g_value_set_boolean (value, s->direct);
+  else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
+    g_value_set_uint (value, s->media_timeout_ms);
   else
     return FALSE;
   return TRUE;
@@ -322,6 +346,11 @@ post_event (WzpSession *session, const gchar *step, GVariant *data, GstElement *
   const gchar *key;
   GVariant *v;
 
+  if (gst_debug_category_get_threshold (gst_wzp_session_debug) >= GST_LEVEL_INFO) {
+    g_autofree gchar *text = g_variant_print (data, FALSE);
+    GST_CAT_INFO_OBJECT (gst_wzp_session_debug, element, "%s %s", step, text);
+  }
+
   g_variant_iter_init (&it, data);
   while (g_variant_iter_next (&it, "{&sv}", &key, &v)) {
     if (g_variant_is_of_type (v, G_VARIANT_TYPE_BOOLEAN))
@@ -347,31 +376,75 @@ post_incoming (WzpSession *session, const gchar *fp, const gchar *alias, GstElem
                          "alias", G_TYPE_STRING, alias, NULL)));
 }
 
-/* A session error ends the call: say what happened and what to do. Hanging
- * up ourselves is not an error. */
+/* The call ended: a wzp-call-ended message (reason and sentence) for
+ * applications, and for anything but a hang-up an error with the code an
+ * application can act on and a hint on what to do. */
 static void
 post_error (WzpSession *session, const GError *e, GstElement *element)
 {
-  const gchar *hint;
+  gint code = e->domain == WZP_SESSION_ERROR ? e->code : -1;
+  GstResourceError rc = GST_RESOURCE_ERROR_FAILED;
+  const gchar *hint = "see the GST_DEBUG=wzp*:5 log for the call's steps";
 
-  if (e->domain == WZP_SESSION_ERROR && e->code == WZP_SESSION_ERROR_HUNG_UP) {
-    GST_INFO_OBJECT (element, "call ended: %s", e->message);
-    return;
-  }
-  switch (e->domain == WZP_SESSION_ERROR ? e->code : -1) {
+  gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element),
+      gst_structure_new ("wzp-call-ended", "reason", G_TYPE_STRING,
+                         code >= 0 ? wzp_session_error_nick (code) : "error",
+                         "message", G_TYPE_STRING, e->message, NULL)));
+  switch (code) {
+    case WZP_SESSION_ERROR_HUNG_UP:
+      GST_CAT_INFO_OBJECT (gst_wzp_session_debug, element, "call ended: %s", e->message);
+      return;
     case WZP_SESSION_ERROR_RELAY_UNREACHABLE:
-      hint = "check that the relay runs and relay= is its address (and relay-fingerprint=, if set)";
+      rc = GST_RESOURCE_ERROR_OPEN_READ_WRITE;
+      hint = "check that the relay runs and relay= is its address";
+      break;
+    case WZP_SESSION_ERROR_NOT_AUTHORIZED:
+      rc = GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+      hint = "check token= and relay-fingerprint=";
+      break;
+    case WZP_SESSION_ERROR_REGISTRATION:
+      rc = GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+      hint = "the relay refused this identity's registration";
       break;
     case WZP_SESSION_ERROR_PEER_UNREACHABLE:
+      rc = GST_RESOURCE_ERROR_NOT_FOUND;
       hint = "check the call= fingerprint, and that the callee is registered on this relay";
       break;
     case WZP_SESSION_ERROR_REJECTED:
       hint = "the other side declined the call";
       break;
+    case WZP_SESSION_ERROR_NO_ANSWER:
+      hint = "nobody answered: is the callee's pipeline running with auto-answer=true?";
+      break;
+    case WZP_SESSION_ERROR_BUSY:
+      rc = GST_RESOURCE_ERROR_BUSY;
+      hint = "the callee is in another call";
+      break;
+    case WZP_SESSION_ERROR_PEER_LOST:
+      rc = GST_RESOURCE_ERROR_READ;
+      hint = "the other side vanished or its network dropped (media-timeout)";
+      break;
+    case WZP_SESSION_ERROR_RELAY_LOST:
+    case WZP_SESSION_ERROR_RELAY_ENDED:
+      rc = GST_RESOURCE_ERROR_READ;
+      hint = "the relay went away during the call";
+      break;
+    case WZP_SESSION_ERROR_INVALID:
+      rc = GST_RESOURCE_ERROR_SETTINGS;
+      hint = "check the element's properties";
+      break;
     default:
-      hint = "see the GST_DEBUG=wzp*:5 log";
+      break;
   }
-  GST_ELEMENT_ERROR (element, RESOURCE, OPEN_READ_WRITE, ("%s", e->message), ("%s", hint));
+  gst_element_message_full (element, GST_MESSAGE_ERROR, GST_RESOURCE_ERROR, rc, g_strdup (e->message),
+                            g_strdup (hint), __FILE__, GST_FUNCTION, __LINE__);
+}
+
+GstFlowReturn
+gst_wzp_session_end_flow (WzpSession *session)
+{
+  return session && wzp_session_get_state (session) == WZP_SESSION_STATE_ENDED ?
+      GST_FLOW_EOS : GST_FLOW_OK;
 }
 
 /* The merged settings of a session's elements, kept on the session. */
@@ -394,6 +467,9 @@ merge_settings (GstWzpSettings *into, const GstWzpSettings *from)
       *dst[i] = g_strdup (src[i]);
   into->auto_answer |= from->auto_answer;
   into->direct &= from->direct;
+  /* the shortest non-zero media timeout of the elements */
+  if (from->media_timeout_ms && (into->media_timeout_ms == 0 || from->media_timeout_ms < into->media_timeout_ms))
+    into->media_timeout_ms = from->media_timeout_ms;
 }
 
 static void
@@ -410,6 +486,7 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
   GstWzpSettings *m;
   WzpSession *session;
 
+  gst_wzp_debug_init ();
   g_mutex_lock (&registry_lock);
   if (registry == NULL)
     registry = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -425,6 +502,7 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
   session = g_object_new (WZP_TYPE_SESSION, NULL);
   m = g_new0 (GstWzpSettings, 1);
   gst_wzp_settings_init (m);
+  m->media_timeout_ms = s->media_timeout_ms;
   merge_settings (m, s);
   g_object_set_data_full (G_OBJECT (session), "gst-wzp-settings", m, free_settings);
   g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (1));
@@ -462,7 +540,7 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
     g_object_set (session, "relay", m->relay, "alias", m->alias, "call-target", m->call,
                   "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
                   "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room,
-                  "token", m->token, NULL);
+                  "token", m->token, "media-timeout-ms", m->media_timeout_ms, NULL);
     if (is_hex_seed (m->identity))
       g_object_set (session, "identity-hex", m->identity, NULL);
     else if (m->identity)

@@ -10,9 +10,12 @@
 
 G_BEGIN_DECLS
 
+#define GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS 10000
+
 typedef struct {
   gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session, *token;
   gboolean auto_answer, direct;
+  guint media_timeout_ms;
 } GstWzpSettings;
 
 enum {
@@ -28,6 +31,7 @@ enum {
   GST_WZP_PROP_SESSION,
   GST_WZP_PROP_URI,
   GST_WZP_PROP_TOKEN,
+  GST_WZP_PROP_MEDIA_TIMEOUT,
   GST_WZP_PROP_LAST,
 };
 
@@ -62,6 +66,11 @@ gboolean gst_wzp_session_activate (WzpSession *session, GError **error);
 gboolean gst_wzp_element_change_state (GstElement *element, WzpSession *session,
                                        GstStateChange transition);
 void gst_wzp_session_release (WzpSession *session);
+/* GST_FLOW_EOS once the call has ended (however it ended: an error is
+ * posted on the bus as it happens), else GST_FLOW_OK. */
+GstFlowReturn gst_wzp_session_end_flow (WzpSession *session);
+void gst_wzp_debug_init (void);
+GST_DEBUG_CATEGORY_EXTERN (gst_wzp_session_debug);
 
 /* The `stats` property both elements install (@id is the element's own
  * property id), and its value: the session's figures plus, for wzpsrc, the

@@ -5,7 +5,15 @@
  * Sends Opus frames (20 or 40 ms) into a WarzonePhone call: registers on the
  * relay, places the call given by `call` (or answers one with `auto-answer`,
  * or joins `room`), and sends each buffer as one media datagram on the
- * negotiated path. Never blocks on the network.
+ * negotiated path. Takes what stock Opus elements produce (opusenc at any
+ * rate, rtpopusdepay, oggdemux).
+ *
+ * A live source's frames go as they come: before the call carries media they
+ * are dropped and counted, as a live call's would be. A non-live source (a
+ * file) is held until the call carries media, at most `connect-timeout` ms
+ * (then an error says so), and then paced by the clock in real time.
+ * The pipeline ends within a frame of the call ending: EOS when either side
+ * hung up, an ERROR (and a wzp-call-ended message) for anything else.
  *
  * |[
  * gst-launch-1.0 audiotestsrc is-live=true ! opusenc frame-size=20 ! \
@@ -26,9 +34,18 @@ struct _GstWzpSink {
   GstClockTime first_pts;
   guint32 next_ts;
   gboolean warned_duration;
+  guint connect_timeout_ms;
+  /* a non-live stream waits in render() for the call; unlock() ends that */
+  GMutex lock;
+  GCond cond;
+  gboolean unlocked;
+  gint live;                    /* -1 not known yet, else whether upstream is live */
 };
 
-enum { PROP_CODEC = GST_WZP_PROP_LAST, PROP_STATS };
+enum { PROP_CODEC = GST_WZP_PROP_LAST, PROP_STATS, PROP_CONNECT_TIMEOUT };
+
+#define CONNECT_TIMEOUT_DEFAULT_MS 60000
+#define HOLD_POLL_MS 10
 
 #define GST_WZP_CODEC_AUTO (-1)
 
@@ -64,7 +81,24 @@ G_DEFINE_TYPE_WITH_CODE (GstWzpSink, gst_wzp_sink, GST_TYPE_BASE_SINK,
 GST_ELEMENT_REGISTER_DEFINE (wzpsink, "wzpsink", GST_RANK_NONE, GST_TYPE_WZP_SINK)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
-    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus, rate = (int) 48000, channels = (int) 1"));
+    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus, channels = (int) [ 1, 2 ]"));
+
+/* A streaming thread that is not ours: the call ended while upstream may be
+ * sending nothing (an RTP source gone quiet), so EOS goes into our own pad
+ * as if upstream had sent it, and the pipeline ends. */
+static void
+send_eos (GstElement *element, gpointer data)
+{
+  gst_pad_send_event (GST_BASE_SINK_PAD (element), gst_event_new_eos ());
+}
+
+/* Session thread. */
+static void
+on_session_state (WzpSession *session, gint state, GstWzpSink *self)
+{
+  if (state == WZP_SESSION_STATE_ENDED)
+    gst_element_call_async (GST_ELEMENT (self), send_eos, NULL, NULL);
+}
 
 static gboolean
 gst_wzp_sink_start (GstBaseSink *bsink)
@@ -76,12 +110,15 @@ gst_wzp_sink_start (GstBaseSink *bsink)
   self->first_pts = GST_CLOCK_TIME_NONE;
   self->next_ts = 0;
   self->warned_duration = FALSE;
+  self->live = -1;
+  self->unlocked = FALSE;
   self->session = gst_wzp_session_acquire (GST_ELEMENT (self), &self->settings, &error);
   if (self->session == NULL) {
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
                        ("set relay= to the relay's address and identity= to a seed file"));
     return FALSE;
   }
+  g_signal_connect (self->session, "state-changed", G_CALLBACK (on_session_state), self);
   return TRUE;
 }
 
@@ -90,6 +127,8 @@ gst_wzp_sink_stop (GstBaseSink *bsink)
 {
   GstWzpSink *self = GST_WZP_SINK (bsink);
 
+  if (self->session)
+    g_signal_handlers_disconnect_by_data (self->session, self);
   g_clear_pointer (&self->session, gst_wzp_session_release);
   return TRUE;
 }
@@ -113,15 +152,119 @@ sink_codec (GstWzpSink *self, guint us)
   return by_duration;
 }
 
+/* Whether upstream is live (a latency query), asked once. */
+static gboolean
+upstream_is_live (GstWzpSink *self)
+{
+  if (self->live < 0) {
+    GstQuery *q = gst_query_new_latency ();
+    gboolean live = FALSE;
+
+    if (gst_pad_peer_query (GST_BASE_SINK_PAD (self), q))
+      gst_query_parse_latency (q, &live, NULL, NULL);
+    gst_query_unref (q);
+    self->live = live;
+    /* a file is sent in real time, by the clock */
+    gst_base_sink_set_sync (GST_BASE_SINK (self), !live);
+    GST_DEBUG_OBJECT (self, "upstream is %slive", live ? "" : "not ");
+  }
+  return self->live;
+}
+
+/* A non-live stream waits here until the call carries media, then is paced
+ * by the clock from that moment (the wait shifts ts-offset). */
+static GstFlowReturn
+hold_for_call (GstWzpSink *self)
+{
+  gint64 start = g_get_monotonic_time ();
+  gint64 end = start + (gint64) self->connect_timeout_ms * 1000;
+  WzpSessionState st;
+
+  while ((st = wzp_session_get_state (self->session)) != WZP_SESSION_STATE_ACTIVE) {
+    if (st == WZP_SESSION_STATE_ENDED)
+      return GST_FLOW_EOS;
+    g_mutex_lock (&self->lock);
+    if (!self->unlocked)
+      g_cond_wait_until (&self->cond, &self->lock,
+                         MIN (end, g_get_monotonic_time () + HOLD_POLL_MS * 1000));
+    if (self->unlocked) {
+      g_mutex_unlock (&self->lock);
+      return GST_FLOW_FLUSHING;
+    }
+    g_mutex_unlock (&self->lock);
+    if (g_get_monotonic_time () >= end) {
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+          ("the call did not carry media within %u ms (state %s)", self->connect_timeout_ms,
+           wzp_session_state_name (wzp_session_get_state (self->session))),
+          ("raise connect-timeout, or check that the other side answers"));
+      return GST_FLOW_ERROR;
+    }
+  }
+  if (g_get_monotonic_time () - start > HOLD_POLL_MS * 1000) {
+    GstClockTimeDiff waited = (g_get_monotonic_time () - start) * GST_USECOND;
+
+    gst_base_sink_set_ts_offset (GST_BASE_SINK (self),
+                                 gst_base_sink_get_ts_offset (GST_BASE_SINK (self)) + waited);
+    GST_DEBUG_OBJECT (self, "held the stream %" GST_TIME_FORMAT " for the call",
+                      GST_TIME_ARGS (waited));
+  }
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_wzp_sink_unlock (GstBaseSink *bsink)
+{
+  GstWzpSink *self = GST_WZP_SINK (bsink);
+
+  g_mutex_lock (&self->lock);
+  self->unlocked = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+static gboolean
+gst_wzp_sink_unlock_stop (GstBaseSink *bsink)
+{
+  GstWzpSink *self = GST_WZP_SINK (bsink);
+
+  g_mutex_lock (&self->lock);
+  self->unlocked = FALSE;
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+/* Opus in a single stream: rtpopusdepay says stereo and no rate, opusenc
+ * any rate; the packets are sent as they are. Multistream Opus is not. */
+static gboolean
+gst_wzp_sink_set_caps (GstBaseSink *bsink, GstCaps *caps)
+{
+  const GstStructure *st = gst_caps_get_structure (caps, 0);
+  gint family = 0;
+
+  if (gst_structure_get_int (st, "channel-mapping-family", &family) && family != 0) {
+    GST_ELEMENT_ERROR (bsink, STREAM, FORMAT, ("multistream Opus (channel mapping family %d) "
+                       "cannot go into a call", family), ("encode mono or stereo Opus"));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static GstFlowReturn
 gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
 {
   GstWzpSink *self = GST_WZP_SINK (bsink);
   GstMapInfo map;
   GstClockTime pts = GST_BUFFER_PTS (buf);
+  GstFlowReturn ret;
   guint us;
   guint32 ts;
 
+  /* the call ended: EOS upstream, so that the pipeline ends too */
+  if ((ret = gst_wzp_session_end_flow (self->session)) != GST_FLOW_OK)
+    return ret;
+  if (!upstream_is_live (self) && (ret = hold_for_call (self)) != GST_FLOW_OK)
+    return ret;
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
     return GST_FLOW_ERROR;
   us = wzp_opus_packet_duration_us (map.data, map.size);
@@ -140,7 +283,8 @@ gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
   else
     ts = self->next_ts;
   self->next_ts = ts + us / 1000;
-  /* before the call is up frames are dropped and counted, as a live call would */
+  /* a live stream's frames before the call is up are dropped and counted,
+   * as a live call's would be */
   wzp_session_send_media (self->session, map.data, map.size, sink_codec (self, us), ts);
   gst_buffer_unmap (buf, &map);
   return GST_FLOW_OK;
@@ -159,6 +303,8 @@ gst_wzp_sink_set_property (GObject *object, guint id, const GValue *value, GPara
 {
   if (id == PROP_CODEC)
     GST_WZP_SINK (object)->codec = g_value_get_enum (value);
+  else if (id == PROP_CONNECT_TIMEOUT)
+    GST_WZP_SINK (object)->connect_timeout_ms = g_value_get_uint (value);
   else if (!gst_wzp_set_property (&GST_WZP_SINK (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
@@ -170,6 +316,8 @@ gst_wzp_sink_get_property (GObject *object, guint id, GValue *value, GParamSpec 
 
   if (id == PROP_CODEC)
     g_value_set_enum (value, self->codec);
+  else if (id == PROP_CONNECT_TIMEOUT)
+    g_value_set_uint (value, self->connect_timeout_ms);
   else if (id == PROP_STATS)
     g_value_take_boxed (value, gst_wzp_stats_new (self->session, NULL));
   else if (!gst_wzp_get_property (&GST_WZP_SINK (object)->settings, id, value))
@@ -183,6 +331,8 @@ gst_wzp_sink_finalize (GObject *object)
 
   g_clear_pointer (&self->session, gst_wzp_session_release);
   gst_wzp_settings_clear (&self->settings);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
   G_OBJECT_CLASS (gst_wzp_sink_parent_class)->finalize (object);
 }
 
@@ -202,6 +352,11 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
       g_param_spec_enum ("codec", "Codec", "Codec id written into each media header",
                          gst_wzp_codec_get_type (), GST_WZP_CODEC_AUTO,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (oc, PROP_CONNECT_TIMEOUT,
+      g_param_spec_uint ("connect-timeout", "Connect timeout", "How long a non-live stream (a "
+                         "file) is held for the call to carry media before an error, in ms",
+                         0, G_MAXUINT, CONNECT_TIMEOUT_DEFAULT_MS,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   gst_wzp_install_stats (oc, PROP_STATS);
   gst_type_mark_as_plugin_api (gst_wzp_codec_get_type (), 0);
   ec->change_state = gst_wzp_sink_change_state;
@@ -211,6 +366,9 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
   bc->start = gst_wzp_sink_start;
   bc->stop = gst_wzp_sink_stop;
   bc->render = gst_wzp_sink_render;
+  bc->set_caps = gst_wzp_sink_set_caps;
+  bc->unlock = gst_wzp_sink_unlock;
+  bc->unlock_stop = gst_wzp_sink_unlock_stop;
   GST_DEBUG_CATEGORY_INIT (gst_wzp_sink_debug, "wzpsink", 0, "WarzonePhone sink");
 }
 
@@ -219,7 +377,12 @@ gst_wzp_sink_init (GstWzpSink *self)
 {
   gst_wzp_settings_init (&self->settings);
   self->codec = GST_WZP_CODEC_AUTO;
-  /* live media: never wait for the clock, never hold the pipeline back */
+  self->connect_timeout_ms = CONNECT_TIMEOUT_DEFAULT_MS;
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  /* A live stream is paced by its source and must not wait for the clock;
+   * a file is paced by the clock (sync, set per stream in render()). Never
+   * hold the pipeline back in PAUSED: the call starts in PLAYING. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);
 }

@@ -168,7 +168,8 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
       self->discont = TRUE;
       continue;
     }
-    if (wzp_session_get_state (self->session) == WZP_SESSION_STATE_ENDED)
+    /* the call ended: EOS (an error, if it was one, is on the bus already) */
+    if (gst_wzp_session_end_flow (self->session) != GST_FLOW_OK)
       return GST_FLOW_EOS;
     /* wait for media, but not past the moment a hole must be given up */
     f = wzp_session_recv_media (self->session, wake >= 0 ? MIN (wake, now + 100000) : now + 100000);
@@ -207,9 +208,12 @@ gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
   GstWzpSrc *self = GST_WZP_SRC (bsrc);
 
   if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
-    /* live, and we hold frames up to the jitter-buffer depth */
+    /* live; frames are held up to the jitter-buffer depth, and the call's
+     * receive queue can hold WZP_SESSION_RX_QUEUE_MAX 20 ms frames more
+     * while downstream is busy: that is how much latency we can absorb */
     gst_query_set_latency (query, TRUE, self->latency_ms * GST_MSECOND,
-                           self->latency_ms * GST_MSECOND);
+                           self->latency_ms * GST_MSECOND +
+                           WZP_SESSION_RX_QUEUE_MAX * 20 * GST_MSECOND);
     return TRUE;
   }
   return GST_BASE_SRC_CLASS (gst_wzp_src_parent_class)->query (bsrc, query);

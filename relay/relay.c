@@ -1023,10 +1023,12 @@ wzp_relay_shutdown (WzpRelay *r)
      * call outlives this relay (they register again when it is back) */
     if (c->caller_direct_ok == 1 && c->callee_direct_ok == 1)
       continue;
-    send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_NORMAL, c->call_id);
-    send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_NORMAL, c->call_id);
+    /* reason Error, not Normal: the parties can tell the relay ended the
+     * call from the other side hanging up (docs/decisions.md) */
+    send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_ERROR, c->call_id);
+    send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_ERROR, c->call_id);
     if (c->remote_caller || c->remote_callee) {
-      g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_NORMAL, c->call_id);
+      g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_ERROR, c->call_id);
       federation_send (r, c->link_fp, h);
     }
   }

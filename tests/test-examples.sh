@@ -9,7 +9,7 @@ export GST_PLUGIN_PATH=$build/plugin
 py=/usr/bin/python3           # Debian's, with python3-gi
 tmp=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 n=0 failed=0
 ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 # alice calls bob with a 440 Hz tone for 3 s
@@ -85,11 +85,45 @@ pids+=($rx_pid)
 br_pid=$!
 pids+=($br_pid)
 sleep 1
-call_with_tone /dev/null
+# the caller sends its tone and records what the bridge's RTP input brings
+gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink session=a relay="$relay" identity="$tmp/alice.seed" call="$bob" \
+    wzpsrc session=a ! opusdec ! audioconvert ! audio/x-raw,rate=48000,channels=1 \
+    ! wavenc ! filesink location="$tmp/from-rtp.wav" >"$tmp/bridge-caller.log" 2>&1 &
+caller_pid=$!
+pids+=($caller_pid)
 sleep 0.5
+gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=100 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 ! rtpopuspay \
+    ! udpsink host=127.0.0.1 port=$rtp_in >/dev/null 2>&1
+sleep 0.5
+# the bridge hangs up: the caller's pipeline ends with EOS, its recording whole
 kill -INT "$br_pid" "$rx_pid" 2>/dev/null; wait "$br_pid" "$rx_pid" 2>/dev/null
+wait "$caller_pid"
 tone_check "$tmp/rtp.wav"
 ok "bridge-rtp.sh: the call's audio arrives as RTP/Opus ($verdict)" $?
+tone_check "$tmp/from-rtp.wav"
+ok "bridge-rtp.sh: RTP/Opus arriving on its port goes into the call ($verdict)" $?
+
+# call-with-file.sh: a 5 s file, sent in real time from the moment the call is up
+gst-launch-1.0 audiotestsrc num-buffers=250 samplesperbuffer=960 freq=440 \
+    ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/tone.wav" >/dev/null 2>&1
+gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true ! opusdec \
+    ! audioconvert ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/file-rx.wav" \
+    >"$tmp/file-rx.log" 2>&1 &
+rx_pid=$!
+pids+=($rx_pid)
+sleep 1
+t0=$(date +%s%3N)
+"$src/examples/call-with-file.sh" "$relay" "$tmp/alice.seed" "$bob" "$tmp/tone.wav" >"$tmp/file-tx.log" 2>&1
+st=$? dt=$(( $(date +%s%3N) - t0 ))
+for _ in $(seq 30); do kill -0 "$rx_pid" 2>/dev/null || break; sleep 0.1; done
+kill -INT "$rx_pid" 2>/dev/null; wait "$rx_pid" 2>/dev/null
+tone_check "$tmp/file-rx.wav"; tone=$?
+secs=$(sed -n 's/^seconds=\([0-9.]*\).*/\1/p' <<<"$verdict")
+awk -v s="${secs:-0}" -v d="$dt" -v st="$st" -v t="$tone" 'BEGIN { exit !(st == 0 && t == 0 && s >= 4.9 && d >= 4900) }'
+ok "call-with-file.sh: a 5 s file arrives as ${secs:-0} s of the tone, sent over ${dt} ms (exit $st)" $?
 
 # session.py: the session API from Python through the typelib (no GStreamer)
 if [ -f "$build/gst/wzp/Wzp-1.0.typelib" ]; then

@@ -108,7 +108,7 @@ on_media_watch (gpointer data)
   if (wzp_session_get_state (s) == WZP_SESSION_STATE_ACTIVE &&
       g_get_monotonic_time () - s->last_arrival_us > (gint64) s->media_timeout_ms * 1000) {
     g_clear_pointer (&s->media_watch, g_source_unref);
-    end_call (s, g_error_new (WZP_SESSION_ERROR, WZP_SESSION_ERROR_MEDIA,
+    end_call (s, g_error_new (WZP_SESSION_ERROR, WZP_SESSION_ERROR_PEER_LOST,
                               "no media from the other side for %.1f s: it is gone or its "
                               "network dropped", s->media_timeout_ms / 1000.0));
     return G_SOURCE_REMOVE;

@@ -30,7 +30,7 @@ typedef enum {
   NEG_EV_ROOM,                  /* a room: no race, the relay path */
 } NegEvent;
 
-#define RX_QUEUE_MAX 256
+#define RX_QUEUE_MAX WZP_SESSION_RX_QUEUE_MAX
 #define RELAY_GRACE_MS 2000
 /* grace periods the relay path is kept while the peer is not heard on direct */
 #define MAX_GRACE_ROUNDS 15
@@ -40,6 +40,8 @@ typedef enum {
  * least this many ms */
 #define MEDIA_WATCH_MIN_MS 50
 #define MEDIA_TIMEOUT_DEFAULT_MS 10000
+/* the other party left the call's relay room: its Hangup is waited for this long */
+#define PEER_LEFT_GRACE_MS 500
 #define PUNCH_INTERVAL_MS 20
 #define REREGISTER_FIRST_MS 1000
 #define REREGISTER_MAX_MS 30000
@@ -86,6 +88,7 @@ struct _WzpSession {
   gchar *peer_fp;
   gchar *incoming_call_id;
   gboolean rang;
+  gboolean peer_in_room;      /* the call's relay room has held both parties */
   WzpConnection *relay_conn;
   gboolean relay_admitted;
   WzpConnection *direct_conn;
@@ -109,6 +112,7 @@ struct _WzpSession {
   guint32 last_arrival_ts;
   gdouble jitter_us;
   WzpMediaPath send_path;     /* where frames go now */
+  GError *end_error;          /* why the call ended (under lock) */
 };
 
 /* wzp-session.c */

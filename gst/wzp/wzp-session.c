@@ -179,6 +179,17 @@ on_relay_established (WzpConnection *c, WzpSession *s)
 
 /* Who is in the room (room mode, and call-<id> rooms): one call event
  * with parallel fingerprint/alias lists, kept for wzp_session_dup_participants(). */
+static gboolean
+peer_left (gpointer data)
+{
+  WzpSession *s = data;
+
+  if (wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED && !s->peer_in_room)
+    fail (s, WZP_SESSION_ERROR_PEER_LOST, "the other side left the call (its connection to the "
+          "relay ended)");
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_room_update (WzpSession *s, const WzpRoomUpdate *u)
 {
@@ -204,6 +215,20 @@ on_room_update (WzpSession *s, const WzpRoomUpdate *u)
               "fingerprints", g_variant_builder_end (&fps),
               "aliases", g_variant_builder_end (&aliases),
               "relays", g_variant_builder_end (&relays), NULL);
+  /* A call's relay room that had both parties and now has one, while the
+   * call uses the relay: the other side's connection to the relay ended (it
+   * hung up without a Hangup reaching us, or vanished and the relay timed it
+   * out). A peer that moved to direct leaves only once we are heard there,
+   * and then we are not on the relay. */
+  if (g_strcmp0 (s->mode, "room") != 0 && u->count >= 2)
+    s->peer_in_room = TRUE;
+  else if (g_strcmp0 (s->mode, "room") != 0 && s->peer_in_room && u->count < 2 &&
+           s->send_path == WZP_MEDIA_PATH_RELAY && s->neg == NEG_DECIDED) {
+    /* its Hangup, if it sent one, comes on _signal and may come later */
+    s->peer_in_room = FALSE;
+    g_source_unref (session_timeout (s, PEER_LEFT_GRACE_MS, peer_left, g_object_ref (s),
+                                     g_object_unref));
+  }
 }
 
 gchar **
@@ -257,7 +282,7 @@ on_relay_closed (WzpConnection *c, const GError *why, WzpSession *s)
     return;
   s->relay_admitted = FALSE;
   if (s->send_path == WZP_MEDIA_PATH_RELAY && !(s->direct_conn && s->neg == NEG_DECIDED))
-    fail (s, WZP_SESSION_ERROR_MEDIA, "the relay media connection closed: %s", why->message);
+    fail (s, WZP_SESSION_ERROR_RELAY_LOST, "lost the relay's media connection: %s", why->message);
 }
 
 static void
@@ -428,6 +453,34 @@ do_answer (WzpSession *s, gboolean accept)
   send_sig (s, m);
 }
 
+/* The relay or the peer ended the call: why, by the reason and our state. */
+static void
+on_hangup (WzpSession *s, WzpHangupReason reason)
+{
+  WzpSessionState st = wzp_session_get_state (s);
+  gboolean placing = st == WZP_SESSION_STATE_CALLING || st == WZP_SESSION_STATE_RINGING;
+
+  if (reason == WZP_HANGUP_DECLINED)
+    fail (s, WZP_SESSION_ERROR_REJECTED, "the callee declined the call");
+  else if (reason == WZP_HANGUP_BUSY)
+    fail (s, WZP_SESSION_ERROR_BUSY, "the callee is busy");
+  else if (reason == WZP_HANGUP_TIMEOUT && placing)
+    fail (s, WZP_SESSION_ERROR_NO_ANSWER, "no answer: the relay stopped ringing %s",
+          s->call_target ? s->call_target : "the callee");
+  else if (st == WZP_SESSION_STATE_CALLING && !s->rang)
+    fail (s, WZP_SESSION_ERROR_PEER_UNREACHABLE,
+          "the callee %s is not registered on the relay at %s: check the fingerprint",
+          s->call_target ? s->call_target : "", s->relay);
+  else if (reason == WZP_HANGUP_ERROR)
+    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s ended the call (it is shutting down "
+          "or failed)", s->relay);
+  else if (reason == WZP_HANGUP_TIMEOUT)
+    fail (s, WZP_SESSION_ERROR_NO_ANSWER, "the call was not answered in time");
+  else
+    end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
+                                      "the other side hung up"));
+}
+
 static void
 on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
 {
@@ -502,14 +555,7 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
     case WZP_SIGNAL_HANGUP:
       if (msg->hangup.call_id && s->call_id && g_ascii_strcasecmp (msg->hangup.call_id, s->call_id) != 0)
         return;
-      if (msg->hangup.reason == WZP_HANGUP_DECLINED)
-        fail (s, WZP_SESSION_ERROR_REJECTED, "the callee rejected the call");
-      else if (wzp_session_get_state (s) == WZP_SESSION_STATE_CALLING && !s->rang)
-        fail (s, WZP_SESSION_ERROR_PEER_UNREACHABLE,
-              "the callee is not registered on this relay: check the fingerprint");
-      else
-        end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
-                                          "the other side hung up"));
+      on_hangup (s, msg->hangup.reason);
       break;
     default:
       break;
@@ -588,15 +634,22 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
     return;
   if (g_strcmp0 (peer_reason, "auth-failed") == 0 ||
       g_strcmp0 (peer_reason, "expected AuthToken") == 0)
-    fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused our token: check the token "
+    fail (s, WZP_SESSION_ERROR_NOT_AUTHORIZED, "the relay at %s refused our token: check the token "
           "property (this relay validates tokens)", s->relay);
+  else if (g_error_matches (why, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH))
+    fail (s, WZP_SESSION_ERROR_NOT_AUTHORIZED, "%s", why->message);
+  else if (g_strcmp0 (peer_reason, "shutdown") == 0 && wzp_session_get_state (s) > WZP_SESSION_STATE_REGISTERED)
+    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s shut down", s->relay);
   else if (g_strcmp0 (peer_reason, "register-refused") == 0)
     fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused the registration", s->relay);
   else if (can_reregister (s)) {
     call_event (s, "signal:lost", "reason", g_variant_new_string (why->message), NULL);
     schedule_reregister (s);
-  } else
-    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "lost the relay at %s: %s", s->relay, why->message);
+  } else if (!s->registered_once)
+    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot reach the relay at %s: %s", s->relay,
+          why->message);
+  else
+    fail (s, WZP_SESSION_ERROR_RELAY_LOST, "lost the relay at %s: %s", s->relay, why->message);
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
@@ -624,6 +677,10 @@ end_call (WzpSession *s, GError *why)
   race_stop (s);
   drop_conn (s, &s->relay_conn, "hangup");
   /* the reason first: whoever sees the state ENDED can read why */
+  g_mutex_lock (&s->lock);
+  if (why && s->end_error == NULL)
+    s->end_error = g_error_copy (why);
+  g_mutex_unlock (&s->lock);
   if (why) {
     call_event (s, "call:ended", "reason", g_variant_new_string (why->message), NULL);
     g_signal_emit (s, signals[SIG_ERROR], 0, why);
@@ -849,6 +906,39 @@ wzp_session_hangup (WzpSession *s)
     invoke (s, run_hangup, NULL, FALSE);
 }
 
+GError *
+wzp_session_dup_end_error (WzpSession *s)
+{
+  GError *e;
+
+  g_mutex_lock (&s->lock);
+  e = s->end_error ? g_error_copy (s->end_error) : NULL;
+  g_mutex_unlock (&s->lock);
+  return e;
+}
+
+const gchar *
+wzp_session_error_nick (WzpSessionError code)
+{
+  static const gchar *const nicks[] = {
+    [WZP_SESSION_ERROR_RELAY_UNREACHABLE] = "relay-unreachable",
+    [WZP_SESSION_ERROR_REGISTRATION] = "registration-refused",
+    [WZP_SESSION_ERROR_PEER_UNREACHABLE] = "not-found",
+    [WZP_SESSION_ERROR_REJECTED] = "declined",
+    [WZP_SESSION_ERROR_HUNG_UP] = "hung-up",
+    [WZP_SESSION_ERROR_MEDIA] = "media-failed",
+    [WZP_SESSION_ERROR_INVALID] = "invalid-setting",
+    [WZP_SESSION_ERROR_NO_ANSWER] = "no-answer",
+    [WZP_SESSION_ERROR_BUSY] = "busy",
+    [WZP_SESSION_ERROR_PEER_LOST] = "peer-lost",
+    [WZP_SESSION_ERROR_RELAY_LOST] = "relay-lost",
+    [WZP_SESSION_ERROR_NOT_AUTHORIZED] = "not-authorized",
+    [WZP_SESSION_ERROR_RELAY_ENDED] = "relay-ended",
+  };
+
+  return (guint) code < G_N_ELEMENTS (nicks) && nicks[code] ? nicks[code] : "error";
+}
+
 WzpSessionState
 wzp_session_get_state (WzpSession *s)
 {
@@ -907,6 +997,7 @@ wzp_session_finalize (GObject *object)
   WzpSession *s = WZP_SESSION (object);
 
   wzp_session_stop (s);
+  g_clear_error (&s->end_error);
   g_free (s->relay);
   g_free (s->identity_file);
   g_free (s->identity_hex);

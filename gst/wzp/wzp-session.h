@@ -14,6 +14,10 @@
 
 G_BEGIN_DECLS
 
+/* received frames the session holds for the application at most; older
+ * ones are dropped */
+#define WZP_SESSION_RX_QUEUE_MAX 256
+
 #define WZP_SESSION_ERROR (wzp_session_error_quark ())
 GQuark wzp_session_error_quark (void);
 
@@ -25,7 +29,17 @@ typedef enum {
   WZP_SESSION_ERROR_HUNG_UP,
   WZP_SESSION_ERROR_MEDIA,              /* no media path could be set up */
   WZP_SESSION_ERROR_INVALID,            /* bad property value */
+  WZP_SESSION_ERROR_NO_ANSWER,          /* the callee did not answer before the ring timeout */
+  WZP_SESSION_ERROR_BUSY,               /* the callee is busy */
+  WZP_SESSION_ERROR_PEER_LOST,          /* the other side's media stopped */
+  WZP_SESSION_ERROR_RELAY_LOST,         /* the relay went away during the call */
+  WZP_SESSION_ERROR_NOT_AUTHORIZED,     /* token refused, or not the pinned relay certificate */
+  WZP_SESSION_ERROR_RELAY_ENDED,        /* the relay ended the call (shutting down, or a fault) */
 } WzpSessionError;
+
+/* A short machine-readable name of @code ("relay-unreachable", "hung-up",
+ * "no-answer", ...), as the elements' wzp-call-ended message gives it. */
+const gchar *wzp_session_error_nick (WzpSessionError code);
 
 typedef enum {
   WZP_SESSION_STATE_IDLE,
@@ -159,6 +173,17 @@ typedef struct {
  * @stats: (out caller-allocates): filled with the counters
  */
 void wzp_session_get_stats (WzpSession *session, WzpSessionStats *stats);
+
+/**
+ * wzp_session_dup_end_error:
+ * @session: a #WzpSession
+ *
+ * Why the call ended, once the state is ENDED: a #WZP_SESSION_ERROR (code
+ * WZP_SESSION_ERROR_HUNG_UP when either side hung up). %NULL before.
+ *
+ * Returns: (transfer full) (nullable): the reason
+ */
+GError *wzp_session_dup_end_error (WzpSession *session);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpMediaFrame, wzp_media_frame_free)
 

@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# wzpsrc / wzpsink in the pipelines users write, as real gst-launch-1.0
+# processes through a local relay: how each way a call ends ends the
+# pipeline (exit status, message, time), a non-live file sent in real time,
+# Opus from rtpopusdepay accepted, the two-way session example. TAP output.
+#   test-pipelines.sh BUILD-DIR SOURCE-DIR
+set -u
+build=$1 src=$2
+export GST_PLUGIN_PATH=$build/plugin
+tool=$build/tools/wzp-tool
+tmp=$(mktemp -d)
+pids=()
+cleanup () { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+n=0 failed=0
+ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+now_ms () { date +%s%3N; }
+
+# start_relay NAME [FLAGS...]: a relay on a free loopback port; sets $relay
+start_relay () {
+  local name=$1; shift
+  "$build/relay/wzp-relay" --listen 127.0.0.1:0 --identity "$tmp/$name.seed" "$@" >"$tmp/$name.log" 2>&1 &
+  relay_pid=$!
+  pids+=($relay_pid)
+  for _ in $(seq 50); do grep -q '^advertised' "$tmp/$name.log" && break; sleep 0.1; done
+  relay=$(awk '/^listening on/ {print $3}' "$tmp/$name.log")
+}
+
+# a callee that answers and records: callee LOG [EXTRA-PROPERTIES...]; sets $callee_pid
+callee () {
+  local log=$1; shift
+  gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true "$@" \
+      ! fakesink >"$log" 2>&1 &
+  callee_pid=$!
+  pids+=($callee_pid)
+  sleep 0.7                     # registered
+}
+
+# a live caller with no end of its own: caller LOG [EXTRA-PROPERTIES...]; sets $caller_pid
+caller () {
+  local log=$1; shift
+  gst-launch-1.0 audiotestsrc is-live=true freq=440 samplesperbuffer=960 \
+      ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+      ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" "$@" >"$log" 2>&1 &
+  caller_pid=$!
+  pids+=($caller_pid)
+}
+
+# wait_exit PID SECONDS: the exit status, or 124 when it is still running
+wait_exit () {
+  local pid=$1 limit=$2 t=0
+  while kill -0 "$pid" 2>/dev/null && [ "$t" -lt $((limit * 20)) ]; do sleep 0.05; t=$((t + 1)); done
+  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 124; fi
+  wait "$pid"
+}
+
+# wait_call_up LOG: until the caller's call carries media (at most 10 s)
+wait_call_up () {
+  for _ in $(seq 100); do grep -q 'media:first_send\|connect:path_negotiated' "$1" && return 0; sleep 0.1; done
+  return 1
+}
+
+"$tool" identity new "$tmp/alice.seed" >/dev/null
+bob=$("$tool" identity new "$tmp/bob.seed")
+start_relay relay
+
+# 1. the callee hangs up: the caller's pipeline ends with EOS, exit 0, within 1 s
+callee "$tmp/c1.log"
+caller "$tmp/a1.log" -m
+wait_call_up "$tmp/a1.log"; sleep 1
+kill -INT "$callee_pid"; t0=$(now_ms)
+wait "$callee_pid" 2>/dev/null
+wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
+grep -q "reason=(string)hung-up" "$tmp/a1.log"; hung=$?
+[ "$st" -eq 0 ] && [ "$dt" -le 1500 ] && [ $hung -eq 0 ]
+ok "callee hangs up: the caller ends with EOS, exit $st, ${dt} ms after the hang-up, wzp-call-ended hung-up" $?
+
+# 2. the callee vanishes (killed): the caller's pipeline ends with an error after media-timeout
+gst-launch-1.0 -e audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
+    ! opusenc frame-size=20 ! wzpsink session=b relay="$relay" identity="$tmp/bob.seed" auto-answer=true \
+    wzpsrc session=b ! fakesink >"$tmp/c2.log" 2>&1 &
+callee_pid=$!; pids+=($callee_pid)
+sleep 0.7
+caller "$tmp/a2.log" media-timeout=1000
+wait_call_up "$tmp/a2.log" || sleep 2; sleep 1
+kill -9 "$callee_pid"; t0=$(now_ms)
+wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
+grep -q "no media from the other side" "$tmp/a2.log"; msg=$?
+[ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ] && [ "$dt" -le 2500 ]
+ok "callee killed: the caller ends with an ERROR naming the lost media, exit $st, after ${dt} ms (media-timeout=1000)" $?
+
+# 3. the relay shuts down (SIGTERM) mid-call: both end with an error saying so
+callee "$tmp/c3.log"
+caller "$tmp/a3.log"
+sleep 2
+kill -TERM "$relay_pid"; t0=$(now_ms)
+wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
+wait_exit "$callee_pid" 5; st2=$?
+grep -q "ended the call\|shut down" "$tmp/a3.log"; msg=$?
+[ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ "$st2" -ne 124 ] && [ $msg -eq 0 ] && [ "$dt" -le 1500 ]
+ok "relay SIGTERM: the caller ends with an ERROR that the relay ended the call, exit $st, ${dt} ms; the callee ends too (exit $st2)" $?
+wait "$relay_pid" 2>/dev/null
+
+# 4. nobody answers: the relay's ring timeout ends the caller with "no answer"
+start_relay relay4 --ring-timeout-ms 1000
+gst-launch-1.0 wzpsrc relay="$relay" identity="$tmp/bob.seed" ! fakesink >"$tmp/c4.log" 2>&1 &
+callee_pid=$!; pids+=($callee_pid)
+sleep 0.7
+caller "$tmp/a4.log"; t0=$(now_ms)
+wait_exit "$caller_pid" 6; st=$?; dt=$(( $(now_ms) - t0 ))
+grep -q "no answer" "$tmp/a4.log"; msg=$?
+[ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ]
+ok "unanswered call: the caller ends with a 'no answer' ERROR, exit $st, after ${dt} ms (ring timeout 1 s)" $?
+kill -INT "$callee_pid" 2>/dev/null; wait_exit "$callee_pid" 5 >/dev/null
+
+# 5. an unknown callee: an ERROR that it is not registered (reason not-found)
+nobody=$("$tool" identity new "$tmp/nobody.seed")
+caller "$tmp/a5.log" call="$nobody" -m
+wait_exit "$caller_pid" 5; st=$?
+grep -q "not registered" "$tmp/a5.log" && grep -q "reason=(string)not-found" "$tmp/a5.log"; msg=$?
+[ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ]
+ok "unknown callee: ERROR 'not registered', wzp-call-ended not-found, exit $st" $?
+
+# 6. the two-way example of docs/elements.md ends when the callee hangs up
+callee "$tmp/c6.log"
+gst-launch-1.0 audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
+    ! opusenc frame-size=20 ! wzpsink session=call1 relay="$relay" identity="$tmp/alice.seed" call="$bob" \
+    wzpsrc session=call1 ! opusdec ! wavenc ! filesink location="$tmp/two-way.wav" >"$tmp/a6.log" 2>&1 &
+caller_pid=$!; pids+=($caller_pid)
+sleep 3
+kill -INT "$callee_pid"; t0=$(now_ms)
+wait "$callee_pid" 2>/dev/null
+wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
+[ "$st" -eq 0 ] && [ "$dt" -le 1500 ]
+ok "two-way session example: ends with EOS when the callee hangs up, exit $st, ${dt} ms" $?
+
+# 7. a non-live 10 s file is sent in real time, nothing dropped
+gst-launch-1.0 audiotestsrc num-buffers=500 samplesperbuffer=960 freq=440 ! audio/x-raw,rate=48000,channels=1 \
+    ! opusenc frame-size=20 ! oggmux ! filesink location="$tmp/tone.ogg" >/dev/null 2>&1
+gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true \
+    ! opusdec ! audioconvert ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/file.wav" \
+    >"$tmp/c7.log" 2>&1 &
+callee_pid=$!; pids+=($callee_pid)
+sleep 0.7
+t0=$(now_ms)
+gst-launch-1.0 filesrc location="$tmp/tone.ogg" ! oggdemux ! wzpsink relay="$relay" identity="$tmp/alice.seed" \
+    call="$bob" >"$tmp/a7.log" 2>&1
+st=$?; dt=$(( $(now_ms) - t0 ))
+sleep 0.5
+kill -INT "$callee_pid" 2>/dev/null; wait_exit "$callee_pid" 5 >/dev/null
+secs=$(python3 -c 'import sys,wave; w=wave.open(sys.argv[1]); print("%.2f" % (w.getnframes()/w.getframerate()))' "$tmp/file.wav" 2>/dev/null)
+awk -v s="${secs:-0}" -v d="$dt" -v st="$st" 'BEGIN { exit !(st == 0 && s >= 9.9 && d >= 9900) }'
+ok "a 10 s file (non-live) goes in real time: caller exit $st after ${dt} ms, the callee recorded ${secs:-0} s" $?
+
+# 8. RTP into a call: rtpopusdepay's stereo, rate-less caps are taken
+callee "$tmp/c8.log"
+port=$(( 20000 + RANDOM % 20000 ))
+gst-launch-1.0 udpsrc port=$port caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,payload=96" \
+    ! rtpjitterbuffer latency=40 ! rtpopusdepay ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" \
+    >"$tmp/a8.log" 2>&1 &
+caller_pid=$!; pids+=($caller_pid)
+gst-launch-1.0 audiotestsrc is-live=true num-buffers=150 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
+    ! opusenc frame-size=20 ! rtpopuspay ! udpsink host=127.0.0.1 port=$port >/dev/null 2>&1
+sleep 0.5
+kill -INT "$callee_pid"; wait "$callee_pid" 2>/dev/null
+wait_exit "$caller_pid" 5; st=$?
+! grep -q "not-negotiated" "$tmp/a8.log" && [ "$st" -eq 0 ]
+ok "rtpopusdepay ! wzpsink negotiates (no not-negotiated) and ends with the call, exit $st" $?
+
+# 9. GST_DEBUG=wzp*:5 shows the call step by step
+callee "$tmp/c9.log"
+caller "$tmp/a9.log"
+sleep 2
+kill -INT "$callee_pid"; wait "$callee_pid" 2>/dev/null
+wait_exit "$caller_pid" 5 >/dev/null
+GST_DEBUG=wzp*:5 gst-launch-1.0 audiotestsrc is-live=true num-buffers=50 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$nobody" >"$tmp/a9d.log" 2>&1
+grep -q "wzpsession.*call:offer_sent" "$tmp/a9d.log"
+ok "GST_DEBUG=wzp*:5 logs the call's steps in the wzpsession category" $?
+
+echo "1..$n"
+if [ $failed -ne 0 ]; then
+  for f in "$tmp"/a*.log; do echo "# $(basename "$f"):"; tail -5 "$f" | sed 's/^/#   /'; done
+fi
+exit $failed
