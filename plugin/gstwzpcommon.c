@@ -25,7 +25,7 @@ gst_wzp_install_properties (GObjectClass *klass)
   GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
 
   g_object_class_install_property (klass, GST_WZP_PROP_RELAY,
-      g_param_spec_string ("relay", "Relay", "Relay address (a.b.c.d:port or [v6]:port)", NULL, rw));
+      g_param_spec_string ("relay", "Relay", "Relay address: host:port, a.b.c.d:port or [v6]:port", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_IDENTITY,
       g_param_spec_string ("identity", "Identity",
           "Seed file (created with mode 0600 when missing) or 64 hex digits; unset: a fresh identity",
@@ -397,6 +397,10 @@ post_error (WzpSession *session, const GError *e, GstElement *element)
     case WZP_SESSION_ERROR_RELAY_UNREACHABLE:
       rc = GST_RESOURCE_ERROR_OPEN_READ_WRITE;
       hint = "check that the relay runs and relay= is its address";
+      break;
+    case WZP_SESSION_ERROR_RELAY_NOT_FOUND:
+      rc = GST_RESOURCE_ERROR_NOT_FOUND;
+      hint = "check the host name in relay=";
       break;
     case WZP_SESSION_ERROR_NOT_AUTHORIZED:
       rc = GST_RESOURCE_ERROR_NOT_AUTHORIZED;

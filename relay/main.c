@@ -82,6 +82,7 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
   for (guint i = 0; groups[i]; i++) {
     g_autofree gchar *url = NULL, *fp = NULL, *label = NULL;
     g_autoptr (GSocketAddress) addr = NULL;
+    g_autoptr (GError) local = NULL;
     const gchar *name;
 
     if (!g_str_has_prefix (groups[i], "peer:"))
@@ -90,13 +91,21 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
     url = g_key_file_get_string (kf, groups[i], "url", NULL);
     fp = g_key_file_get_string (kf, groups[i], "fingerprint", NULL);
     label = g_key_file_get_string (kf, groups[i], "label", NULL);
-    addr = url ? wzp_socket_address_parse (url, NULL) : NULL;
-    if (addr == NULL || fp == NULL || strlen (fp) < 16) {
+    if (url == NULL || fp == NULL || strlen (fp) < 16) {
       g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                   "%s: [%s] needs url = IP:PORT and fingerprint = the peer's TLS fingerprint "
+                   "%s: [%s] needs url = HOST:PORT and fingerprint = the peer's TLS fingerprint "
                    "(its wzp-relay prints it at start)", path, groups[i]);
       return FALSE;
     }
+    /* a host name is resolved once, here: the relay's loop never waits on DNS */
+    addr = wzp_socket_address_resolve (url, &local);
+    if (addr == NULL) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE, "%s: [%s] url: %s",
+                   path, groups[i], local->message);
+      return FALSE;
+    }
+    g_free (url);
+    url = wzp_socket_address_to_string (addr);
     if (opt.fed_peers == NULL)
       opt.fed_peers = g_ptr_array_new_with_free_func ((GDestroyNotify) wzp_federation_peer_free);
     g_ptr_array_add (opt.fed_peers, wzp_federation_peer_new (name, url, fp, label));
@@ -158,7 +167,8 @@ load_config (const gchar *path, GError **error)
   return load_federation (kf, path, error);
 }
 
-/* "PORT" or "ADDR:PORT"; a bare port gets @default_host. */
+/* "PORT" or "HOST:PORT" (a host name is resolved); a bare port gets
+ * @default_host. */
 static GSocketAddress *
 parse_address (const gchar *text, const gchar *default_host, GError **error)
 {
@@ -166,9 +176,9 @@ parse_address (const gchar *text, const gchar *default_host, GError **error)
 
   if (g_ascii_string_to_unsigned (text, 10, 0, 65535, &port, NULL)) {
     g_autofree gchar *full = g_strdup_printf ("%s:%s", default_host, text);
-    return wzp_socket_address_parse (full, error);
+    return wzp_socket_address_resolve (full, error);
   }
-  return wzp_socket_address_parse (text, error);
+  return wzp_socket_address_resolve (text, error);
 }
 
 static WzpIdentity *

@@ -179,6 +179,33 @@ GST_DEBUG=wzp*:5 gst-launch-1.0 audiotestsrc is-live=true num-buffers=50 samples
 grep -q "wzpsession.*call:offer_sent" "$tmp/a9d.log"
 ok "GST_DEBUG=wzp*:5 logs the call's steps in the wzpsession category" $?
 
+# 10. host names: relay=localhost:PORT reaches a relay listening on localhost
+start_relay relay10 --listen localhost:0
+port=${relay##*:}
+gst-launch-1.0 -e wzpsrc relay="localhost:$port" identity="$tmp/bob.seed" auto-answer=true ! fakesink \
+    >"$tmp/c10.log" 2>&1 &
+callee_pid=$!; pids+=($callee_pid)
+sleep 0.7
+gst-launch-1.0 -m audiotestsrc is-live=true num-buffers=50 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
+    ! opusenc frame-size=20 ! wzpsink uri="wzp://localhost:$port/call/$bob?identity=$tmp/alice.seed" \
+    >"$tmp/a10.log" 2>&1
+st=$?
+kill -INT "$callee_pid" 2>/dev/null; wait_exit "$callee_pid" 5 >/dev/null
+grep -q "media:first_send" "$tmp/a10.log" && [ "$st" -eq 0 ]
+ok "relay given by host name (relay=localhost:$port, wzp://localhost:$port/...): the call comes up, exit $st" $?
+
+# 11. a bad relay value: an error that quotes it and says why
+gst-launch-1.0 fakesrc num-buffers=1 ! wzpsink relay=relay.example.invalid identity="$tmp/alice.seed" \
+    >"$tmp/a11.log" 2>&1
+st=$?
+gst-launch-1.0 fakesrc num-buffers=1 ! wzpsink relay=nosuchhost.invalid:4433 identity="$tmp/alice.seed" \
+    >"$tmp/a11b.log" 2>&1
+st2=$?
+grep -q '"relay.example.invalid" is not an address: it has no :port' "$tmp/a11.log" &&
+  grep -q 'cannot resolve the host name in "nosuchhost.invalid:4433"' "$tmp/a11b.log" &&
+  [ "$st" -ne 0 ] && [ "$st2" -ne 0 ]
+ok "a relay without a port, or one that does not resolve: errors that quote the value and say why" $?
+
 echo "1..$n"
 if [ $failed -ne 0 ]; then
   for f in "$tmp"/a*.log; do echo "# $(basename "$f"):"; tail -5 "$f" | sed 's/^/#   /'; done

@@ -411,7 +411,7 @@ cmd_probe (int argc, char **argv, ProbeMode mode)
     else
       return usage_error ();
   }
-  to = wzp_socket_address_parse (argv[0], &error);
+  to = wzp_socket_address_resolve (argv[0], &error);
   if (to == NULL)
     return fail ("%s", error->message);
   any = wzp_socket_address_parse (g_socket_address_get_family (to) == G_SOCKET_FAMILY_IPV6 ?

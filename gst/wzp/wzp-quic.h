@@ -203,7 +203,13 @@ const gchar *wzp_connection_get_peer_close (WzpConnection *connection, guint64 *
 
 /* Formats a socket address the way WZP does (protocol: "address string"). */
 gchar *wzp_socket_address_to_string (GSocketAddress *address);
-/* Parses "a.b.c.d:port" / "[v6]:port" (and "host:port" with a numeric host). */
+/* Parses "a.b.c.d:port" / "[v6]:port": numeric addresses only (what peers
+ * send is parsed with this, never resolved). The error quotes @text. */
 GSocketAddress *wzp_socket_address_parse (const gchar *text, GError **error);
+/* The same, and a host name resolved with GResolver (blocking): for
+ * addresses a user gives. The error quotes @text and says why. */
+GSocketAddress *wzp_socket_address_resolve (const gchar *text, GError **error);
+/* Whether @text has the shape host:port / [v6]:port, without resolving. */
+gboolean wzp_socket_address_check (const gchar *text, GError **error);
 
 G_END_DECLS

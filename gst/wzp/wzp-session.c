@@ -718,7 +718,16 @@ do_start (gpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GSocketAddress) bind = NULL;
   g_autofree gchar *bind_text = NULL;
-  gboolean v6 = g_socket_address_get_family (s->relay_addr) == G_SOCKET_FAMILY_IPV6;
+  gboolean v6;
+
+  /* a host name is resolved here, on the session's thread, never in a
+   * state change */
+  s->relay_addr = wzp_socket_address_resolve (s->relay, &error);
+  if (s->relay_addr == NULL) {
+    fail (s, WZP_SESSION_ERROR_RELAY_NOT_FOUND, "%s", error->message);
+    return G_SOURCE_REMOVE;
+  }
+  v6 = g_socket_address_get_family (s->relay_addr) == G_SOCKET_FAMILY_IPV6;
 
   /* one dual-stack socket reaches an IPv4 relay and IPv6 peers alike; where
    * IPv6 is off, an IPv4 socket does for an IPv4 relay */
@@ -782,10 +791,17 @@ session_thread (gpointer data)
 gboolean
 wzp_session_start (WzpSession *s, GError **error)
 {
+  g_autoptr (GError) local = NULL;
+
   g_return_val_if_fail (s->thread == NULL, FALSE);
-  if (s->relay == NULL || (s->relay_addr = wzp_socket_address_parse (s->relay, NULL)) == NULL) {
+  if (s->relay == NULL) {
     g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID,
-                 "set relay to the relay's address, e.g. 127.0.0.1:4433 or [::1]:4433");
+                 "set relay to the relay's address, e.g. relay.example.org:4433, "
+                 "127.0.0.1:4433 or [::1]:4433");
+    return FALSE;
+  }
+  if (!wzp_socket_address_check (s->relay, &local)) {
+    g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID, "relay: %s", local->message);
     return FALSE;
   }
   if (s->identity == NULL) {
@@ -934,6 +950,7 @@ wzp_session_error_nick (WzpSessionError code)
     [WZP_SESSION_ERROR_RELAY_LOST] = "relay-lost",
     [WZP_SESSION_ERROR_NOT_AUTHORIZED] = "not-authorized",
     [WZP_SESSION_ERROR_RELAY_ENDED] = "relay-ended",
+    [WZP_SESSION_ERROR_RELAY_NOT_FOUND] = "relay-not-found",
   };
 
   return (guint) code < G_N_ELEMENTS (nicks) && nicks[code] ? nicks[code] : "error";

@@ -35,6 +35,7 @@ typedef enum {
   WZP_SESSION_ERROR_RELAY_LOST,         /* the relay went away during the call */
   WZP_SESSION_ERROR_NOT_AUTHORIZED,     /* token refused, or not the pinned relay certificate */
   WZP_SESSION_ERROR_RELAY_ENDED,        /* the relay ended the call (shutting down, or a fault) */
+  WZP_SESSION_ERROR_RELAY_NOT_FOUND,    /* the relay's host name does not resolve */
 } WzpSessionError;
 
 /* A short machine-readable name of @code ("relay-unreachable", "hung-up",
