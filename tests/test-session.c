@@ -368,7 +368,7 @@ test_reject_and_unreachable (void)
   g_assert_true (wait_state (b, WZP_SESSION_STATE_RINGING, 5000));
   wzp_session_answer (b->s, FALSE);
   g_assert_true (has_error (a, WZP_SESSION_ERROR_REJECTED, 5000));
-  g_assert_nonnull (strstr (a->error->message, "rejected"));
+  g_assert_nonnull (strstr (a->error->message, "declined"));
 
   g_assert_true (wzp_session_start (c->s, NULL));
   g_assert_true (has_error (c, WZP_SESSION_ERROR_PEER_UNREACHABLE, 5000));
