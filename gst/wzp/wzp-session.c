@@ -638,14 +638,14 @@ on_sig_closed (WzpConnection *c, const GError *why, WzpSession *s)
           "property (this relay validates tokens)", s->relay);
   else if (g_error_matches (why, WZP_QUIC_ERROR, WZP_QUIC_ERROR_PIN_MISMATCH))
     fail (s, WZP_SESSION_ERROR_NOT_AUTHORIZED, "%s", why->message);
-  else if (g_strcmp0 (peer_reason, "shutdown") == 0 && wzp_session_get_state (s) > WZP_SESSION_STATE_REGISTERED)
-    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s shut down", s->relay);
   else if (g_strcmp0 (peer_reason, "register-refused") == 0)
     fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay at %s refused the registration", s->relay);
   else if (can_reregister (s)) {
     call_event (s, "signal:lost", "reason", g_variant_new_string (why->message), NULL);
     schedule_reregister (s);
-  } else if (!s->registered_once)
+  } else if (g_strcmp0 (peer_reason, "shutdown") == 0 && s->registered_once)
+    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s shut down", s->relay);
+  else if (!s->registered_once)
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot reach the relay at %s: %s", s->relay,
           why->message);
   else
