@@ -281,7 +281,11 @@ on_relay_closed (WzpConnection *c, const GError *why, WzpSession *s)
   if (c != s->relay_conn)
     return;
   s->relay_admitted = FALSE;
-  if (s->send_path == WZP_MEDIA_PATH_RELAY && !(s->direct_conn && s->neg == NEG_DECIDED))
+  if (s->send_path != WZP_MEDIA_PATH_RELAY || (s->direct_conn && s->neg == NEG_DECIDED))
+    return;
+  if (g_strcmp0 (wzp_connection_get_peer_close (c, NULL, NULL), "shutdown") == 0)
+    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s shut down", s->relay);
+  else
     fail (s, WZP_SESSION_ERROR_RELAY_LOST, "lost the relay's media connection: %s", why->message);
 }
 
