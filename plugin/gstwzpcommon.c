@@ -53,6 +53,10 @@ gst_wzp_install_properties (GObjectClass *klass)
       g_param_spec_uint ("media-timeout", "Media timeout",
           "End the call when the other side's media stops this long, in ms (0: never)",
           0, 600000, GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_FINGERPRINT,
+      g_param_spec_string ("fingerprint", "Fingerprint", "Our identity's fingerprint, what a caller "
+          "dials (with a fresh identity: once PLAYING)", NULL,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
   g_object_class_install_property (klass, GST_WZP_PROP_SESSION,
       g_param_spec_string ("session", "Session",
           "Elements with the same session name in one process share one call", NULL, rw));
@@ -442,6 +446,25 @@ post_error (WzpSession *session, const GError *e, GstElement *element)
   }
   gst_element_message_full (element, GST_MESSAGE_ERROR, GST_RESOURCE_ERROR, rc, g_strdup (e->message),
                             g_strdup (hint), __FILE__, GST_FUNCTION, __LINE__);
+}
+
+gchar *
+gst_wzp_fingerprint (WzpSession *session, const GstWzpSettings *s)
+{
+  gchar *fp = session ? wzp_session_dup_fingerprint (session) : NULL;
+  WzpIdentity *id = NULL;
+
+  if (fp)
+    return fp;
+  if (is_hex_seed (s->identity))
+    id = wzp_identity_new_from_hex (s->identity, NULL);
+  else if (s->identity && g_file_test (s->identity, G_FILE_TEST_IS_REGULAR))
+    id = wzp_identity_load (s->identity, NULL);
+  if (id) {
+    fp = g_strdup (wzp_identity_get_fingerprint (id));
+    wzp_identity_unref (id);
+  }
+  return fp;
 }
 
 GstFlowReturn

@@ -32,6 +32,7 @@ enum {
   GST_WZP_PROP_URI,
   GST_WZP_PROP_TOKEN,
   GST_WZP_PROP_MEDIA_TIMEOUT,
+  GST_WZP_PROP_FINGERPRINT,
   GST_WZP_PROP_LAST,
 };
 
@@ -70,6 +71,10 @@ void gst_wzp_session_release (WzpSession *session);
  * posted on the bus as it happens), else GST_FLOW_OK. */
 GstFlowReturn gst_wzp_session_end_flow (WzpSession *session);
 void gst_wzp_debug_init (void);
+/* Our fingerprint: the session's once the call started, else worked out from
+ * the identity setting (hex, or an existing seed file); NULL for a fresh
+ * identity not made yet. */
+gchar *gst_wzp_fingerprint (WzpSession *session, const GstWzpSettings *s);
 GST_DEBUG_CATEGORY_EXTERN (gst_wzp_session_debug);
 
 /* The `stats` property both elements install (@id is the element's own

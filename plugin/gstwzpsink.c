@@ -320,6 +320,8 @@ gst_wzp_sink_get_property (GObject *object, guint id, GValue *value, GParamSpec 
     g_value_set_uint (value, self->connect_timeout_ms);
   else if (id == PROP_STATS)
     g_value_take_boxed (value, gst_wzp_stats_new (self->session, NULL));
+  else if (id == GST_WZP_PROP_FINGERPRINT)
+    g_value_take_string (value, gst_wzp_fingerprint (self->session, &self->settings));
   else if (!gst_wzp_get_property (&GST_WZP_SINK (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }

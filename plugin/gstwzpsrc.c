@@ -255,6 +255,9 @@ gst_wzp_src_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     g_value_set_uint (value, GST_WZP_SRC (object)->latency_ms);
   else if (id == PROP_STATS)
     g_value_take_boxed (value, src_stats (GST_WZP_SRC (object)));
+  else if (id == GST_WZP_PROP_FINGERPRINT)
+    g_value_take_string (value, gst_wzp_fingerprint (GST_WZP_SRC (object)->session,
+                                                     &GST_WZP_SRC (object)->settings));
   else if (!gst_wzp_get_property (&GST_WZP_SRC (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }

@@ -1,6 +1,7 @@
 /* wzpsrc/wzpsink as GStreamer elements: state changes never wait for the
  * network, PLAYING→NULL cycles do not deadlock, every property is described. */
 #include <gst/gst.h>
+#include <string.h>
 
 static GstElement *
 pipeline (const gchar *desc)
@@ -70,6 +71,33 @@ test_properties_documented (void)
     g_free (specs);
     gst_object_unref (el);
   }
+}
+
+/* The read-only fingerprint: from a hex identity before anything starts, from
+ * the session's fresh identity once PLAYING (what a caller would dial). */
+static void
+test_fingerprint (void)
+{
+  GstElement *p = pipeline ("wzpsrc name=src " DEAD_RELAY " ! fakesink "
+                            "audiotestsrc is-live=true ! opusenc ! wzpsink name=sink relay=127.0.0.1:9");
+  GstElement *src = gst_bin_get_by_name (GST_BIN (p), "src");
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
+  g_autofree gchar *a = NULL, *b = NULL, *c = NULL;
+
+  g_object_get (src, "fingerprint", &a, NULL);
+  /* the identity 2a2a...: its fingerprint, as wzp-tool identity show prints it */
+  g_assert_cmpstr (a, ==, "9983:c2ce:87f9:61b7:7931:d7c1:fd7f:864c");
+  g_object_get (sink, "fingerprint", &b, NULL);
+  g_assert_null (b);            /* a fresh identity, not made yet */
+  g_assert_cmpint (gst_element_set_state (p, GST_STATE_PLAYING), !=, GST_STATE_CHANGE_FAILURE);
+  g_usleep (100000);
+  g_object_get (sink, "fingerprint", &c, NULL);
+  g_assert_nonnull (c);
+  g_assert_cmpuint (strlen (c), ==, 39);
+  g_assert_cmpint (gst_element_set_state (p, GST_STATE_NULL), ==, GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref (src);
+  gst_object_unref (sink);
+  gst_object_unref (p);
 }
 
 static void
@@ -154,5 +182,6 @@ main (int argc, char **argv)
   g_test_add_func ("/elements/properties-documented", test_properties_documented);
   g_test_add_func ("/elements/latency-query", test_latency_query);
   g_test_add_func ("/elements/uri", test_uri);
+  g_test_add_func ("/elements/fingerprint", test_fingerprint);
   return g_test_run ();
 }

@@ -809,14 +809,19 @@ wzp_session_start (WzpSession *s, GError **error)
     return FALSE;
   }
   if (s->identity == NULL) {
+    WzpIdentity *id;
+
     if (s->identity_hex)
-      s->identity = wzp_identity_new_from_hex (s->identity_hex, error);
+      id = wzp_identity_new_from_hex (s->identity_hex, error);
     else if (s->identity_file)
-      s->identity = wzp_identity_load_or_create (s->identity_file, NULL, error);
+      id = wzp_identity_load_or_create (s->identity_file, NULL, error);
     else
-      s->identity = wzp_identity_new_random ();
-    if (s->identity == NULL)
+      id = wzp_identity_new_random ();
+    if (id == NULL)
       return FALSE;
+    g_mutex_lock (&s->lock);
+    s->identity = id;
+    g_mutex_unlock (&s->lock);
   }
   s->ctx = g_main_context_new ();
   s->loop = g_main_loop_new (s->ctx, FALSE);
@@ -935,6 +940,17 @@ wzp_session_dup_end_error (WzpSession *s)
   e = s->end_error ? g_error_copy (s->end_error) : NULL;
   g_mutex_unlock (&s->lock);
   return e;
+}
+
+gchar *
+wzp_session_dup_fingerprint (WzpSession *s)
+{
+  gchar *fp;
+
+  g_mutex_lock (&s->lock);
+  fp = s->identity ? g_strdup (wzp_identity_get_fingerprint (s->identity)) : NULL;
+  g_mutex_unlock (&s->lock);
+  return fp;
 }
 
 const gchar *

@@ -186,6 +186,17 @@ void wzp_session_get_stats (WzpSession *session, WzpSessionStats *stats);
  */
 GError *wzp_session_dup_end_error (WzpSession *session);
 
+/**
+ * wzp_session_dup_fingerprint:
+ * @session: a #WzpSession
+ *
+ * Our identity's fingerprint (what a caller dials), once wzp_session_start()
+ * has loaded or made the identity; %NULL before.
+ *
+ * Returns: (transfer full) (nullable): the fingerprint
+ */
+gchar *wzp_session_dup_fingerprint (WzpSession *session);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpMediaFrame, wzp_media_frame_free)
 
 G_END_DECLS
