@@ -38,6 +38,7 @@ typedef struct {
   gboolean fed_require_certificates;
   gint fed_retry_ms;
   gboolean require_signatures, version;
+  gchar *log_level;
   gint ring_timeout_ms, register_timeout_ms, handshake_timeout_ms, max_rooms, max_room_members,
       max_conns_per_address, max_signals_per_second, max_pending_calls, rx_hold_us;
 } Options;
@@ -67,6 +68,7 @@ static GOptionEntry entries[] = {
   { "max-pending-calls", 0, 0, G_OPTION_ARG_INT, &opt.max_pending_calls, "Unanswered calls per identity (8)", "N" },
   { "rx-hold-us", 0, 0, G_OPTION_ARG_INT, &opt.rx_hold_us, "Under load, read the socket at most this often, gathering what comes meanwhile into one batch (500; 0 reads each datagram as it comes)", "US" },
   { "probe", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt.probe_targets, "Probe this relay (RTT, loss, jitter, presence gossip; repeatable)", "ADDR:PORT" },
+  { "log-level", 0, 0, G_OPTION_ARG_STRING, &opt.log_level, "What goes to stderr: warning, info (default: a line per registration, call, room join and leave, refusal, federation link change) or debug", "LEVEL" },
   { "version", 'V', 0, G_OPTION_ARG_NONE, &opt.version, "Print the build id and exit", NULL },
   { NULL }
 };
@@ -128,13 +130,53 @@ load_federation (GKeyFile *kf, const gchar *path, GError **error)
 }
 
 /* Values from the configuration file fill what the command line left unset. */
+/* Every group and key of the file is one we know: a typo is a start-up
+ * error that names the file, group and key, not a setting silently ignored. */
+static gboolean
+check_keys (GKeyFile *kf, const gchar *path, GError **error)
+{
+  static const gchar *const relay_keys[] = {
+    "listen", "identity", "advertise", "metrics", "auth-url", "log-level", "ring-timeout-ms",
+    "register-timeout-ms", "handshake-timeout-ms", "max-rooms", "max-room-members",
+    "max-conns-per-address", "max-signals-per-second", "max-pending-calls", "rx-hold-us",
+    "require-signatures", NULL };
+  static const gchar *const peer_keys[] = { "url", "fingerprint", "label", NULL };
+  static const gchar *const trusted_keys[] = { "fingerprints", NULL };
+  static const gchar *const federation_keys[] = { "global-rooms", "probe-targets",
+    "probe-interval-ms", "require-certificates", "label", "retry-ms", NULL };
+  g_auto (GStrv) groups = g_key_file_get_groups (kf, NULL);
+
+  for (guint i = 0; groups[i]; i++) {
+    const gchar *const *known = g_str_equal (groups[i], "relay") ? relay_keys :
+        g_str_has_prefix (groups[i], "peer:") ? peer_keys :
+        g_str_equal (groups[i], "trusted") ? trusted_keys :
+        g_str_equal (groups[i], "federation") ? federation_keys : NULL;
+    g_auto (GStrv) keys = NULL;
+
+    if (known == NULL) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+                   "%s: unknown group [%s] (known: [relay], [peer:NAME], [trusted], [federation])",
+                   path, groups[i]);
+      return FALSE;
+    }
+    keys = g_key_file_get_keys (kf, groups[i], NULL, NULL);
+    for (guint k = 0; keys && keys[k]; k++)
+      if (!g_strv_contains (known, keys[k])) {
+        g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                     "%s: unknown key \"%s\" in [%s]", path, keys[k], groups[i]);
+        return FALSE;
+      }
+  }
+  return TRUE;
+}
+
 static gboolean
 load_config (const gchar *path, GError **error)
 {
   g_autoptr (GKeyFile) kf = g_key_file_new ();
   struct { const gchar *key; gchar **value; } strings[] = {
     { "listen", &opt.listen }, { "identity", &opt.identity }, { "advertise", &opt.advertise },
-    { "metrics", &opt.metrics }, { "auth-url", &opt.auth_url },
+    { "metrics", &opt.metrics }, { "auth-url", &opt.auth_url }, { "log-level", &opt.log_level },
   };
   struct { const gchar *key; gint *value; } ints[] = {
     { "ring-timeout-ms", &opt.ring_timeout_ms }, { "register-timeout-ms", &opt.register_timeout_ms },
@@ -145,7 +187,11 @@ load_config (const gchar *path, GError **error)
     { "max-pending-calls", &opt.max_pending_calls }, { "rx-hold-us", &opt.rx_hold_us },
   };
 
-  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error))
+  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, error)) {
+    g_prefix_error (error, "%s: ", path);
+    return FALSE;
+  }
+  if (!check_keys (kf, path, error))
     return FALSE;
   for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
     if (*strings[i].value == NULL && g_key_file_has_key (kf, "relay", strings[i].key, NULL))
@@ -165,6 +211,53 @@ load_config (const gchar *path, GError **error)
   if (!opt.require_signatures && g_key_file_has_key (kf, "relay", "require-signatures", NULL))
     opt.require_signatures = g_key_file_get_boolean (kf, "relay", "require-signatures", NULL);
   return load_federation (kf, path, error);
+}
+
+/* The relay's log on stderr: one line per event, with the time and the
+ * level, down to --log-level. G_MESSAGES_DEBUG still adds debug domains. */
+static GLogLevelFlags log_threshold = G_LOG_LEVEL_INFO;
+
+static GLogWriterOutput
+log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+  const gchar *message = NULL, *domain = NULL, *name;
+  g_autoptr (GDateTime) now = NULL;
+  g_autofree gchar *stamp = NULL;
+
+  for (gsize i = 0; i < n_fields; i++) {
+    if (g_str_equal (fields[i].key, "MESSAGE"))
+      message = fields[i].value;
+    else if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+      domain = fields[i].value;
+  }
+  if ((level & G_LOG_LEVEL_MASK) > log_threshold && g_log_writer_default_would_drop (level, domain))
+    return G_LOG_WRITER_HANDLED;
+  name = level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? "ERROR" :
+      level & G_LOG_LEVEL_WARNING ? "WARNING" : level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO) ?
+      "INFO" : "DEBUG";
+  now = g_date_time_new_now_utc ();
+  stamp = g_date_time_format (now, "%Y-%m-%dT%H:%M:%S");
+  fprintf (stderr, "%s.%03dZ %s %s: %s\n", stamp, g_date_time_get_microsecond (now) / 1000, name,
+           domain ? domain : "wzp", message ? message : "");
+  fflush (stderr);
+  return G_LOG_WRITER_HANDLED;
+}
+
+static gboolean
+set_log_level (const gchar *level, GError **error)
+{
+  if (level == NULL || g_str_equal (level, "info"))
+    log_threshold = G_LOG_LEVEL_INFO;
+  else if (g_str_equal (level, "warning"))
+    log_threshold = G_LOG_LEVEL_WARNING;
+  else if (g_str_equal (level, "debug"))
+    log_threshold = G_LOG_LEVEL_DEBUG;
+  else {
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                 "--log-level \"%s\": use warning, info or debug", level);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 /* "PORT" or "HOST:PORT" (a host name is resolved); a bare port gets
@@ -298,6 +391,11 @@ main (int argc, char **argv)
     g_printerr ("wzp-relay: %s\n", error->message);
     return 1;
   }
+  if (!set_log_level (opt.log_level, &error)) {
+    g_printerr ("wzp-relay: %s\n", error->message);
+    return 2;
+  }
+  g_log_set_writer_func (log_writer, NULL, NULL);
   listen_addr = parse_address (opt.listen ? opt.listen : "0.0.0.0:4433", "0.0.0.0", &error);
   if (listen_addr == NULL) {
     g_printerr ("wzp-relay: --listen: %s\n", error->message);

@@ -82,6 +82,8 @@ send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
 static void
 peer_close (Peer *p, const gchar *reason)
 {
+  g_info ("refused %s (%s): %s", wzp_connection_get_remote_address (p->conn),
+          p->room_name ? p->room_name : "_signal", reason);
   p->state = PEER_DONE;
   wzp_connection_close (p->conn, 0, reason);
 }
@@ -187,6 +189,7 @@ call_other (Call *c, const gchar *fp)
 static void
 call_end (WzpRelay *r, Call *c)
 {
+  g_info ("call %s ended (%s calling %s)", c->call_id, c->caller, c->callee);
   g_hash_table_remove (r->calls, c->key);
 }
 
@@ -199,7 +202,7 @@ call_expired (gpointer data)
   c->timer = 0;
   if (!c->active)
     r->n.calls_timed_out++;
-  g_debug ("call %s %s", c->call_id, c->active ? "reached its lifetime" : "was not answered in time");
+  g_info ("call %s %s", c->call_id, c->active ? "reached its lifetime" : "was not answered in time");
   send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_TIMEOUT, c->call_id);
   send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_TIMEOUT, c->call_id);
   call_end (r, c);
@@ -291,8 +294,8 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   /* a later registration replaces an earlier one; the earlier connection's
    * close must not undo it (upstream bug, protocol §9 #11) */
   old = hub_lookup (r, p->fingerprint);
-  if (old && old != p)
-    g_debug ("%s re-registered from %s", p->fingerprint, wzp_connection_get_remote_address (p->conn));
+  g_info ("%s registered from %s%s", p->fingerprint, wzp_connection_get_remote_address (p->conn),
+          old && old != p ? ", replacing its earlier registration" : "");
   g_hash_table_replace (r->hub, g_strdup (p->fingerprint), p);
   p->state = PEER_REGISTERED;
   if (p->timer) {
@@ -348,6 +351,8 @@ on_direct_offer (Peer *p, WzpSignal *msg)
     return;
   }
   c = relay_call_new (r, o->call_id, p->fingerprint, o->target_fingerprint);
+  g_info ("call %s: %s calls %s%s", o->call_id, p->fingerprint, o->target_fingerprint,
+          target ? "" : " on a federated relay");
   c->caller_reflexive = g_strdup (o->caller_reflexive_addr);
   c->caller_local = copy_list (o->caller_local_addrs);
   c->remote_callee = target == NULL;
@@ -388,6 +393,7 @@ on_direct_answer (Peer *p, WzpSignal *msg)
   caller = hub_lookup (r, c->caller);
   if (a->accept_mode == WZP_CALL_ACCEPT_REJECT) {
     r->n.calls_rejected++;
+    g_info ("call %s declined", c->call_id);
     if (c->remote_caller) {
       /* upstream sends this and drops it on arrival; ours is heard */
       g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_DECLINED, c->call_id);
@@ -721,6 +727,8 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   }
   g_ptr_array_add (room->members, p);
   p->room = room;
+  g_info ("%s joined room %s from %s (%u members)", p->fingerprint, room->name,
+          wzp_connection_get_remote_address (p->conn), room->members->len);
   room_rebuild_fwd (room);
   p->state = PEER_IN_ROOM;
   if (p->timer) {
@@ -811,7 +819,7 @@ on_auth_done (gboolean ok, const gchar *fingerprint, const gchar *alias, const g
   g_clear_object (&p->auth_cancel);
   if (!ok) {
     r->n.auth_fail++;
-    g_debug ("%s: auth refused: %s", wzp_connection_get_remote_address (p->conn), error);
+    g_info ("%s: auth refused: %s", wzp_connection_get_remote_address (p->conn), error);
     peer_close (p, "auth-failed");
     return;
   }
@@ -873,8 +881,12 @@ on_peer_closed (WzpConnection *conn, const GError *why, gpointer data)
   Peer *p = data;
   WzpRelay *r = p->relay;
 
-  g_debug ("%s (%s) left: %s", wzp_connection_get_remote_address (conn),
-           p->room_name ? p->room_name : wzp_connection_get_sni (conn), why->message);
+  if (p->room)
+    g_info ("%s left room %s: %s", p->fingerprint ? p->fingerprint : wzp_connection_get_remote_address (conn),
+            p->room->name, why->message);
+  else
+    g_debug ("%s (%s) left: %s", wzp_connection_get_remote_address (conn),
+             p->room_name ? p->room_name : wzp_connection_get_sni (conn), why->message);
   room_leave (p);
   /* only the current registration's end hangs up its calls */
   if (p->fingerprint && p->state != PEER_IN_ROOM && hub_lookup (r, p->fingerprint) == p) {
@@ -1103,6 +1115,7 @@ relay_call_new (WzpRelay *r, const gchar *call_id, const gchar *caller, const gc
 void
 relay_call_activate (WzpRelay *r, Call *c, const gchar *callee_reflexive, const GPtrArray *callee_local)
 {
+  g_info ("call %s answered", c->call_id);
   c->active = TRUE;
   g_free (c->callee_reflexive);
   c->callee_reflexive = g_strdup (callee_reflexive);

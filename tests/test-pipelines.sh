@@ -207,6 +207,23 @@ grep -q '"relay.example.invalid" is not an address: it has no :port' "$tmp/a11.l
   [ "$st" -ne 0 ] && [ "$st2" -ne 0 ]
 ok "a relay without a port, or one that does not resolve: errors that quote the value and say why" $?
 
+# 12. the relay logs each registration, call, room join and leave, refusal
+for what in "registered from" "calls $bob" "call [0-9a-f]* answered" "joined room call-" "left room call-" \
+            "call [0-9a-f]* ended" "call [0-9a-f]* was not answered in time"; do
+  grep -q "INFO wzp-relay: .*$what" "$tmp/relay.log" "$tmp/relay4.log" || { echo "# no \"$what\" line"; false; }
+done
+ok "the relay logs registrations, calls (offered, answered, unanswered, ended) and room joins and leaves at INFO" $?
+
+# 13. an unknown config key, a missing config file: errors that name the file (and key)
+printf '[relay]\nring-timout-ms = 5\n' >"$tmp/typo.conf"
+"$build/relay/wzp-relay" --listen 127.0.0.1:0 --identity "$tmp/r13.seed" --config "$tmp/typo.conf" \
+    >"$tmp/r13.log" 2>&1; st=$?
+"$build/relay/wzp-relay" --listen 127.0.0.1:0 --identity "$tmp/r13.seed" --config "$tmp/missing.conf" \
+    >"$tmp/r13b.log" 2>&1; st2=$?
+grep -q "typo.conf: unknown key \"ring-timout-ms\" in \[relay\]" "$tmp/r13.log" &&
+  grep -q "missing.conf: " "$tmp/r13b.log" && [ "$st" -ne 0 ] && [ "$st2" -ne 0 ]
+ok "relay config: an unknown key and a missing file are start-up errors naming the file (exit $st, $st2)" $?
+
 echo "1..$n"
 if [ $failed -ne 0 ]; then
   for f in "$tmp"/a*.log; do echo "# $(basename "$f"):"; tail -5 "$f" | sed 's/^/#   /'; done
