@@ -5,8 +5,11 @@ Registers on a relay, waits for a call, answers it through the bus
 (`wzp-incoming-call` message → the element's "answer" action), plays or
 records the caller's audio, and prints the call's statistics every second.
 
-    GST_PLUGIN_PATH=build/plugin examples/answer.py --relay 127.0.0.1:4433 \
+    meson devenv -C build -w . examples/answer.py --relay 127.0.0.1:4433 \
         --identity bob.seed [--seconds 10] [--wav out.wav]
+
+(`meson devenv` puts the build's plugin on GST_PLUGIN_PATH; after meson
+install it runs as examples/answer.py.)
 """
 import argparse
 import sys

@@ -8,8 +8,11 @@ once the call is up, and prints what arrived on which path.
     examples/session.py RELAY IDENTITY [FINGERPRINT] [--frames N]
 
 Without FINGERPRINT it registers and answers the first incoming call. The
-typelib comes with the build: run with
-GI_TYPELIB_PATH=build/gst/wzp LD_LIBRARY_PATH=build/gst/wzp.
+typelib comes with the build; from the source tree run it in the build's
+environment, which finds libwzp and the typelib (or install with meson
+install):
+
+    meson devenv -C build -w . examples/session.py RELAY IDENTITY
 """
 import sys
 import threading

@@ -32,14 +32,30 @@ fi
 pids+=($!)
 for _ in $(seq 50); do grep -q '^advertised' "$tmp/relay.log" && break; sleep 0.1; done
 relay=$(awk '/^listening on/ {print $3}' "$tmp/relay.log")
+# wait_registered N: until the relay has logged bob's Nth registration (10 s at most)
+wait_registered () {
+  for _ in $(seq 100); do
+    [ "$(grep -c "INFO wzp-relay: $bob registered from" "$tmp/relay.log")" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+regs=0
+# stop PID: SIGINT (gst-launch -e finishes its files), then SIGKILL after 10 s
+stop () {
+  kill -INT "$1" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+}
 "$build/tools/wzp-tool" identity new "$tmp/alice.seed" >/dev/null
 bob=$("$build/tools/wzp-tool" identity new "$tmp/bob.seed")
 
-"$py" "$src/examples/answer.py" --relay "$relay" --identity "$tmp/bob.seed" --seconds 15 \
-    --wav "$tmp/bob.wav" >"$tmp/answer.log" 2>&1 &
+env -u GST_PLUGIN_PATH meson devenv -C "$build" -w "$src" "$py" examples/answer.py --relay "$relay" \
+    --identity "$tmp/bob.seed" --seconds 15 --wav "$tmp/bob.wav" >"$tmp/answer.log" 2>&1 &
 answer_pid=$!
 pids+=($answer_pid)
-sleep 1
+regs=$((regs + 1)); wait_registered $regs || sleep 1
 call_with_tone "$tmp/alice.log"
 wait "$answer_pid"
 grep -q "incoming call from .*answering" "$tmp/answer.log"; ok "answer.py answered the call through the bus" $?
@@ -52,7 +68,7 @@ ok "the recording holds the caller's 440 Hz tone ($verdict)" $?
 "$build/examples/wzp-answer" "$relay" "$tmp/bob.seed" 15 "$tmp/bob-c.wav" >"$tmp/answer-c.log" 2>&1 &
 answer_pid=$!
 pids+=($answer_pid)
-sleep 1
+regs=$((regs + 1)); wait_registered $regs || sleep 1
 call_with_tone "$tmp/alice-c.log"
 wait "$answer_pid"
 grep -q "incoming call from .*answering" "$tmp/answer-c.log"; ok "wzp-answer (C) answered the call through the bus" $?
@@ -65,7 +81,7 @@ ok "wzp-answer's recording holds the tone ($verdict)" $?
 "$src/examples/record-ogg.sh" "$relay" "$tmp/bob.seed" "$tmp/call.ogg" >"$tmp/ogg.log" 2>&1 &
 rec_pid=$!
 pids+=($rec_pid)
-sleep 1
+regs=$((regs + 1)); wait_registered $regs || sleep 1
 call_with_tone /dev/null
 for _ in $(seq 30); do kill -0 "$rec_pid" 2>/dev/null || break; sleep 0.1; done
 kill -INT "$rec_pid" 2>/dev/null; wait "$rec_pid" 2>/dev/null
@@ -84,7 +100,7 @@ pids+=($rx_pid)
 "$src/examples/bridge-rtp.sh" "$relay" "$tmp/bob.seed" $rtp_out $rtp_in >"$tmp/bridge.log" 2>&1 &
 br_pid=$!
 pids+=($br_pid)
-sleep 1
+regs=$((regs + 1)); wait_registered $regs || sleep 1
 # the caller sends its tone and records what the bridge's RTP input brings
 gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
     ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
@@ -114,12 +130,12 @@ gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=tru
     >"$tmp/file-rx.log" 2>&1 &
 rx_pid=$!
 pids+=($rx_pid)
-sleep 1
+regs=$((regs + 1)); wait_registered $regs || sleep 1
 t0=$(date +%s%3N)
-"$src/examples/call-with-file.sh" "$relay" "$tmp/alice.seed" "$bob" "$tmp/tone.wav" >"$tmp/file-tx.log" 2>&1
+timeout 40 "$src/examples/call-with-file.sh" "$relay" "$tmp/alice.seed" "$bob" "$tmp/tone.wav" >"$tmp/file-tx.log" 2>&1
 st=$? dt=$(( $(date +%s%3N) - t0 ))
 for _ in $(seq 30); do kill -0 "$rx_pid" 2>/dev/null || break; sleep 0.1; done
-kill -INT "$rx_pid" 2>/dev/null; wait "$rx_pid" 2>/dev/null
+stop "$rx_pid"
 tone_check "$tmp/file-rx.wav"; tone=$?
 secs=$(sed -n 's/^seconds=\([0-9.]*\).*/\1/p' <<<"$verdict")
 awk -v s="${secs:-0}" -v d="$dt" -v st="$st" -v t="$tone" 'BEGIN { exit !(st == 0 && t == 0 && s >= 4.9 && d >= 4900) }'
@@ -127,11 +143,12 @@ ok "call-with-file.sh: a 5 s file arrives as ${secs:-0} s of the tone, sent over
 
 # session.py: the session API from Python through the typelib (no GStreamer)
 if [ -f "$build/gst/wzp/Wzp-1.0.typelib" ]; then
-  GI_TYPELIB_PATH=$build/gst/wzp LD_LIBRARY_PATH=$build/gst/wzp \
-    "$py" "$src/examples/session.py" "$relay" "$tmp/bob.seed" --frames 100 >"$tmp/session.log" 2>&1 &
+  # the documented way: the build's environment, no variables of our own
+  env -u GST_PLUGIN_PATH meson devenv -C "$build" -w "$src" "$py" examples/session.py "$relay" "$tmp/bob.seed" \
+    --frames 100 >"$tmp/session.log" 2>&1 &
   sess_pid=$!
   pids+=($sess_pid)
-  sleep 1
+  regs=$((regs + 1)); wait_registered $regs || sleep 1
   "$build/tools/wzp-tool" call "$relay" "$bob" --identity "$tmp/alice.seed" --frames 100 \
     >"$tmp/session-caller.json" 2>&1
   wait "$sess_pid"
