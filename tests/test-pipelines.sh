@@ -69,7 +69,7 @@ callee "$tmp/c1.log"
 caller "$tmp/a1.log" -m
 wait_call_up "$tmp/a1.log"; sleep 1
 kill -INT "$callee_pid"; t0=$(now_ms)
-wait "$callee_pid" 2>/dev/null
+wait_exit "$callee_pid" 10 >/dev/null
 wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
 grep -q "reason=(string)hung-up" "$tmp/a1.log"; hung=$?
 [ "$st" -eq 0 ] && [ "$dt" -le 1500 ] && [ $hung -eq 0 ]
@@ -100,7 +100,7 @@ wait_exit "$callee_pid" 5; st2=$?
 grep -q "ended the call\|shut down" "$tmp/a3.log"; msg=$?
 [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ "$st2" -ne 124 ] && [ $msg -eq 0 ] && [ "$dt" -le 1500 ]
 ok "relay SIGTERM: the caller ends with an ERROR that the relay ended the call, exit $st, ${dt} ms; the callee ends too (exit $st2)" $?
-wait "$relay_pid" 2>/dev/null
+wait_exit "$relay_pid" 10 >/dev/null
 
 # 4. nobody answers: the relay's ring timeout ends the caller with "no answer"
 start_relay relay4 --ring-timeout-ms 1000
@@ -118,9 +118,11 @@ kill -INT "$callee_pid" 2>/dev/null; wait_exit "$callee_pid" 5 >/dev/null
 nobody=$("$tool" identity new "$tmp/nobody.seed")
 caller "$tmp/a5.log" call="$nobody" -m
 wait_exit "$caller_pid" 5; st=$?
-grep -q "not registered" "$tmp/a5.log" && grep -q "reason=(string)not-found" "$tmp/a5.log"; msg=$?
+# (gst-launch-1.0 stops reading the bus at the ERROR, so the wzp-call-ended
+# message that comes with it is not always printed: the text is checked)
+grep -q "is not registered on the relay at" "$tmp/a5.log"; msg=$?
 [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ]
-ok "unknown callee: ERROR 'not registered', wzp-call-ended not-found, exit $st" $?
+ok "unknown callee: ERROR 'not registered', exit $st" $?
 
 # 6. the two-way example of docs/elements.md ends when the callee hangs up
 callee "$tmp/c6.log"
@@ -130,7 +132,7 @@ gst-launch-1.0 audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate
 caller_pid=$!; pids+=($caller_pid)
 sleep 3
 kill -INT "$callee_pid"; t0=$(now_ms)
-wait "$callee_pid" 2>/dev/null
+wait_exit "$callee_pid" 10 >/dev/null
 wait_exit "$caller_pid" 5; st=$?; dt=$(( $(now_ms) - t0 ))
 [ "$st" -eq 0 ] && [ "$dt" -le 1500 ]
 ok "two-way session example: ends with EOS when the callee hangs up, exit $st, ${dt} ms" $?
@@ -144,7 +146,7 @@ gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=tru
 callee_pid=$!; pids+=($callee_pid)
 sleep 0.7
 t0=$(now_ms)
-gst-launch-1.0 filesrc location="$tmp/tone.ogg" ! oggdemux ! wzpsink relay="$relay" identity="$tmp/alice.seed" \
+timeout 40 gst-launch-1.0 filesrc location="$tmp/tone.ogg" ! oggdemux ! wzpsink relay="$relay" identity="$tmp/alice.seed" \
     call="$bob" >"$tmp/a7.log" 2>&1
 st=$?; dt=$(( $(now_ms) - t0 ))
 sleep 0.5
@@ -163,7 +165,7 @@ caller_pid=$!; pids+=($caller_pid)
 gst-launch-1.0 audiotestsrc is-live=true num-buffers=150 samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 \
     ! opusenc frame-size=20 ! rtpopuspay ! udpsink host=127.0.0.1 port=$port >/dev/null 2>&1
 sleep 0.5
-kill -INT "$callee_pid"; wait "$callee_pid" 2>/dev/null
+kill -INT "$callee_pid"; wait_exit "$callee_pid" 10 >/dev/null
 wait_exit "$caller_pid" 5; st=$?
 ! grep -q "not-negotiated" "$tmp/a8.log" && [ "$st" -eq 0 ]
 ok "rtpopusdepay ! wzpsink negotiates (no not-negotiated) and ends with the call, exit $st" $?
@@ -172,7 +174,7 @@ ok "rtpopusdepay ! wzpsink negotiates (no not-negotiated) and ends with the call
 callee "$tmp/c9.log"
 caller "$tmp/a9.log"
 sleep 2
-kill -INT "$callee_pid"; wait "$callee_pid" 2>/dev/null
+kill -INT "$callee_pid"; wait_exit "$callee_pid" 10 >/dev/null
 wait_exit "$caller_pid" 5 >/dev/null
 GST_DEBUG=wzp*:5 gst-launch-1.0 audiotestsrc is-live=true num-buffers=50 samplesperbuffer=960 \
     ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
