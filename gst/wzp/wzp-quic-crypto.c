@@ -96,12 +96,6 @@ wzp_crypto_initial_suite (void)
   return &suites[SUITE_AES128];
 }
 
-gsize
-wzp_crypto_suite_key_len (const WzpCryptoSuite *s)
-{
-  return s->keylen;
-}
-
 void
 wzp_crypto_suite_to_ngtcp2 (const WzpCryptoSuite *s, ngtcp2_crypto_ctx *ctx)
 {

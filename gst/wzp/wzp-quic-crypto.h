@@ -27,7 +27,6 @@ G_GNUC_INTERNAL const WzpCryptoSuite *wzp_crypto_suite_by_tls_id (guint32 id);
 /* The suite a connection's crypto context names, NULL for none. */
 G_GNUC_INTERNAL const WzpCryptoSuite *wzp_crypto_suite_of_ctx (const ngtcp2_crypto_ctx *ctx);
 G_GNUC_INTERNAL void wzp_crypto_suite_to_ngtcp2 (const WzpCryptoSuite *s, ngtcp2_crypto_ctx *ctx);
-G_GNUC_INTERNAL gsize wzp_crypto_suite_key_len (const WzpCryptoSuite *s);
 
 /* RFC 8446 §7.1 HKDF-Expand-Label with an empty context. */
 G_GNUC_INTERNAL gboolean wzp_crypto_expand_label (const WzpCryptoSuite *s, const guint8 *secret,
