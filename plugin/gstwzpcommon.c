@@ -131,11 +131,20 @@ string_field (GstWzpSettings *s, guint id)
   }
 }
 
+/* true/yes/1 or false/no/0; anything else is an error that quotes it */
 static gboolean
-parse_bool (const gchar *v)
+parse_bool (const gchar *uri, const gchar *key, const gchar *v, gboolean *out, GError **error)
 {
-  return g_ascii_strcasecmp (v, "true") == 0 || g_strcmp0 (v, "1") == 0 ||
-      g_ascii_strcasecmp (v, "yes") == 0;
+  if (g_ascii_strcasecmp (v, "true") == 0 || g_strcmp0 (v, "1") == 0 || g_ascii_strcasecmp (v, "yes") == 0)
+    *out = TRUE;
+  else if (g_ascii_strcasecmp (v, "false") == 0 || g_strcmp0 (v, "0") == 0 || g_ascii_strcasecmp (v, "no") == 0)
+    *out = FALSE;
+  else {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                 "%s: %s=\"%s\" is not true or false", uri, key, v);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 gboolean
@@ -181,9 +190,13 @@ gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
       else if (strcmp (k, "relay-fingerprint") == 0) field = &s->relay_fingerprint;
       else if (strcmp (k, "session") == 0) field = &s->session;
       else if (strcmp (k, "token") == 0) field = &s->token;
-      else if (strcmp (k, "auto-answer") == 0) s->auto_answer = parse_bool (v);
-      else if (strcmp (k, "direct") == 0) s->direct = parse_bool (v);
-      else {
+      else if (strcmp (k, "auto-answer") == 0) {
+        if (!parse_bool (uri, k, v, &s->auto_answer, error))
+          return FALSE;
+      } else if (strcmp (k, "direct") == 0) {
+        if (!parse_bool (uri, k, v, &s->direct, error))
+          return FALSE;
+      } else {
         g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s: unknown parameter \"%s\"",
                      uri, (const gchar *) k);
         return FALSE;
@@ -213,8 +226,25 @@ gst_wzp_settings_get_uri (GstWzpSettings *s)
     g_string_append_printf (u, "/room/%s", esc);
   } else
     g_string_append_c (u, '/');
-  if (s->auto_answer)
-    g_string_append (u, "?auto-answer=true");
+  {
+    /* the parameters, so that the URI read back sets what was set */
+    const struct { const gchar *key; const gchar *value; } params[] = {
+      { "identity", s->identity }, { "alias", s->alias }, { "relay-fingerprint", s->relay_fingerprint },
+      { "session", s->session }, { "token", s->token },
+      { "auto-answer", s->auto_answer ? "true" : NULL }, { "direct", s->direct ? NULL : "false" },
+    };
+    gchar sep = '?';
+
+    for (guint i = 0; i < G_N_ELEMENTS (params); i++) {
+      g_autofree gchar *esc = NULL;
+
+      if (params[i].value == NULL)
+        continue;
+      esc = g_uri_escape_string (params[i].value, NULL, FALSE);
+      g_string_append_printf (u, "%c%s=%s", sep, params[i].key, esc);
+      sep = '&';
+    }
+  }
   return g_string_free (u, FALSE);
 }
 

@@ -118,7 +118,7 @@ gst_wzp_sink_start (GstBaseSink *bsink)
                        ("set relay= to the relay's address and identity= to a seed file"));
     return FALSE;
   }
-  g_signal_connect (self->session, "state-changed", G_CALLBACK (on_session_state), self);
+  g_signal_connect_object (self->session, "state-changed", G_CALLBACK (on_session_state), self, 0);
   return TRUE;
 }
 

@@ -134,6 +134,20 @@ test_uri (void)
   g_free (room);
   g_free (uri);
 
+  /* the URI reads back with its parameters; a value that is not a boolean is refused */
+  gst_object_unref (sink);
+  sink = gst_element_factory_make ("wzpsink", NULL);
+  g_object_set (sink, "uri", "wzp://127.0.0.1:4433/call/9983:c2ce:87f9:61b7:7931:d7c1:fd7f:864c"
+                "?identity=/tmp/b%20b.seed&direct=false&alias=Bob", NULL);
+  g_object_get (sink, "uri", &uri, NULL);
+  g_assert_cmpstr (uri, ==, "wzp://127.0.0.1:4433/call/9983:c2ce:87f9:61b7:7931:d7c1:fd7f:864c"
+                   "?identity=%2Ftmp%2Fb%20b.seed&alias=Bob&direct=false");
+  g_free (uri);
+  g_assert_false (gst_uri_handler_set_uri (GST_URI_HANDLER (sink), "wzp://127.0.0.1:4433/?auto-answer=maybe",
+                                           &error));
+  g_assert_nonnull (strstr (error->message, "auto-answer=\"maybe\" is not true or false"));
+  g_clear_error (&error);
+
   /* bad URIs are refused with a message */
   v6 = gst_element_factory_make ("wzpsrc", NULL);
   g_assert_false (gst_uri_handler_set_uri (GST_URI_HANDLER (v6), "wzp://127.0.0.1/call/x", &error));
