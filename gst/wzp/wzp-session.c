@@ -220,10 +220,11 @@ on_room_update (WzpSession *s, const WzpRoomUpdate *u)
    * hung up without a Hangup reaching us, or vanished and the relay timed it
    * out). A peer that moved to direct leaves only once we are heard there,
    * and then we are not on the relay. */
-  if (g_strcmp0 (s->mode, "room") != 0 && u->count >= 2)
+  if (g_strcmp0 (s->mode, "room") == 0)
+    return;
+  if (u->count >= 2)
     s->peer_in_room = TRUE;
-  else if (g_strcmp0 (s->mode, "room") != 0 && s->peer_in_room && u->count < 2 &&
-           s->send_path == WZP_MEDIA_PATH_RELAY && s->neg == NEG_DECIDED) {
+  else if (s->peer_in_room && s->send_path == WZP_MEDIA_PATH_RELAY && s->neg == NEG_DECIDED) {
     /* its Hangup, if it sent one, comes on _signal and may come later */
     s->peer_in_room = FALSE;
     g_source_unref (session_timeout (s, PEER_LEFT_GRACE_MS, peer_left, g_object_ref (s),

@@ -10,7 +10,6 @@
 
 #include <string.h>
 
-#define TP_MAX 512              /* encoded transport parameters */
 #define RECORD_CHUNK 16384
 #define RECORD_HEADER 5
 
@@ -21,7 +20,7 @@ typedef struct {
   /* OpenSSL reads the peer's CRYPTO data as TLS records protected with the
    * peer's current secret: this is that record protection. */
   WzpRecordKeys *record;
-  guint8 tp[TP_MAX];
+  guint8 tp[WZP_TLS_TP_MAX];
   gsize tp_len;
   gboolean failed;
 } Compat;

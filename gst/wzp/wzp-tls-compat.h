@@ -16,6 +16,8 @@
 G_BEGIN_DECLS
 
 #define WZP_TLS_TP_EXTENSION 0x39
+/* the most our encoded transport parameters take */
+#define WZP_TLS_TP_MAX 512
 
 /* ssl_encryption_level_t */
 typedef enum {

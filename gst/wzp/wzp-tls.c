@@ -22,7 +22,6 @@ G_DEFINE_QUARK (wzp-tls-error-quark, wzp_tls_error)
 #define ALERT_NO_APPLICATION_PROTOCOL 120
 #define TLS_NEW_SESSION_TICKET 4     /* handshake message types */
 #define TLS_KEY_UPDATE 24
-#define TP_MAX 512                   /* our encoded transport parameters */
 
 /* ---- sessions ------------------------------------------------------------ */
 
@@ -112,7 +111,7 @@ tls_level (ngtcp2_encryption_level level)
 static gboolean
 set_local_transport_params (WzpTlsSession *s)
 {
-  guint8 tp[TP_MAX];
+  guint8 tp[WZP_TLS_TP_MAX];
   ngtcp2_ssize n = ngtcp2_conn_encode_local_transport_params (s->conn, tp, sizeof tp);
 
   return n > 0 && wzp_tls_compat_set_transport_params (s->ssl, tp, (gsize) n);
