@@ -12,6 +12,7 @@
 #include <glib/gstdio.h>
 
 #include "wzp-session.h"
+#include "wzp-session-test.h"
 
 typedef struct {
   WzpSession *s;
@@ -37,7 +38,8 @@ side_new (const gchar *relay, const gchar *hex, gboolean callee, gboolean direct
   Side *side = g_new0 (Side, 1);
 
   side->s = g_object_new (WZP_TYPE_SESSION, "relay", relay, "identity-hex", hex,
-                          "auto-answer", callee, "direct", direct, "test-block-direct", blocked, NULL);
+                          "auto-answer", callee, "direct", direct, NULL);
+  wzp_session_set_test_fault (side->s, "test-block-direct", blocked);
   g_signal_connect (side->s, "call-event", G_CALLBACK (on_event), side);
   wzp_session_start (side->s, NULL);
   return side;

@@ -1,4 +1,5 @@
 #!/bin/sh
 # Answer any call and play it.   answer-and-play.sh RELAY IDENTITY
-exec gst-launch-1.0 wzpsrc relay="$1" identity="$2" auto-answer=true \
+# (IDENTITY: a seed file, made on first use)
+exec gst-launch-1.0 wzpsrc relay="$1" identity="$2" create-identity=true auto-answer=true \
     ! opusdec plc=true ! audioconvert ! audioresample ! autoaudiosink

@@ -88,8 +88,9 @@ main (int argc, char **argv)
     fprintf (stderr, "usage: %s RELAY IDENTITY SECONDS OUT.wav\n", argv[0]);
     return 2;
   }
-  desc = g_strdup_printf ("wzpsrc name=src relay=%s identity=%s ! opusdec plc=true ! audioconvert "
-                          "! audioresample ! wavenc ! filesink location=%s", argv[1], argv[2], argv[4]);
+  desc = g_strdup_printf ("wzpsrc name=src relay=%s identity=%s create-identity=true ! opusdec plc=true "
+                          "! audioconvert ! audioresample ! wavenc ! filesink location=%s",
+                          argv[1], argv[2], argv[4]);
   pipeline = gst_parse_launch (desc, &error);
   if (pipeline == NULL) {
     fprintf (stderr, "%s\n", error->message);

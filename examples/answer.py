@@ -31,7 +31,7 @@ def main():
     out = (f"wavenc ! filesink location={args.wav}" if args.wav
            else "autoaudiosink")
     pipeline = Gst.parse_launch(
-        f"wzpsrc name=src relay={args.relay} identity={args.identity} "
+        f"wzpsrc name=src relay={args.relay} identity={args.identity} create-identity=true "
         f"! opusdec plc=true ! audioconvert ! audioresample ! {out}")
     src = pipeline.get_by_name("src")
     loop = GLib.MainLoop()

@@ -28,8 +28,11 @@ gst_wzp_install_properties (GObjectClass *klass)
       g_param_spec_string ("relay", "Relay", "Relay address: host:port, a.b.c.d:port or [v6]:port", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_IDENTITY,
       g_param_spec_string ("identity", "Identity",
-          "Seed file (created with mode 0600 when missing) or 64 hex digits; unset: a fresh identity",
-          NULL, rw));
+          "Seed file or 64 hex digits; unset: a fresh identity (a missing file is an error "
+          "unless create-identity=true)", NULL, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_CREATE_IDENTITY,
+      g_param_spec_boolean ("create-identity", "Create identity",
+          "Create the identity seed file (mode 0600) when it does not exist", FALSE, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_ALIAS,
       g_param_spec_string ("alias", "Alias", "Display name shown to the other side", NULL, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_CALL,
@@ -53,6 +56,14 @@ gst_wzp_install_properties (GObjectClass *klass)
       g_param_spec_uint ("media-timeout", "Media timeout",
           "End the call when the other side's media stops this long, in ms (0: never)",
           0, 600000, GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_HANDSHAKE_TIMEOUT,
+      g_param_spec_uint ("handshake-timeout", "Handshake timeout",
+          "Give up reaching the relay (or the peer's direct path) after this long, in ms",
+          100, 600000, WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_RING_TIMEOUT,
+      g_param_spec_uint ("ring-timeout", "Ring timeout",
+          "End a call we place that is not answered this long, in ms (0: the relay's limit)",
+          0, 600000, WZP_SESSION_RING_TIMEOUT_DEFAULT_MS, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_FINGERPRINT,
       g_param_spec_string ("fingerprint", "Fingerprint", "Our identity's fingerprint, what a caller "
           "dials (with a fresh identity: once PLAYING)", NULL,
@@ -99,6 +110,8 @@ gst_wzp_settings_init (GstWzpSettings *s)
   memset (s, 0, sizeof *s);
   s->direct = TRUE;
   s->media_timeout_ms = GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS;
+  s->handshake_timeout_ms = WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS;
+  s->ring_timeout_ms = WZP_SESSION_RING_TIMEOUT_DEFAULT_MS;
 }
 
 void
@@ -144,6 +157,22 @@ parse_bool (const gchar *uri, const gchar *key, const gchar *v, gboolean *out, G
                  "%s: %s=\"%s\" is not true or false", uri, key, v);
     return FALSE;
   }
+  return TRUE;
+}
+
+/* a number of milliseconds from @min to 600000; anything else is an error
+ * that quotes it */
+static gboolean
+parse_ms (const gchar *uri, const gchar *key, const gchar *v, guint min, guint *out, GError **error)
+{
+  guint64 n;
+
+  if (!g_ascii_string_to_unsigned (v, 10, min, 600000, &n, NULL)) {
+    g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                 "%s: %s=\"%s\" is not a number of milliseconds from %u to 600000", uri, key, v, min);
+    return FALSE;
+  }
+  *out = (guint) n;
   return TRUE;
 }
 
@@ -196,6 +225,18 @@ gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
       } else if (strcmp (k, "direct") == 0) {
         if (!parse_bool (uri, k, v, &s->direct, error))
           return FALSE;
+      } else if (strcmp (k, "create-identity") == 0) {
+        if (!parse_bool (uri, k, v, &s->create_identity, error))
+          return FALSE;
+      } else if (strcmp (k, "media-timeout") == 0) {
+        if (!parse_ms (uri, k, v, 0, &s->media_timeout_ms, error))
+          return FALSE;
+      } else if (strcmp (k, "handshake-timeout") == 0) {
+        if (!parse_ms (uri, k, v, 100, &s->handshake_timeout_ms, error))
+          return FALSE;
+      } else if (strcmp (k, "ring-timeout") == 0) {
+        if (!parse_ms (uri, k, v, 0, &s->ring_timeout_ms, error))
+          return FALSE;
       } else {
         g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI, "%s: unknown parameter \"%s\"",
                      uri, (const gchar *) k);
@@ -208,6 +249,41 @@ gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
     }
   }
   return TRUE;
+}
+
+/* the query parameters of every setting not at its default, so that the URI
+ * read back sets what was set */
+static void
+append_params (GString *u, const GstWzpSettings *s)
+{
+  gchar media[16], handshake[16], ring[16];
+  gchar sep = '?';
+
+  g_snprintf (media, sizeof media, "%u", s->media_timeout_ms);
+  g_snprintf (handshake, sizeof handshake, "%u", s->handshake_timeout_ms);
+  g_snprintf (ring, sizeof ring, "%u", s->ring_timeout_ms);
+  {
+    const struct { const gchar *key; const gchar *value; } params[] = {
+      { "identity", s->identity }, { "alias", s->alias }, { "relay-fingerprint", s->relay_fingerprint },
+      { "session", s->session }, { "token", s->token },
+      { "auto-answer", s->auto_answer ? "true" : NULL }, { "direct", s->direct ? NULL : "false" },
+      { "create-identity", s->create_identity ? "true" : NULL },
+      { "media-timeout", s->media_timeout_ms == GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS ? NULL : media },
+      { "handshake-timeout",
+        s->handshake_timeout_ms == WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS ? NULL : handshake },
+      { "ring-timeout", s->ring_timeout_ms == WZP_SESSION_RING_TIMEOUT_DEFAULT_MS ? NULL : ring },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (params); i++) {
+      g_autofree gchar *esc = NULL;
+
+      if (params[i].value == NULL)
+        continue;
+      esc = g_uri_escape_string (params[i].value, NULL, FALSE);
+      g_string_append_printf (u, "%c%s=%s", sep, params[i].key, esc);
+      sep = '&';
+    }
+  }
 }
 
 gchar *
@@ -226,25 +302,7 @@ gst_wzp_settings_get_uri (GstWzpSettings *s)
     g_string_append_printf (u, "/room/%s", esc);
   } else
     g_string_append_c (u, '/');
-  {
-    /* the parameters, so that the URI read back sets what was set */
-    const struct { const gchar *key; const gchar *value; } params[] = {
-      { "identity", s->identity }, { "alias", s->alias }, { "relay-fingerprint", s->relay_fingerprint },
-      { "session", s->session }, { "token", s->token },
-      { "auto-answer", s->auto_answer ? "true" : NULL }, { "direct", s->direct ? NULL : "false" },
-    };
-    gchar sep = '?';
-
-    for (guint i = 0; i < G_N_ELEMENTS (params); i++) {
-      g_autofree gchar *esc = NULL;
-
-      if (params[i].value == NULL)
-        continue;
-      esc = g_uri_escape_string (params[i].value, NULL, FALSE);
-      g_string_append_printf (u, "%c%s=%s", sep, params[i].key, esc);
-      sep = '&';
-    }
-  }
+  append_params (u, s);
   return g_string_free (u, FALSE);
 }
 
@@ -317,8 +375,14 @@ gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
     s->auto_answer = g_value_get_boolean (value);
   else if (id == GST_WZP_PROP_DIRECT)
     s->direct = g_value_get_boolean (value);
+  else if (id == GST_WZP_PROP_CREATE_IDENTITY)
+    s->create_identity = g_value_get_boolean (value);
   else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
     s->media_timeout_ms = g_value_get_uint (value);
+  else if (id == GST_WZP_PROP_HANDSHAKE_TIMEOUT)
+    s->handshake_timeout_ms = g_value_get_uint (value);
+  else if (id == GST_WZP_PROP_RING_TIMEOUT)
+    s->ring_timeout_ms = g_value_get_uint (value);
   else
     return FALSE;
   return TRUE;
@@ -339,8 +403,14 @@ gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value)
     g_value_set_boolean (value, s->auto_answer);
   else if (id == GST_WZP_PROP_DIRECT)
     g_value_set_boolean (value, s->direct);
+  else if (id == GST_WZP_PROP_CREATE_IDENTITY)
+    g_value_set_boolean (value, s->create_identity);
   else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
     g_value_set_uint (value, s->media_timeout_ms);
+  else if (id == GST_WZP_PROP_HANDSHAKE_TIMEOUT)
+    g_value_set_uint (value, s->handshake_timeout_ms);
+  else if (id == GST_WZP_PROP_RING_TIMEOUT)
+    g_value_set_uint (value, s->ring_timeout_ms);
   else
     return FALSE;
   return TRUE;
@@ -400,6 +470,14 @@ post_event (WzpSession *session, const gchar *step, GVariant *data, GstElement *
     g_variant_unref (v);
   }
   gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element), st));
+  if (strcmp (step, "signal:displaced") == 0) {
+    const gchar *reason = "";
+
+    g_variant_lookup (data, "reason", "&s", &reason);
+    GST_ELEMENT_WARNING (element, RESOURCE, BUSY,
+        ("another process registered this identity on the relay: new calls go to it, not here"),
+        ("%s; use one identity in one pipeline", reason));
+  }
 }
 
 static void
@@ -524,6 +602,12 @@ merge_settings (GstWzpSettings *into, const GstWzpSettings *from)
       *dst[i] = g_strdup (src[i]);
   into->auto_answer |= from->auto_answer;
   into->direct &= from->direct;
+  into->create_identity |= from->create_identity;
+  /* a timeout changed from its default on any element counts */
+  if (from->handshake_timeout_ms != WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS)
+    into->handshake_timeout_ms = from->handshake_timeout_ms;
+  if (from->ring_timeout_ms != WZP_SESSION_RING_TIMEOUT_DEFAULT_MS)
+    into->ring_timeout_ms = from->ring_timeout_ms;
   /* the shortest non-zero media timeout of the elements */
   if (from->media_timeout_ms && (into->media_timeout_ms == 0 || from->media_timeout_ms < into->media_timeout_ms))
     into->media_timeout_ms = from->media_timeout_ms;
@@ -567,6 +651,7 @@ gst_wzp_session_acquire (GstElement *element, GstWzpSettings *s, GError **error)
   g_signal_connect_object (session, "incoming-call", G_CALLBACK (post_incoming), element, 0);
   g_signal_connect_object (session, "error", G_CALLBACK (post_error), element, 0);
   g_hash_table_insert (registry, g_strdup (name), session);
+  g_object_set_data_full (G_OBJECT (session), "gst-wzp-name", g_strdup (name), g_free);
   g_object_weak_ref (G_OBJECT (session), (GWeakNotify) forget, g_strdup (name));
   g_mutex_unlock (&registry_lock);
   return session;
@@ -585,6 +670,21 @@ gst_wzp_element_change_state (GstElement *element, WzpSession *session, GstState
   return FALSE;
 }
 
+/* identity= names an existing seed file or is 64 hex digits; a file that is
+ * not there yet only with create-identity=true (a typo must not quietly make
+ * a new identity nobody knows) */
+static gboolean
+identity_usable (const GstWzpSettings *m, GError **error)
+{
+  if (m->identity == NULL || is_hex_seed (m->identity) || m->create_identity ||
+      g_file_test (m->identity, G_FILE_TEST_EXISTS))
+    return TRUE;
+  g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID,
+               "identity=\"%s\" is neither an existing seed file nor 64 hex digits; set "
+               "create-identity=true to create it", m->identity);
+  return FALSE;
+}
+
 gboolean
 gst_wzp_session_activate (WzpSession *session, GError **error)
 {
@@ -597,12 +697,13 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
     g_object_set (session, "relay", m->relay, "alias", m->alias, "call-target", m->call,
                   "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
                   "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room,
-                  "token", m->token, "media-timeout-ms", m->media_timeout_ms, NULL);
+                  "token", m->token, "media-timeout-ms", m->media_timeout_ms,
+                  "handshake-timeout-ms", m->handshake_timeout_ms, "ring-timeout-ms", m->ring_timeout_ms, NULL);
     if (is_hex_seed (m->identity))
       g_object_set (session, "identity-hex", m->identity, NULL);
     else if (m->identity)
       g_object_set (session, "identity-file", m->identity, NULL);
-    ok = wzp_session_start (session, error);
+    ok = identity_usable (m, error) && wzp_session_start (session, error);
     if (ok)
       g_object_set_data (G_OBJECT (session), "gst-wzp-started", GINT_TO_POINTER (1));
   }
@@ -620,6 +721,13 @@ gst_wzp_session_release (WzpSession *session)
   g_mutex_lock (&registry_lock);
   users = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (session), "gst-wzp-users"));
   g_object_set_data (G_OBJECT (session), "gst-wzp-users", GUINT_TO_POINTER (users - 1));
+  /* out of the registry at once: an element started again gets a new call,
+   * even while the session thread still holds this one */
+  if (users == 1) {
+    const gchar *name = g_object_get_data (G_OBJECT (session), "gst-wzp-name");
+    if (registry && name && g_hash_table_lookup (registry, name) == session)
+      g_hash_table_remove (registry, name);
+  }
   g_mutex_unlock (&registry_lock);
   /* the last element out ends the call: Hangup with call_id, then the thread */
   if (users == 1) {
@@ -644,12 +752,16 @@ gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter)
 {
   WzpSessionStats ss = { 0 };
   WzpJitterStats js = { 0 };
+  g_autofree gchar *call_id = session ? wzp_session_dup_call_id (session) : NULL;
+  g_autofree gchar *peer = session ? wzp_session_dup_peer_fingerprint (session) : NULL;
 
   if (session)
     wzp_session_get_stats (session, &ss);
   if (jitter)
     js = *jitter;
   return gst_structure_new ("application/x-wzp-stats",
+      "call-id", G_TYPE_STRING, call_id,
+      "peer-fingerprint", G_TYPE_STRING, peer,
       "state", G_TYPE_STRING, wzp_session_state_name (session ? wzp_session_get_state (session)
                                                               : WZP_SESSION_STATE_IDLE),
       "path", G_TYPE_STRING, wzp_media_path_name (ss.path),

@@ -14,8 +14,8 @@ G_BEGIN_DECLS
 
 typedef struct {
   gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session, *token;
-  gboolean auto_answer, direct;
-  guint media_timeout_ms;
+  gboolean auto_answer, direct, create_identity;
+  guint media_timeout_ms, handshake_timeout_ms, ring_timeout_ms;
 } GstWzpSettings;
 
 enum {
@@ -33,6 +33,9 @@ enum {
   GST_WZP_PROP_TOKEN,
   GST_WZP_PROP_MEDIA_TIMEOUT,
   GST_WZP_PROP_FINGERPRINT,
+  GST_WZP_PROP_CREATE_IDENTITY,
+  GST_WZP_PROP_HANDSHAKE_TIMEOUT,
+  GST_WZP_PROP_RING_TIMEOUT,
   GST_WZP_PROP_LAST,
 };
 

@@ -17,4 +17,4 @@ plugin_init (GstPlugin *plugin)
 #define PACKAGE "gst-wzp"
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, wzp,
                    "WarzonePhone voice calls over QUIC", plugin_init, WZP_VERSION, "LGPL",
-                   "gst-wzp", "https://gstreamer.freedesktop.org")
+                   WZP_PACKAGE_NAME, WZP_PACKAGE_ORIGIN)

@@ -260,6 +260,22 @@ sig_len (GBytes *b)
 
 /* ---- the _signal hub ------------------------------------------------------ */
 
+/* The earlier registration of a fingerprint is told that calls now go to a
+ * newer one: an unsolicited RegisterPresenceAck{success:false}. Upstream
+ * clients ignore an ack after registering; ours warn the application. The
+ * earlier connection stays open (a call on it goes on), as upstream's. */
+static void
+tell_displaced (Peer *old, Peer *newer)
+{
+  g_autoptr (WzpSignal) note = wzp_signal_new (WZP_SIGNAL_REGISTER_PRESENCE_ACK);
+
+  note->register_presence_ack.success = FALSE;
+  note->register_presence_ack.error = g_strdup_printf ("displaced: %s registered again from %s",
+      newer->fingerprint, wzp_connection_get_remote_address (newer->conn));
+  note->register_presence_ack.relay_build = g_strdup (WZP_BUILD_ID);
+  send_signal (old, note);
+}
+
 static void
 on_register (Peer *p, const WzpRegisterPresence *m)
 {
@@ -297,6 +313,8 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   g_info ("%s registered from %s%s", p->fingerprint, wzp_connection_get_remote_address (p->conn),
           old && old != p ? ", replacing its earlier registration" : "");
   g_hash_table_replace (r->hub, g_strdup (p->fingerprint), p);
+  if (old && old != p)
+    tell_displaced (old, p);
   p->state = PEER_REGISTERED;
   if (p->timer) {
     g_source_remove (p->timer);

@@ -4,9 +4,11 @@
  * duplicate, lost, late) to check the jitter buffer's output, GAP events,
  * the latency query, caps and stats. */
 #include <string.h>
+#include <glib/gstdio.h>
 #include <gst/check/gstharness.h>
 
 #include "relay-client.h"
+#include "wzp-identity.h"
 
 static const gchar *relay_path;
 
@@ -366,6 +368,298 @@ test_src_jitter (void)
   relay_stop (r);
 }
 
+/* ---- how calls end, as an application sees it on the bus ------------------ */
+
+#define CALLEE_SEED "5656565656565656565656565656565656565656565656565656565656565656"
+#define CALLER_SEED "7878787878787878787878787878787878787878787878787878787878787878"
+
+/* A gst-launch-style pipeline and what its bus said, from the streaming
+ * threads (sync handler), with the time of each. */
+typedef struct {
+  GstElement *pipeline;
+  GMutex lock;
+  gboolean reject;              /* emit "reject" on wzp-incoming-call */
+  gboolean eos, incoming;
+  GError *error;                /* the first ERROR */
+  gchar *ended;                 /* the wzp-call-ended reason */
+  gchar *warning;               /* the first WARNING's text */
+  gint64 error_us, eos_us;
+} Run;
+
+static GstBusSyncReply
+run_bus (GstBus *bus, GstMessage *m, gpointer data)
+{
+  Run *run = data;
+  const GstStructure *st = gst_message_get_structure (m);
+  gboolean incoming = FALSE;
+
+  g_mutex_lock (&run->lock);
+  switch (GST_MESSAGE_TYPE (m)) {
+    case GST_MESSAGE_ERROR:
+      if (run->error == NULL) {
+        gst_message_parse_error (m, &run->error, NULL);
+        run->error_us = g_get_monotonic_time ();
+      }
+      break;
+    case GST_MESSAGE_WARNING:
+      if (run->warning == NULL) {
+        g_autoptr (GError) w = NULL;
+        gst_message_parse_warning (m, &w, NULL);
+        run->warning = g_strdup (w->message);
+      }
+      break;
+    case GST_MESSAGE_EOS:
+      run->eos = TRUE;
+      run->eos_us = g_get_monotonic_time ();
+      break;
+    case GST_MESSAGE_ELEMENT:
+      if (gst_structure_has_name (st, "wzp-call-ended") && run->ended == NULL)
+        run->ended = g_strdup (gst_structure_get_string (st, "reason"));
+      else if (gst_structure_has_name (st, "wzp-incoming-call"))
+        incoming = run->incoming = TRUE;
+      break;
+    default:
+      break;
+  }
+  g_mutex_unlock (&run->lock);
+  if (incoming && run->reject)
+    g_signal_emit_by_name (GST_MESSAGE_SRC (m), "reject");
+  return GST_BUS_DROP;
+}
+
+static Run *
+run_start (const gchar *desc, gboolean reject)
+{
+  Run *run = g_new0 (Run, 1);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GstBus) bus = NULL;
+
+  g_mutex_init (&run->lock);
+  run->reject = reject;
+  run->pipeline = gst_parse_launch (desc, &error);
+  g_assert_no_error (error);
+  bus = gst_element_get_bus (run->pipeline);
+  gst_bus_set_sync_handler (bus, run_bus, run, NULL);
+  gst_element_set_state (run->pipeline, GST_STATE_PLAYING);
+  return run;
+}
+
+static void
+run_free (Run *run)
+{
+  gst_element_set_state (run->pipeline, GST_STATE_NULL);
+  gst_object_unref (run->pipeline);
+  g_clear_error (&run->error);
+  g_free (run->ended);
+  g_free (run->warning);
+  g_mutex_clear (&run->lock);
+  g_free (run);
+}
+
+/* until the pipeline has ended (ERROR or EOS), at most @seconds */
+static gboolean
+run_wait_end (Run *run, guint seconds)
+{
+  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
+  gboolean done = FALSE;
+
+  while (!done && g_get_monotonic_time () < end) {
+    g_mutex_lock (&run->lock);
+    done = run->error != NULL || run->eos;
+    g_mutex_unlock (&run->lock);
+    if (!done)
+      g_usleep (20000);
+  }
+  return done;
+}
+
+static gboolean
+run_wait_flag (Run *run, const gboolean *flag, guint seconds)
+{
+  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
+  gboolean done = FALSE;
+
+  while (!done && g_get_monotonic_time () < end) {
+    g_mutex_lock (&run->lock);
+    done = *flag;
+    g_mutex_unlock (&run->lock);
+    if (!done)
+      g_usleep (20000);
+  }
+  return done;
+}
+
+static gchar *
+fingerprint_of (const gchar *hex)
+{
+  g_autoptr (WzpIdentity) id = wzp_identity_new_from_hex (hex, NULL);
+
+  return g_strdup (wzp_identity_get_fingerprint (id));
+}
+
+static gchar *
+callee_desc (Relay *r, const gchar *extra)
+{
+  return g_strdup_printf ("wzpsrc name=e relay=%s relay-fingerprint=%s identity=" CALLEE_SEED " %s "
+                          "! fakesink", r->addr, r->tls_fp, extra);
+}
+
+static gchar *
+caller_desc (Relay *r, const gchar *target, const gchar *extra)
+{
+  return g_strdup_printf ("audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 "
+                          "! opusenc frame-size=20 ! wzpsink name=e relay=%s relay-fingerprint=%s identity="
+                          CALLER_SEED " call=%s %s", r->addr, r->tls_fp, target, extra);
+}
+
+/* Each way a call ends that the application can tell apart: the ERROR's
+ * code, the wzp-call-ended reason, how soon. */
+static void
+test_call_end_codes (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *callee_fp = fingerprint_of (CALLEE_SEED);
+  g_autofree gchar *nobody_fp = fingerprint_of ("9090909090909090909090909090909090909090909090909090909090909090");
+  gchar *d1, *d2;
+  Run *callee, *caller, *second;
+  gint64 t0;
+
+  /* declined: the callee's application rejects the incoming call */
+  d1 = callee_desc (r, "");
+  callee = run_start (d1, TRUE);
+  g_usleep (700000);
+  d2 = caller_desc (r, callee_fp, "");
+  caller = run_start (d2, FALSE);
+  g_assert_true (run_wait_end (caller, 10));
+  g_assert_true (callee->incoming);
+  g_assert_nonnull (caller->error);
+  g_assert_cmpstr (caller->ended, ==, "declined");
+  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_FAILED));
+  g_assert_nonnull (strstr (caller->error->message, "declined"));
+  run_free (caller);
+  g_free (d2);
+
+  /* no answer: the callee's application does nothing; ring-timeout=1200 */
+  callee->reject = FALSE;
+  d2 = caller_desc (r, callee_fp, "ring-timeout=1200");
+  t0 = g_get_monotonic_time ();
+  caller = run_start (d2, FALSE);
+  g_assert_true (run_wait_end (caller, 10));
+  g_assert_cmpstr (caller->ended, ==, "no-answer");
+  g_assert_nonnull (caller->error);
+  g_assert_nonnull (strstr (caller->error->message, "within 1200 ms"));
+  g_test_message ("no answer after %.2f s (ring-timeout 1.2 s)", (caller->error_us - t0) / 1e6);
+  g_assert_cmpint (caller->error_us - t0, >=, 1200000);
+  g_assert_cmpint (caller->error_us - t0, <, 4000000);
+  run_free (caller);
+  g_free (d2);
+  run_free (callee);
+  g_free (d1);
+
+  /* an unknown callee: NOT_FOUND */
+  d2 = caller_desc (r, nobody_fp, "");
+  caller = run_start (d2, FALSE);
+  g_assert_true (run_wait_end (caller, 10));
+  g_assert_cmpstr (caller->ended, ==, "not-found");
+  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND));
+  run_free (caller);
+  g_free (d2);
+
+  /* a hang-up: the callee's pipeline stops; the caller's ends with EOS within 1 s */
+  d1 = callee_desc (r, "auto-answer=true");
+  callee = run_start (d1, FALSE);
+  g_usleep (700000);
+  d2 = caller_desc (r, callee_fp, "");
+  caller = run_start (d2, FALSE);
+  g_usleep (2000000);
+  g_assert_null (caller->error);
+  {
+    /* stats name the call and the other side */
+    GstElement *e = gst_bin_get_by_name (GST_BIN (caller->pipeline), "e");
+    GstStructure *st = NULL;
+
+    g_object_get (e, "stats", &st, NULL);
+    g_assert_cmpstr (gst_structure_get_string (st, "peer-fingerprint"), ==, callee_fp);
+    g_assert_cmpuint (strlen (gst_structure_get_string (st, "call-id")), ==, 16);
+    gst_structure_free (st);
+    gst_object_unref (e);
+  }
+  t0 = g_get_monotonic_time ();
+  gst_element_set_state (callee->pipeline, GST_STATE_NULL);
+  g_assert_true (run_wait_end (caller, 5));
+  g_assert_true (caller->eos);
+  g_assert_null (caller->error);
+  g_assert_cmpstr (caller->ended, ==, "hung-up");
+  g_test_message ("EOS %.0f ms after the callee stopped", (caller->eos_us - t0) / 1e3);
+  g_assert_cmpint (caller->eos_us - t0, <, 1000000);
+  run_free (caller);
+  g_free (d2);
+
+  /* the same identity registered again elsewhere: the first is warned, and
+   * its pipeline keeps running */
+  gst_element_set_state (callee->pipeline, GST_STATE_PLAYING);
+  g_usleep (700000);
+  second = run_start (d1, FALSE);
+  {
+    gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    while (g_get_monotonic_time () < end) {
+      g_mutex_lock (&callee->lock);
+      gboolean warned = callee->warning != NULL;
+      g_mutex_unlock (&callee->lock);
+      if (warned)
+        break;
+      g_usleep (20000);
+    }
+  }
+  g_assert_nonnull (callee->warning);
+  g_assert_nonnull (strstr (callee->warning, "registered this identity"));
+  g_assert_null (callee->error);
+  g_assert_false (callee->eos);
+  g_assert_null (second->warning);
+  /* and a call now reaches the second */
+  g_mutex_lock (&callee->lock);
+  callee->incoming = FALSE;
+  g_mutex_unlock (&callee->lock);
+  d2 = caller_desc (r, callee_fp, "");
+  caller = run_start (d2, FALSE);
+  g_assert_true (run_wait_flag (second, &second->incoming, 10));
+  g_assert_false (callee->incoming);
+  run_free (caller);
+  g_free (d2);
+  run_free (second);
+  run_free (callee);
+  g_free (d1);
+  relay_stop (r);
+}
+
+/* identity= that is neither a seed file nor 64 hex digits is a SETTINGS
+ * error naming it; with create-identity=true the file is made */
+static void
+test_identity_typo (void)
+{
+  g_autofree gchar *dir = g_dir_make_tmp ("wzp-id-XXXXXX", NULL);
+  g_autofree gchar *path = g_build_filename (dir, "typo.seed", NULL);
+  g_autofree gchar *d1 = g_strdup_printf ("wzpsrc relay=127.0.0.1:9 identity=%s ! fakesink", path);
+  g_autofree gchar *d2 = g_strdup_printf ("wzpsrc relay=127.0.0.1:9 identity=%s create-identity=true "
+                                          "! fakesink", path);
+  Run *run = run_start (d1, FALSE);
+
+  g_assert_true (run_wait_end (run, 5));
+  g_assert_true (g_error_matches (run->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS));
+  g_assert_nonnull (strstr (run->error->message, path));
+  g_assert_nonnull (strstr (run->error->message, "create-identity=true"));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  run_free (run);
+
+  run = run_start (d2, FALSE);
+  g_usleep (300000);
+  g_assert_null (run->error);
+  g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+  run_free (run);
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -378,5 +672,7 @@ main (int argc, char **argv)
   }
   g_test_add_func ("/harness/sink-packing", test_sink_packing);
   g_test_add_func ("/harness/src-jitter", test_src_jitter);
+  g_test_add_func ("/harness/call-end-codes", test_call_end_codes);
+  g_test_add_func ("/harness/identity-typo", test_identity_typo);
   return g_test_run ();
 }

@@ -6,6 +6,8 @@
 
 #include "relay-fixture.h"
 #include "wzp-session.h"
+#include "wzp-session-test.h"
+#include <gobject/gvaluecollector.h>
 #include "wzp-tls.h"
 
 #include <glib/gstdio.h>
@@ -65,8 +67,25 @@ party_new (Relay *r, guint8 seed, const gchar *first_prop, ...)
   }
   g_mutex_init (&p->lock);
   p->steps = g_ptr_array_new_with_free_func (g_free);
+  /* properties, and the test-* faults (wzp-session-test.h) among them */
+  p->s = wzp_session_new ();
   va_start (ap, first_prop);
-  p->s = WZP_SESSION (g_object_new_valist (WZP_TYPE_SESSION, first_prop, ap));
+  for (const gchar *name = first_prop; name; name = va_arg (ap, const gchar *)) {
+    GParamSpec *spec;
+    GValue v = G_VALUE_INIT;
+    g_autofree gchar *err = NULL;
+
+    if (g_str_has_prefix (name, "test-")) {
+      g_assert_true (wzp_session_set_test_fault (p->s, name, va_arg (ap, guint)));
+      continue;
+    }
+    spec = g_object_class_find_property (G_OBJECT_GET_CLASS (p->s), name);
+    g_assert_nonnull (spec);
+    G_VALUE_COLLECT_INIT (&v, spec->value_type, ap, 0, &err);
+    g_assert_null (err);
+    g_object_set_property (G_OBJECT (p->s), name, &v);
+    g_value_unset (&v);
+  }
   va_end (ap);
   g_object_set (p->s, "relay", r->addr, "identity-hex", hex, "relay-fingerprint", r->tls_fp, NULL);
   g_signal_connect (p->s, "call-event", G_CALLBACK (on_event), p);

@@ -89,12 +89,14 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
   WzpSessionStats st;
   guint64 sent = 0, received = 0, via_direct = 0, via_relay = 0;
   gint64 deadline, next, last_send = 0, active_us = 0;
-  gboolean up, ok;
+  gboolean up, ok, peer_hung_up;
+  g_autoptr (GError) end = NULL;
   g_autofree gchar *err_json = NULL, *addr_json = NULL;
   int first = answer ? 1 : 2;
 
   if (argc < first)
-    return 2;
+    return wzp_tool_usage_error (answer ? "answer: the relay's HOST:PORT is missing" :
+                                 "call: expected the relay's HOST:PORT and the callee's fingerprint");
   relay = argv[0];
   if (!answer)
     target = argv[1];
@@ -124,7 +126,9 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
     else if (strcmp (a, "--verbose") == 0)
       verbose = TRUE;
     else
-      return 2;
+      return wzp_tool_bad_option (answer ? "answer" : "call", (const gchar *const[]) {
+          "--identity", "--pin", "--alias", "--frames", "--report-timeout", "--direct-timeout",
+          "--timeout", NULL }, argc, argv, i);
   }
 
   g_mutex_init (&log.lock);
@@ -196,6 +200,9 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
     }
   }
   wzp_session_get_stats (s, &st);
+  end = wzp_session_dup_end_error (s);
+  /* the other side hanging up before we sent all our frames is a normal end */
+  peer_hung_up = g_error_matches (end, WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP);
   if (!answer)
     wzp_session_hangup (s);
   wzp_session_stop (s);
@@ -203,7 +210,7 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
   g_mutex_lock (&log.lock);
   err_json = json_string (log.error ? log.error : "");
   addr_json = json_string (log.direct_addr ? log.direct_addr : "");
-  ok = up && received > 0 && sent == frames;
+  ok = up && received > 0 && (sent == frames || peer_hung_up);
   printf ("{\"role\":\"%s\",\"ok\":%s,\"path\":\"%s\",\"local_direct_ok\":%s,\"peer_direct_ok\":%s,"
           "\"peer_report\":%s,\"active_ms\":%.1f,\"negotiated_ms\":%.1f,\"setup_ms\":%.1f,"
           "\"sent\":%" G_GUINT64_FORMAT ",\"received\":%" G_GUINT64_FORMAT ",\"via_direct\":%"

@@ -61,12 +61,31 @@ fail (const gchar *fmt, ...)
   return 1;
 }
 
-static int
-usage_error (void)
+/* What was wrong with the command line, then where the usage is; exit 2. */
+int
+wzp_tool_usage_error (const gchar *fmt, ...)
 {
-  fputs (usage, stderr);
+  va_list ap;
+
+  fputs ("wzp-tool: ", stderr);
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fputs ("\n(wzp-tool help prints the usage)\n", stderr);
   return 2;
 }
+
+int
+wzp_tool_bad_option (const gchar *cmd, const gchar *const *value_opts, int argc, char **argv, int i)
+{
+  if (value_opts && g_strv_contains (value_opts, argv[i]))
+    return i + 1 < argc ?
+        wzp_tool_usage_error ("%s: %s \"%s\" is not a valid value", cmd, argv[i], argv[i + 1]) :
+        wzp_tool_usage_error ("%s: %s needs a value", cmd, argv[i]);
+  return wzp_tool_usage_error ("%s: unknown argument \"%s\"", cmd, argv[i]);
+}
+
+#define usage_error(...) wzp_tool_usage_error (__VA_ARGS__)
 
 /* One line: errors carry no newlines, whatever the parser said. */
 static const gchar *
@@ -85,7 +104,7 @@ cmd_identity (int argc, char **argv)
   g_autoptr (WzpIdentity) id = NULL;
 
   if (argc != 2)
-    return usage_error ();
+    return usage_error ("identity: expected \"identity new FILE\" or \"identity show FILE\"");
   if (strcmp (argv[0], "new") == 0) {
     id = wzp_identity_new_random ();
     if (!wzp_identity_save (id, argv[1], &error))
@@ -114,7 +133,7 @@ cmd_identity (int argc, char **argv)
     }
     return 0;
   }
-  return usage_error ();
+  return usage_error ("identity: unknown command \"%s\" (new or show)", argv[0]);
 }
 
 static GBytes *
@@ -188,7 +207,8 @@ cmd_featherchat (int argc, char **argv)
       else if (strcmp (argv[i], "--room") == 0 && i + 1 < argc)
         room = argv[++i];
       else
-        return usage_error ();
+        return wzp_tool_bad_option ("featherchat encode", (const gchar *const[]) { "--relay-addr", "--room", NULL },
+                                    argc, argv, i);
     }
     msg = read_message (&error);
     if (msg == NULL)
@@ -224,7 +244,7 @@ cmd_featherchat (int argc, char **argv)
             wzp_call_signal_type_name (wzp_featherchat_signal_type (msg->type)), json, qa, qr);
     return 0;
   }
-  return usage_error ();
+  return usage_error ("featherchat: expected \"encode [--relay-addr ADDR] [--room NAME]\" or \"decode\"");
 }
 
 static int
@@ -234,7 +254,7 @@ cmd_signal (int argc, char **argv)
   g_autoptr (WzpSignal) msg = NULL;
 
   if (argc < 1)
-    return usage_error ();
+    return usage_error ("signal: expected \"signal decode\" or \"signal encode [--hex]\"");
   if (strcmp (argv[0], "decode") == 0 && argc == 1) {
     g_autofree gchar *json = NULL;
 
@@ -268,7 +288,8 @@ cmd_signal (int argc, char **argv)
     }
     return fflush (stdout) == 0 ? 0 : fail ("cannot write stdout");
   }
-  return usage_error ();
+  return usage_error ("signal: expected \"signal decode\" or \"signal encode [--hex]\", not \"%s\"%s",
+                      argv[0], argc > 2 ? " with more arguments" : "");
 }
 
 static int
@@ -286,10 +307,10 @@ cmd_media (int argc, char **argv)
   const gchar *hex;
 
   if (argc < 2 || strcmp (argv[0], "decode") != 0)
-    return usage_error ();
+    return usage_error ("media: expected \"media decode [--federation] HEX\"");
   federation = argc == 3 && strcmp (argv[1], "--federation") == 0;
   if (argc != (federation ? 3 : 2))
-    return usage_error ();
+    return usage_error ("media decode: expected [--federation] and one HEX argument");
   hex = argv[argc - 1];
   bytes = wzp_hex_decode (hex, &error);
   if (bytes == NULL)
@@ -390,6 +411,7 @@ static int
 cmd_probe (int argc, char **argv, ProbeMode mode)
 {
   gboolean version = mode != PROBE_PING;
+  const gchar *name = mode == PROBE_PING ? "ping" : mode == PROBE_REFLECT ? "reflect" : "version";
   g_autoptr (GError) error = NULL;
   g_autoptr (GSocketAddress) to = NULL, any = NULL;
   g_autoptr (WzpEndpoint) ep = NULL;
@@ -401,7 +423,7 @@ cmd_probe (int argc, char **argv, ProbeMode mode)
   Probe p = { 0 };
 
   if (argc < 1)
-    return usage_error ();
+    return usage_error ("%s: the relay's HOST:PORT is missing", name);
   for (int i = 1; i < argc; i++) {
     if (strcmp (argv[i], "--pin") == 0 && i + 1 < argc && !version)
       pin = argv[++i];
@@ -409,7 +431,8 @@ cmd_probe (int argc, char **argv, ProbeMode mode)
              g_ascii_string_to_unsigned (argv[i + 1], 10, 1, 600000, &timeout_ms, NULL))
       i++;
     else
-      return usage_error ();
+      return wzp_tool_bad_option (name, version ? (const gchar *const[]) { "--timeout", NULL } :
+                                  (const gchar *const[]) { "--pin", "--timeout", NULL }, argc, argv, i);
   }
   to = wzp_socket_address_resolve (argv[0], &error);
   if (to == NULL)
@@ -468,7 +491,7 @@ int
 main (int argc, char **argv)
 {
   if (argc < 2)
-    return usage_error ();
+    return usage_error ("no command given");
   if (strcmp (argv[1], "identity") == 0)
     return cmd_identity (argc - 2, argv + 2);
   if (strcmp (argv[1], "signal") == 0)
@@ -488,12 +511,11 @@ main (int argc, char **argv)
   if (strcmp (argv[1], "reflect") == 0)
     return cmd_probe (argc - 2, argv + 2, PROBE_REFLECT);
   if (strcmp (argv[1], "call") == 0 || strcmp (argv[1], "answer") == 0) {
-    int rc = wzp_tool_call (argc - 2, argv + 2, strcmp (argv[1], "answer") == 0);
-    return rc == 2 ? usage_error () : rc;
+    return wzp_tool_call (argc - 2, argv + 2, strcmp (argv[1], "answer") == 0);
   }
   if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "help") == 0) {
     fputs (usage, stdout);
     return 0;
   }
-  return usage_error ();
+  return usage_error ("unknown command \"%s\"", argv[1]);
 }

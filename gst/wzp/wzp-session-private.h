@@ -2,6 +2,7 @@
  *   wzp-session.c     the GObject, media, the relay path, signalling, life cycle
  *   wzp-race.c        the dual-path race, the report and the decision
  *   wzp-candidates.c  the addresses we offer and the Acceptor's hole punching
+ *   wzp-session-media.c the media plane; wzp-session-test.c fault injection for tests
  * Everything here runs on the session's thread. */
 #pragma once
 
@@ -57,6 +58,8 @@ struct _WzpSession {
   gboolean auto_answer, direct, send_report;
   guint report_timeout_ms, direct_timeout_ms, local_port;
   guint media_timeout_ms;     /* the peer's media stopped this long: the call ends */
+  guint handshake_timeout_ms; /* every QUIC handshake of the session's endpoint */
+  guint ring_timeout_ms;      /* a call we place, unanswered this long, ends (0: the relay decides) */
   /* test-only fault injection */
   gboolean test_block_direct;
   guint test_report_delay_ms;
@@ -102,6 +105,7 @@ struct _WzpSession {
   GSource *punch_timer;       /* the Acceptor's hole punching */
   GSource *rereg_timer;       /* re-registration after losing _signal */
   GSource *media_watch;       /* checks that the peer's media still comes */
+  GSource *ring_timer;        /* ring-timeout-ms of a call we place */
   guint rereg_delay_ms;
   gboolean registered_once, reregistering;
   GPtrArray *punch_targets;   /* GSocketAddress* */

@@ -15,7 +15,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_MEDIA_TIMEOUT_MS, PROP_STATS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  PROP_TEST_BLOCK_DIRECT, PROP_TEST_REPORT_DELAY_MS, PROP_TEST_RELAY_DELAY_MS, PROP_TEST_SETUP_DELAY_MS, PROP_TOKEN, N_PROPS
+  PROP_HANDSHAKE_TIMEOUT_MS, PROP_RING_TIMEOUT_MS, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -71,11 +71,21 @@ call_event (WzpSession *s, const gchar *step, ...)
   g_autoptr (GVariant) dict = NULL;
   g_autofree gchar *text = NULL;
 
+  gboolean has_call_id = FALSE;
+
   g_variant_builder_init (&b, G_VARIANT_TYPE_VARDICT);
   va_start (ap, step);
-  while ((key = va_arg (ap, const gchar *)) != NULL)
+  while ((key = va_arg (ap, const gchar *)) != NULL) {
+    has_call_id |= strcmp (key, "call_id") == 0;
     g_variant_builder_add (&b, "{sv}", key, va_arg (ap, GVariant *));
+  }
   va_end (ap);
+  /* every event of a call names it and the other side (session thread: the
+   * only writer, so no lock to read) */
+  if (s->call_id && !has_call_id)
+    g_variant_builder_add (&b, "{sv}", "call_id", g_variant_new_string (s->call_id));
+  if (s->peer_fp)
+    g_variant_builder_add (&b, "{sv}", "peer", g_variant_new_string (s->peer_fp));
   dict = g_variant_ref_sink (g_variant_builder_end (&b));
   text = g_variant_print (dict, FALSE);
   g_debug ("%s %s", step, text);
@@ -392,6 +402,23 @@ register_msg (WzpSession *s)
   return m;
 }
 
+/* ring-timeout-ms passed and the callee has not answered: we hang up */
+static gboolean
+on_ring_timeout (gpointer data)
+{
+  WzpSession *s = data;
+  WzpSessionState st = wzp_session_get_state (s);
+
+  g_clear_pointer (&s->ring_timer, g_source_unref);
+  if (st != WZP_SESSION_STATE_CALLING && st != WZP_SESSION_STATE_RINGING)
+    return G_SOURCE_REMOVE;
+  if (s->sig && s->call_id)
+    send_sig (s, wzp_signal_new_hangup (WZP_HANGUP_TIMEOUT, s->call_id));
+  fail (s, WZP_SESSION_ERROR_NO_ANSWER, "no answer from %s within %u ms (ring-timeout)",
+        s->call_target ? s->call_target : "the callee", s->ring_timeout_ms);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 do_place_call (WzpSession *s, const gchar *target)
 {
@@ -400,11 +427,13 @@ do_place_call (WzpSession *s, const gchar *target)
   g_autoptr (GByteArray) signed_bytes = g_byte_array_new ();
   guint8 secret[32], sig[64];
 
+  g_mutex_lock (&s->lock);
   g_free (s->call_id);
   s->call_id = g_strdup_printf ("%016" G_GINT64_MODIFIER "x", g_get_real_time () * 1000 +
                                 g_random_int_range (0, 1000));
   g_free (s->peer_fp);
   s->peer_fp = g_strdup (target);
+  g_mutex_unlock (&s->lock);
   s->call_started_us = g_get_monotonic_time ();
   o->caller_fingerprint = g_strdup (wzp_identity_get_fingerprint (s->identity));
   o->caller_alias = g_strdup (s->alias);
@@ -425,6 +454,9 @@ do_place_call (WzpSession *s, const gchar *target)
     g_clear_pointer (&o->caller_local_addrs, g_ptr_array_unref);
   o->caller_build_version = g_strdup (WZP_BUILD_ID);
   set_state (s, WZP_SESSION_STATE_CALLING);
+  cancel_timer (&s->ring_timer);
+  if (s->ring_timeout_ms)
+    s->ring_timer = session_timeout (s, s->ring_timeout_ms, on_ring_timeout, s, NULL);
   call_event (s, "call:offer_sent", "call_id", g_variant_new_string (s->call_id),
               "target", g_variant_new_string (target), NULL);
   send_sig (s, m);
@@ -449,8 +481,10 @@ do_answer (WzpSession *s, gboolean accept)
   }
   m->direct_call_answer.callee_build_version = g_strdup (WZP_BUILD_ID);
   if (accept) {
+    g_mutex_lock (&s->lock);
     g_free (s->call_id);
     s->call_id = g_strdup (s->incoming_call_id);
+    g_mutex_unlock (&s->lock);
     s->call_started_us = g_get_monotonic_time ();
   }
   g_clear_pointer (&s->incoming_call_id, g_free);
@@ -491,6 +525,13 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
 {
   switch (msg->type) {
     case WZP_SIGNAL_REGISTER_PRESENCE_ACK:
+      if (!msg->register_presence_ack.success && s->registered_once && !s->reregistering) {
+        /* a newer registration of our identity takes our calls from now on;
+         * a call in progress goes on */
+        call_event (s, "signal:displaced", "reason", g_variant_new_string (
+            msg->register_presence_ack.error ? msg->register_presence_ack.error : "displaced"), NULL);
+        return;
+      }
       if (!msg->register_presence_ack.success) {
         fail (s, WZP_SESSION_ERROR_REGISTRATION, "the relay refused the registration: %s",
               msg->register_presence_ack.error ? msg->register_presence_ack.error : "no reason given");
@@ -528,8 +569,10 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
         return;
       }
       s->incoming_call_id = g_strdup (msg->direct_call_offer.call_id);
+      g_mutex_lock (&s->lock);
       g_free (s->peer_fp);
       s->peer_fp = g_strdup (msg->direct_call_offer.caller_fingerprint);
+      g_mutex_unlock (&s->lock);
       set_state (s, WZP_SESSION_STATE_RINGING);
       g_signal_emit (s, signals[SIG_INCOMING_CALL], 0, msg->direct_call_offer.caller_fingerprint,
                      msg->direct_call_offer.caller_alias);
@@ -679,6 +722,7 @@ end_call (WzpSession *s, GError *why)
   }
   cancel_timer (&s->rereg_timer);
   cancel_timer (&s->media_watch);
+  cancel_timer (&s->ring_timer);
   race_stop (s);
   drop_conn (s, &s->relay_conn, "hangup");
   /* the reason first: whoever sees the state ENDED can read why */
@@ -723,6 +767,7 @@ do_start (gpointer data)
   g_autoptr (GError) error = NULL;
   g_autoptr (GSocketAddress) bind = NULL;
   g_autofree gchar *bind_text = NULL;
+  WzpEndpointSettings settings;
   gboolean v6;
 
   /* a host name is resolved here, on the session's thread, never in a
@@ -736,16 +781,18 @@ do_start (gpointer data)
 
   /* one dual-stack socket reaches an IPv4 relay and IPv6 peers alike; where
    * IPv6 is off, an IPv4 socket does for an IPv4 relay */
+  wzp_endpoint_settings_init (&settings);
+  settings.handshake_timeout_ms = s->handshake_timeout_ms;
   bind_text = g_strdup_printf ("[::]:%u", s->local_port);
   bind = wzp_socket_address_parse (bind_text, NULL);
-  s->ep = wzp_endpoint_new (bind, s->ctx, NULL, &error);
+  s->ep = wzp_endpoint_new (bind, s->ctx, &settings, &error);
   if (s->ep == NULL && !v6) {
     g_clear_error (&error);
     g_clear_object (&bind);
     g_free (bind_text);
     bind_text = g_strdup_printf ("0.0.0.0:%u", s->local_port);
     bind = wzp_socket_address_parse (bind_text, NULL);
-    s->ep = wzp_endpoint_new (bind, s->ctx, NULL, &error);
+    s->ep = wzp_endpoint_new (bind, s->ctx, &settings, &error);
   }
   if (s->ep == NULL || !wzp_endpoint_listen (s->ep, NULL, &error)) {
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot open a UDP socket: %s", error->message);
@@ -954,6 +1001,28 @@ wzp_session_dup_fingerprint (WzpSession *s)
   return fp;
 }
 
+gchar *
+wzp_session_dup_call_id (WzpSession *s)
+{
+  gchar *id;
+
+  g_mutex_lock (&s->lock);
+  id = g_strdup (s->call_id);
+  g_mutex_unlock (&s->lock);
+  return id;
+}
+
+gchar *
+wzp_session_dup_peer_fingerprint (WzpSession *s)
+{
+  gchar *fp;
+
+  g_mutex_lock (&s->lock);
+  fp = g_strdup (s->peer_fp);
+  g_mutex_unlock (&s->lock);
+  return fp;
+}
+
 const gchar *
 wzp_session_error_nick (WzpSessionError code)
 {
@@ -1024,6 +1093,8 @@ wzp_session_init (WzpSession *s)
   s->report_timeout_ms = 3000;
   s->direct_timeout_ms = 2000;
   s->media_timeout_ms = MEDIA_TIMEOUT_DEFAULT_MS;
+  s->handshake_timeout_ms = WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS;
+  s->ring_timeout_ms = WZP_SESSION_RING_TIMEOUT_DEFAULT_MS;
   s->mode = g_strdup ("call");
   s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
   s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
@@ -1088,10 +1159,8 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_DIRECT_TIMEOUT_MS: s->direct_timeout_ms = g_value_get_uint (value); return;
     case PROP_LOCAL_PORT: s->local_port = g_value_get_uint (value); return;
     case PROP_MEDIA_TIMEOUT_MS: s->media_timeout_ms = g_value_get_uint (value); return;
-    case PROP_TEST_BLOCK_DIRECT: s->test_block_direct = g_value_get_boolean (value); return;
-    case PROP_TEST_REPORT_DELAY_MS: s->test_report_delay_ms = g_value_get_uint (value); return;
-    case PROP_TEST_RELAY_DELAY_MS: s->test_relay_delay_ms = g_value_get_uint (value); return;
-    case PROP_TEST_SETUP_DELAY_MS: s->test_setup_delay_ms = g_value_get_uint (value); return;
+    case PROP_HANDSHAKE_TIMEOUT_MS: s->handshake_timeout_ms = g_value_get_uint (value); return;
+    case PROP_RING_TIMEOUT_MS: s->ring_timeout_ms = g_value_get_uint (value); return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
       return;
@@ -1141,10 +1210,8 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
       g_value_take_variant (value, g_variant_ref_sink (g_variant_dict_end (&d)));
       break;
     }
-    case PROP_TEST_BLOCK_DIRECT: g_value_set_boolean (value, s->test_block_direct); break;
-    case PROP_TEST_REPORT_DELAY_MS: g_value_set_uint (value, s->test_report_delay_ms); break;
-    case PROP_TEST_RELAY_DELAY_MS: g_value_set_uint (value, s->test_relay_delay_ms); break;
-    case PROP_TEST_SETUP_DELAY_MS: g_value_set_uint (value, s->test_setup_delay_ms); break;
+    case PROP_HANDSHAKE_TIMEOUT_MS: g_value_set_uint (value, s->handshake_timeout_ms); break;
+    case PROP_RING_TIMEOUT_MS: g_value_set_uint (value, s->ring_timeout_ms); break;
     case PROP_STATE: g_value_set_int (value, wzp_session_get_state (s)); break;
     case PROP_NEGOTIATED_PATH: g_value_set_int (value, wzp_session_get_negotiated_path (s)); break;
     default:
@@ -1195,14 +1262,12 @@ wzp_session_class_init (WzpSessionClass *klass)
   props[PROP_NEGOTIATED_PATH] = g_param_spec_int ("negotiated-path", "Negotiated path",
       "WzpMediaPath the call uses: decided by the reports, then where the call converges", 0,
       WZP_MEDIA_PATH_RELAY, 0, ro);
-  props[PROP_TEST_BLOCK_DIRECT] = g_param_spec_boolean ("test-block-direct", "Test: block direct",
-      "Fault injection for tests: drop every packet not to or from the relay", FALSE, rw);
-  props[PROP_TEST_REPORT_DELAY_MS] = g_param_spec_uint ("test-report-delay-ms", "Test: report delay",
-      "Fault injection for tests: send our MediaPathReport this late", 0, 60000, 0, rw);
-  props[PROP_TEST_RELAY_DELAY_MS] = g_param_spec_uint ("test-relay-delay-ms", "Test: relay delay",
-      "Fault injection for tests: dial the relay's call room this late", 0, 60000, 0, rw);
-  props[PROP_TEST_SETUP_DELAY_MS] = g_param_spec_uint ("test-setup-delay-ms", "Test: setup delay",
-      "Fault injection for tests: act on the relay's CallSetup this late", 0, 60000, 0, rw);
+  props[PROP_HANDSHAKE_TIMEOUT_MS] = g_param_spec_uint ("handshake-timeout-ms", "Handshake timeout",
+      "Give up a QUIC handshake (relay or peer) after this long", 100, 600000,
+      WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS, rw);
+  props[PROP_RING_TIMEOUT_MS] = g_param_spec_uint ("ring-timeout-ms", "Ring timeout",
+      "A call we place that is not answered this long ends with no-answer (0: the relay's limit)",
+      0, 600000, WZP_SESSION_RING_TIMEOUT_DEFAULT_MS, rw);
   props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
       "Authentication token for relays that validate tokens (sent as AuthToken)", NULL, rw);
   g_object_class_install_properties (oc, N_PROPS, props);

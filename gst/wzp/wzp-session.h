@@ -92,6 +92,10 @@ G_DECLARE_FINAL_TYPE (WzpSession, wzp_session, WZP, SESSION, GObject)
  *   send-path-report  send MediaPathReport (default TRUE; FALSE imitates old peers)
  *   report-timeout-ms wait for the peer's report (3000)
  *   direct-timeout-ms limit of the direct race (2000)
+ *   media-timeout-ms  the peer's media stops this long: the call ends (10000; 0 never)
+ *   handshake-timeout-ms every QUIC handshake's limit (10000)
+ *   ring-timeout-ms   a call we place not answered this long ends with
+ *                     WZP_SESSION_ERROR_NO_ANSWER (30000; 0: the relay's limit)
  *   local-port        UDP port of the shared socket (0 = any)
  *   state, negotiated-path (read-only; the path decided by the MediaPathReport
  *                     rule, then the one the call converges to: direct when
@@ -99,6 +103,9 @@ G_DECLARE_FINAL_TYPE (WzpSession, wzp_session, WZP, SESSION, GObject)
  *                     direct connection closes)
  */
 WzpSession *wzp_session_new (void);
+
+#define WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS 10000
+#define WZP_SESSION_RING_TIMEOUT_DEFAULT_MS 30000
 
 /* Starts the session thread: registers (call mode) or joins (room mode). */
 gboolean wzp_session_start (WzpSession *session, GError **error);
@@ -196,6 +203,27 @@ GError *wzp_session_dup_end_error (WzpSession *session);
  * Returns: (transfer full) (nullable): the fingerprint
  */
 gchar *wzp_session_dup_fingerprint (WzpSession *session);
+
+/**
+ * wzp_session_dup_call_id:
+ * @session: a #WzpSession
+ *
+ * The current (or last) call's id, once an offer was sent or accepted.
+ *
+ * Returns: (transfer full) (nullable): the call id
+ */
+gchar *wzp_session_dup_call_id (WzpSession *session);
+
+/**
+ * wzp_session_dup_peer_fingerprint:
+ * @session: a #WzpSession
+ *
+ * The other side's fingerprint: the callee we dial, or the caller that
+ * offered us a call. %NULL before either.
+ *
+ * Returns: (transfer full) (nullable): the fingerprint
+ */
+gchar *wzp_session_dup_peer_fingerprint (WzpSession *session);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (WzpMediaFrame, wzp_media_frame_free)
 
