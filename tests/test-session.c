@@ -244,7 +244,8 @@ make_acceptor_late (Party *acceptor, Party *dialer, guint late_ms)
   g_autofree gchar *a2 = g_strdup_printf ("127.0.0.1:%u", p2);
   gboolean first = strcmp (a1, a2) < 0;
 
-  g_object_set (acceptor->s, "local-port", first ? p1 : p2, "test-setup-delay-ms", late_ms, NULL);
+  g_object_set (acceptor->s, "local-port", first ? p1 : p2, NULL);
+  wzp_session_set_test_fault (acceptor->s, "test-setup-delay-ms", late_ms);
   g_object_set (dialer->s, "local-port", first ? p2 : p1, NULL);
 }
 
