@@ -434,9 +434,9 @@ on_direct_answer (Peer *p, WzpSignal *msg)
 }
 
 /* Ends the calls of @fp (one, or all when @call_id is NULL), telling the
- * other parties with @msg (or a fresh Hangup). */
+ * other parties with @msg (or a fresh Hangup with @reason). */
 static void
-hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg)
+hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg, WzpHangupReason reason)
 {
   g_autoptr (GPtrArray) ending = g_ptr_array_new ();
   GHashTableIter it;
@@ -454,7 +454,7 @@ hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg
   for (guint i = 0; i < ending->len; i++) {
     Call *c = g_ptr_array_index (ending, i);
     Peer *other = hub_lookup (r, call_other (c, fp));
-    g_autoptr (WzpSignal) h = msg ? NULL : wzp_signal_new_hangup (WZP_HANGUP_NORMAL, c->call_id);
+    g_autoptr (WzpSignal) h = msg ? NULL : wzp_signal_new_hangup (reason, c->call_id);
 
     /* the other party on another relay: across the link (upstream never
      * forwards hangups) */
@@ -516,7 +516,7 @@ on_signal_message (Peer *p, WzpSignal *msg)
       break;
     case WZP_SIGNAL_HANGUP:
       r->n.hangups++;
-      hangup_calls (r, p->fingerprint, msg->hangup.call_id, msg);
+      hangup_calls (r, p->fingerprint, msg->hangup.call_id, msg, WZP_HANGUP_NORMAL);
       break;
     case WZP_SIGNAL_MEDIA_PATH_REPORT:
       on_path_report (p, msg);
@@ -908,7 +908,12 @@ on_peer_closed (WzpConnection *conn, const GError *why, gpointer data)
   room_leave (p);
   /* only the current registration's end hangs up its calls */
   if (p->fingerprint && p->state != PEER_IN_ROOM && hub_lookup (r, p->fingerprint) == p) {
-    hangup_calls (r, p->fingerprint, NULL, NULL);
+    /* closed by the party itself: Normal (protocol §5.4 step 6); gone
+     * silent (idle timeout, a broken path): Timeout, so the other side can
+     * tell a vanished peer from a hang-up (upstream clients end the call on
+     * any Hangup) */
+    hangup_calls (r, p->fingerprint, NULL, NULL,
+                  wzp_connection_get_peer_close (conn, NULL, NULL) ? WZP_HANGUP_NORMAL : WZP_HANGUP_TIMEOUT);
     g_hash_table_remove (r->hub, p->fingerprint);
   }
   g_hash_table_remove (r->peers, conn);

@@ -89,6 +89,24 @@ grep -q "no media from the other side" "$tmp/a2.log"; msg=$?
 [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ] && [ "$dt" -le 2500 ]
 ok "callee killed: the caller ends with an ERROR naming the lost media, exit $st, after ${dt} ms (media-timeout=1000)" $?
 
+# 2b. a callee that only listens is killed: it sends no media, but its QUIC
+#     acknowledgements stop; on either path the caller ends with an ERROR
+#     within about media-timeout
+for path in direct relay; do
+  gst-launch-1.0 wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true media-timeout=2000 \
+      ! fakesink >"$tmp/c2b-$path.log" 2>&1 &
+  callee_pid=$!; pids+=($callee_pid)
+  sleep 0.7
+  if [ $path = direct ]; then caller "$tmp/a2b-$path.log" -m media-timeout=2000
+  else caller "$tmp/a2b-$path.log" -m media-timeout=2000 direct=false; fi
+  wait_call_up "$tmp/a2b-$path.log" || sleep 2; sleep 1.5
+  kill -9 "$callee_pid"; t0=$(now_ms)
+  wait_exit "$caller_pid" 8; st=$?; dt=$(( $(now_ms) - t0 ))
+  grep -q "is gone" "$tmp/a2b-$path.log"; msg=$?
+  [ "$st" -ne 0 ] && [ "$st" -ne 124 ] && [ $msg -eq 0 ] && [ "$dt" -le 4500 ]
+  ok "a listen-only callee killed ($path path): the caller ends with an ERROR that it is gone, exit $st, after ${dt} ms (media-timeout=2000)" $?
+done
+
 # 3. the relay shuts down (SIGTERM) mid-call on the relay path: both end with an
 #    error saying so (a call on the direct path outlives its relay, by design)
 callee "$tmp/c3.log"

@@ -41,6 +41,9 @@ typedef enum {
  * least this many ms */
 #define MEDIA_WATCH_MIN_MS 50
 #define MEDIA_TIMEOUT_DEFAULT_MS 10000
+/* the shortest QUIC idle timeout the media timeout may set (keep-alives go
+ * at a third of it) */
+#define IDLE_TIMEOUT_MIN_MS 1500
 /* the other party left the call's relay room: its Hangup is waited for this long */
 #define PEER_LEFT_GRACE_MS 500
 #define PUNCH_INTERVAL_MS 20

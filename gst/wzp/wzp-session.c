@@ -513,8 +513,12 @@ on_hangup (WzpSession *s, WzpHangupReason reason)
   else if (reason == WZP_HANGUP_ERROR)
     fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s ended the call (it is shutting down "
           "or failed)", s->relay);
-  else if (reason == WZP_HANGUP_TIMEOUT)
+  else if (reason == WZP_HANGUP_TIMEOUT && st == WZP_SESSION_STATE_RINGING)
     fail (s, WZP_SESSION_ERROR_NO_ANSWER, "the call was not answered in time");
+  else if (reason == WZP_HANGUP_TIMEOUT)
+    /* our relay: the other side's connection went silent */
+    fail (s, WZP_SESSION_ERROR_PEER_LOST, "the other side %s is gone: its connection to the relay "
+          "went silent", s->peer_fp ? s->peer_fp : "");
   else
     end_call (s, g_error_new_literal (WZP_SESSION_ERROR, WZP_SESSION_ERROR_HUNG_UP,
                                       "the other side hung up"));
@@ -783,6 +787,15 @@ do_start (gpointer data)
    * IPv6 is off, an IPv4 socket does for an IPv4 relay */
   wzp_endpoint_settings_init (&settings);
   settings.handshake_timeout_ms = s->handshake_timeout_ms;
+  /* a peer that only listens sends no media, but its QUIC stack acknowledges
+   * ours and answers keep-alives: a connection that hears nothing for the
+   * media timeout is gone. The idle timeout in effect is the smaller of both
+   * sides', so a relay also drops our call-room connection that soon after we
+   * vanish, and tells the other side (RoomUpdate). */
+  if (s->media_timeout_ms) {
+    settings.idle_timeout_ms = CLAMP (s->media_timeout_ms, IDLE_TIMEOUT_MIN_MS, settings.idle_timeout_ms);
+    settings.keep_alive_ms = MIN (settings.keep_alive_ms, settings.idle_timeout_ms / 3);
+  }
   bind_text = g_strdup_printf ("[::]:%u", s->local_port);
   bind = wzp_socket_address_parse (bind_text, NULL);
   s->ep = wzp_endpoint_new (bind, s->ctx, &settings, &error);
