@@ -685,6 +685,39 @@ identity_usable (const GstWzpSettings *m, GError **error)
   return FALSE;
 }
 
+/* xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx, 32 hex digits in groups of 4 */
+static gboolean
+is_fingerprint (const gchar *s)
+{
+  if (strlen (s) != WZP_FINGERPRINT_STRLEN - 1)
+    return FALSE;
+  for (guint i = 0; s[i]; i++)
+    if (i % 5 == 4 ? s[i] != ':' : !g_ascii_isxdigit (s[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* call= is a fingerprint as identities make them. Behind a relay that
+ * validates tokens the auth server names the parties, so there anything
+ * without blanks goes. */
+static gboolean
+call_target_usable (GstWzpSettings *m, GError **error)
+{
+  if (m->call == NULL || (m->token && *m->call && !strpbrk (m->call, " \t\r\n")))
+    return TRUE;
+  if (is_fingerprint (m->call)) {
+    gchar *lower = g_ascii_strdown (m->call, -1);   /* the relay routes by the exact string */
+    g_free (m->call);
+    m->call = lower;
+    return TRUE;
+  }
+  g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID,
+               "call=\"%s\" is not a fingerprint: expected 8 groups of 4 hex digits, "
+               "xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx:xxxx (the callee's fingerprint property or "
+               "wzp-tool identity show prints it)", m->call);
+  return FALSE;
+}
+
 gboolean
 gst_wzp_session_activate (WzpSession *session, GError **error)
 {
@@ -694,6 +727,10 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
   g_mutex_lock (&registry_lock);
   if (g_object_get_data (G_OBJECT (session), "gst-wzp-started") == NULL) {
     m = merged (session);
+    if (!call_target_usable (m, error) || !identity_usable (m, error)) {
+      g_mutex_unlock (&registry_lock);
+      return FALSE;
+    }
     g_object_set (session, "relay", m->relay, "alias", m->alias, "call-target", m->call,
                   "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
                   "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room,
@@ -703,7 +740,7 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
       g_object_set (session, "identity-hex", m->identity, NULL);
     else if (m->identity)
       g_object_set (session, "identity-file", m->identity, NULL);
-    ok = identity_usable (m, error) && wzp_session_start (session, error);
+    ok = wzp_session_start (session, error);
     if (ok)
       g_object_set_data (G_OBJECT (session), "gst-wzp-started", GINT_TO_POINTER (1));
   }

@@ -467,8 +467,11 @@ run_wait_end (Run *run, guint seconds)
     g_mutex_lock (&run->lock);
     done = run->error != NULL || run->eos;
     g_mutex_unlock (&run->lock);
-    if (!done)
-      g_usleep (20000);
+    if (!done) {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (10000);
+    }
   }
   return done;
 }
@@ -483,8 +486,11 @@ run_wait_flag (Run *run, const gboolean *flag, guint seconds)
     g_mutex_lock (&run->lock);
     done = *flag;
     g_mutex_unlock (&run->lock);
-    if (!done)
-      g_usleep (20000);
+    if (!done) {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (10000);
+    }
   }
   return done;
 }
@@ -632,6 +638,52 @@ test_call_end_codes (void)
   relay_stop (r);
 }
 
+/* Errors before any call: a relay that never answers (handshake-timeout),
+ * a refused token, a wrong pin, a malformed fingerprint. */
+static void
+test_setup_error_codes (void)
+{
+  g_autofree gchar *auth_url = NULL;
+  AuthStub *stub = auth_stub_start (&auth_url);
+  const gchar *flags[] = { "--auth-url", auth_url, NULL };
+  Relay *r = relay_start (relay_path, flags);
+  g_autofree gchar *fp = fingerprint_of (CALLEE_SEED);
+  struct {
+    const gchar *what, *props, *reason;
+    gint code;
+    gdouble max_s;
+  } cases[] = {
+    { "unreachable relay", "relay=127.0.0.1:9 handshake-timeout=1000", "relay-unreachable",
+      GST_RESOURCE_ERROR_OPEN_READ_WRITE, 3.0 },
+    { "refused token", "token=bad", "not-authorized", GST_RESOURCE_ERROR_NOT_AUTHORIZED, 5.0 },
+    { "wrong pin", "token=good-x relay-fingerprint=00:11", "not-authorized",
+      GST_RESOURCE_ERROR_NOT_AUTHORIZED, 5.0 },
+    /* refused when the call starts (PAUSED→PLAYING): no call, so no wzp-call-ended */
+    { "malformed fingerprint", "call=abcd", NULL, GST_RESOURCE_ERROR_SETTINGS, 1.0 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    /* later properties win: relay= and call= given again override the defaults */
+    g_autofree gchar *desc = g_strdup_printf (
+        "audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 "
+        "! opusenc frame-size=20 ! wzpsink relay=%s identity=" CALLER_SEED " call=%s %s",
+        r->addr, fp, cases[i].props);
+    gint64 t0 = g_get_monotonic_time ();
+    Run *run = run_start (desc, FALSE);
+
+    g_assert_true (run_wait_end (run, 10));
+    g_test_message ("%s: %s after %.2f s: %s", cases[i].what, run->ended,
+                    (run->error_us - t0) / 1e6, run->error ? run->error->message : "(no error)");
+    g_assert_nonnull (run->error);
+    g_assert_true (g_error_matches (run->error, GST_RESOURCE_ERROR, cases[i].code));
+    g_assert_cmpstr (run->ended, ==, cases[i].reason);
+    g_assert_cmpfloat ((run->error_us - t0) / 1e6, <, cases[i].max_s);
+    run_free (run);
+  }
+  relay_stop (r);
+  auth_stub_stop (stub);
+}
+
 /* identity= that is neither a seed file nor 64 hex digits is a SETTINGS
  * error naming it; with create-identity=true the file is made */
 static void
@@ -674,5 +726,6 @@ main (int argc, char **argv)
   g_test_add_func ("/harness/src-jitter", test_src_jitter);
   g_test_add_func ("/harness/call-end-codes", test_call_end_codes);
   g_test_add_func ("/harness/identity-typo", test_identity_typo);
+  g_test_add_func ("/harness/setup-error-codes", test_setup_error_codes);
   return g_test_run ();
 }
