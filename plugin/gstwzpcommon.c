@@ -545,6 +545,10 @@ post_error (WzpSession *session, const GError *e, GstElement *element)
       rc = GST_RESOURCE_ERROR_READ;
       hint = "the relay went away during the call";
       break;
+    case WZP_SESSION_ERROR_NOT_ENCRYPTED:
+      rc = GST_RESOURCE_ERROR_NOT_AUTHORIZED;
+      hint = "the other side cannot encrypt end to end; encryption=auto allows a plaintext call";
+      break;
     case WZP_SESSION_ERROR_INVALID:
       rc = GST_RESOURCE_ERROR_SETTINGS;
       hint = "check the element's properties";
@@ -815,5 +819,9 @@ gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter)
       "bytes-received", G_TYPE_UINT64, ss.bytes_received,
       "quality-reports-sent", G_TYPE_UINT64, ss.reports_sent,
       "jitter-buffer-level", G_TYPE_UINT, js.level,
-      "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0, NULL);
+      "setup-ms", G_TYPE_DOUBLE, ss.setup_us / 1000.0,
+      "encrypted", G_TYPE_BOOLEAN, ss.encrypted,
+      "peer-authenticated", G_TYPE_BOOLEAN, ss.peer_authenticated,
+      "packets-auth-failed", G_TYPE_UINT64, ss.frames_auth_failed,
+      "packets-replayed", G_TYPE_UINT64, ss.frames_replayed, NULL);
 }

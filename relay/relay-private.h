@@ -2,6 +2,7 @@
  * federation.c (links between relays). */
 #pragma once
 
+#include <stdio.h>
 #include "relay.h"
 #include "auth.h"
 #include "wzp-quality.h"
@@ -144,6 +145,13 @@ struct _WzpRelay {
   gulong incoming_id;
   gint64 started_us;
   WzpFederation *fed;     /* NULL without peers, trusted relays or global rooms */
+  /* test hooks on call rooms' media, from the environment only (docs/testing.md):
+   * WZP_RELAY_TEST_TAP=FILE appends each forwarded datagram (u16 length, bytes);
+   * WZP_RELAY_TEST_FLIP_EVERY=N flips a payload bit of every Nth;
+   * WZP_RELAY_TEST_REPLAY_EVERY=N forwards every Nth twice */
+  FILE *test_tap;
+  guint test_flip_every, test_replay_every;
+  guint64 test_count;
   WzpProbes *probes;      /* probe.c: probers, responders, presence gossip */
   Counters n;
 };

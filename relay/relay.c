@@ -2,6 +2,7 @@
  * GMainContext: the endpoint's. */
 #define G_LOG_DOMAIN "wzp-relay"
 
+#include "wzp-e2e.h"
 #include "relay.h"
 #include "auth.h"
 #include "wzp-config.h"
@@ -238,18 +239,16 @@ verify_register (const WzpRegisterPresence *m)
   return wzp_ed25519_verify (m->identity_pub, msg, sizeof msg, sig, siglen);
 }
 
-/* DirectCallOffer: Ed25519 over ephemeral_pub || target_fingerprint || call_id. */
+/* DirectCallOffer: Ed25519 over ephemeral_pub || target_fingerprint ||
+ * call_id, with or without the end-to-end capability prefix (wzp-e2e.h). */
 static gboolean
 verify_offer (const WzpDirectCallOffer *m)
 {
-  g_autoptr (GByteArray) msg = g_byte_array_new ();
   gsize siglen;
   const guint8 *sig = g_bytes_get_data (m->signature, &siglen);
 
-  g_byte_array_append (msg, m->ephemeral_pub, 32);
-  g_byte_array_append (msg, (const guint8 *) m->target_fingerprint, strlen (m->target_fingerprint));
-  g_byte_array_append (msg, (const guint8 *) m->call_id, strlen (m->call_id));
-  return wzp_ed25519_verify (m->identity_pub, msg->data, msg->len, sig, siglen);
+  return wzp_e2e_verify_offer (m->identity_pub, m->ephemeral_pub, m->target_fingerprint, m->call_id,
+                               sig, siglen, NULL);
 }
 
 static gsize
@@ -650,6 +649,32 @@ room_quality (Peer *p, const guint8 *trailer)
     send_signal (g_ptr_array_index (room->members, i), d);
 }
 
+/* The test hooks (relay-private.h): what a relay that records, alters or
+ * replays call media would do. Returns the datagram to forward and how many
+ * times. */
+static const guint8 *
+test_hooks (WzpRelay *r, Peer *p, const guint8 *data, gsize len, guint8 *scratch, guint *times)
+{
+  if (!g_str_has_prefix (p->room_name, "call-"))
+    return data;
+  r->test_count++;
+  if (r->test_tap) {
+    guint8 n[2] = { (guint8) (len >> 8), (guint8) len };
+    if (fwrite (n, 1, 2, r->test_tap) != 2 || fwrite (data, 1, len, r->test_tap) != len)
+      g_warning ("test tap: cannot write");
+    fflush (r->test_tap);
+  }
+  if (r->test_replay_every && r->test_count % r->test_replay_every == 0)
+    *times = 2;
+  if (r->test_flip_every && r->test_count % r->test_flip_every == 0 && len > WZP_MEDIA_HEADER_SIZE) {
+    if (scratch != data)
+      memcpy (scratch, data, len);
+    scratch[WZP_MEDIA_HEADER_SIZE] ^= 0x10;
+    return scratch;
+  }
+  return data;
+}
+
 /* SFU: each datagram to every other member, never back to the sender. */
 static void
 on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer user_data)
@@ -659,6 +684,7 @@ on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer u
   Room *room = p->room;
   guint8 fixed[ROOM_DATAGRAM_MAX];
   const guint8 *out = data;
+  guint times = 1;
 
   r->n.datagrams_in++;
   /* a valid media packet: header, known codec, room for its trailer */
@@ -675,12 +701,15 @@ on_room_datagram (WzpConnection *conn, const guint8 *data, gsize len, gpointer u
     fixed[1] &= 0xfc;
     out = fixed;
   }
-  for (guint i = 0; i < p->n_fwd; i++) {
-    if (wzp_connection_send_datagram (p->fwd[i], out, len, NULL)) {
-      r->n.datagrams_forwarded++;
-      r->n.bytes_forwarded += len;
+  if (G_UNLIKELY (r->test_tap || r->test_flip_every || r->test_replay_every) && len <= sizeof fixed)
+    out = test_hooks (r, p, out, len, fixed, &times);
+  for (guint t = 0; t < times; t++)
+    for (guint i = 0; i < p->n_fwd; i++) {
+      if (wzp_connection_send_datagram (p->fwd[i], out, len, NULL)) {
+        r->n.datagrams_forwarded++;
+        r->n.bytes_forwarded += len;
+      }
     }
-  }
   if (r->fed)
     federation_room_datagram (r, room, out, len);
 }
@@ -1042,6 +1071,12 @@ wzp_relay_new (WzpEndpoint *endpoint, WzpIdentity *identity, const WzpRelaySetti
   r->incoming_id = g_signal_connect (endpoint, "incoming", G_CALLBACK (on_incoming), r);
   r->fed = federation_new (r);
   r->probes = probes_new (r);
+  if (g_getenv ("WZP_RELAY_TEST_TAP"))
+    r->test_tap = fopen (g_getenv ("WZP_RELAY_TEST_TAP"), "ab");
+  r->test_flip_every = (guint) g_ascii_strtoull (g_getenv ("WZP_RELAY_TEST_FLIP_EVERY") ?: "0", NULL, 10);
+  r->test_replay_every = (guint) g_ascii_strtoull (g_getenv ("WZP_RELAY_TEST_REPLAY_EVERY") ?: "0", NULL, 10);
+  if (r->test_tap || r->test_flip_every || r->test_replay_every)
+    g_warning ("test hooks are on: call media is recorded or altered (WZP_RELAY_TEST_*)");
   return r;
 }
 
@@ -1078,6 +1113,8 @@ wzp_relay_free (WzpRelay *r)
     return;
   g_signal_handler_disconnect (r->endpoint, r->incoming_id);
   g_clear_pointer (&r->fed, federation_free);
+  if (r->test_tap)
+    fclose (r->test_tap);
   g_clear_pointer (&r->probes, probes_free);
   g_hash_table_destroy (r->calls);
   g_hash_table_destroy (r->hub);

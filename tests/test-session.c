@@ -2,11 +2,15 @@
  * calls, the MediaPathReport negotiation, a peer that sends no report,
  * reject, an unreachable callee, hangup. */
 #include <string.h>
+#include <math.h>
+#include <glib/gstdio.h>
 #include <gio/gio.h>
 
 #include "relay-fixture.h"
 #include "wzp-session.h"
 #include "wzp-session-test.h"
+#include "wzp-e2e.h"
+#include "wzp-wire.h"
 #include <gobject/gvaluecollector.h>
 #include "wzp-tls.h"
 
@@ -166,6 +170,34 @@ has_error (Party *p, gint code, guint ms)
 
 static guint quality_seen;   /* frames that arrived with a QualityReport */
 
+/* what exchange() sends: 80 bytes of one value (opened, when sealed) */
+static gboolean
+frame_intact (const WzpMediaFrame *f)
+{
+  gsize len;
+  const guint8 *d = g_bytes_get_data (f->payload, &len);
+
+  for (gsize i = 1; i < len; i++)
+    if (d[i] != d[0])
+      return FALSE;
+  return len == 80;
+}
+
+/* both sides seal their media and proved their identity keys */
+static void
+assert_sealed (Party *a, Party *b, gboolean sealed)
+{
+  WzpSessionStats sa, sb;
+
+  wzp_session_get_stats (a->s, &sa);
+  wzp_session_get_stats (b->s, &sb);
+  g_assert_cmpint (sa.encrypted, ==, sealed);
+  g_assert_cmpint (sb.encrypted, ==, sealed);
+  g_assert_cmpint (sa.peer_authenticated, ==, sealed);
+  g_assert_cmpint (sb.peer_authenticated, ==, sealed);
+  g_assert_cmpuint (sa.frames_auth_failed + sb.frames_auth_failed, ==, 0);
+}
+
 /* Sends @n frames each way, 10 ms apart; returns how many each side got, and
  * the path of the last frame each side received. */
 static void
@@ -187,6 +219,7 @@ exchange (Party *a, Party *b, guint n, guint *got_a, guint *got_b, WzpMediaPath 
       break;
     (*got_a)++;
     *path_a = f->path;
+    g_assert_true (frame_intact (f));
     if (f->has_quality && f->quality.bitrate_cap_kbps == 200)
       quality_seen++;
     wzp_media_frame_free (f);
@@ -197,6 +230,7 @@ exchange (Party *a, Party *b, guint n, guint *got_a, guint *got_b, WzpMediaPath 
       break;
     (*got_b)++;
     *path_b = f->path;
+    g_assert_true (frame_intact (f));
     wzp_media_frame_free (f);
   }
 }
@@ -316,6 +350,7 @@ call_with (gboolean direct, gboolean b_reports, WzpMediaPath expect, Lateness la
   }
   g_assert_cmpuint (got_a, ==, 50);
   g_assert_cmpuint (got_b, ==, 50);
+  assert_sealed (a, b, TRUE);
   if (path_a != expect || path_b != expect) {
     dump_steps (a, "caller");
     dump_steps (b, "callee");
@@ -897,6 +932,7 @@ fed_call (gboolean direct)
   g_assert_cmpuint (got_b, ==, 50);
   g_assert_cmpint (path_a, ==, want);
   g_assert_cmpint (path_b, ==, want);
+  assert_sealed (alice, bob, TRUE);
   if (!direct)
     g_assert_cmpuint (metric_of (ra, "wzp_federation_datagrams_received_total"), >=, 50);
   wzp_session_hangup (alice->s);
@@ -1242,6 +1278,187 @@ test_token_auth (void)
   g_main_loop_unref (loop);
 }
 
+/* ---- end-to-end protection ---------------------------------------------- */
+
+/* A call on the relay path, with the relay's test hooks set from @env
+ * (NULL-terminated KEY=VALUE list), @enc_a / @enc_b the parties' encryption
+ * settings; 50 frames each way. */
+static void
+hooked_call (const gchar *const *env, const gchar *enc_a, const gchar *enc_b, Party **pa, Party **pb,
+             Relay **pr, guint *got_a, guint *got_b)
+{
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  WzpMediaPath path_a, path_b;
+
+  for (guint i = 0; env && env[i]; i++) {
+    g_auto (GStrv) kv = g_strsplit (env[i], "=", 2);
+    g_setenv (kv[0], kv[1], TRUE);
+  }
+  *pr = relay_start (relay_path, NULL);
+  for (guint i = 0; env && env[i]; i++) {
+    g_auto (GStrv) kv = g_strsplit (env[i], "=", 2);
+    g_unsetenv (kv[0]);
+  }
+  *pb = party_new (*pr, 0x11, "auto-answer", TRUE, "direct", FALSE, "encryption", enc_b, NULL);
+  *pa = party_new (*pr, 0x2a, "call-target", fp_b, "direct", FALSE, "encryption", enc_a, NULL);
+  g_assert_true (wzp_session_start ((*pb)->s, NULL));
+  g_assert_true (wait_state (*pb, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start ((*pa)->s, NULL));
+  g_assert_true (wait_state (*pa, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (*pb, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_negotiated (*pa, 5000) && wait_negotiated (*pb, 5000));
+  g_usleep (100000);
+  exchange (*pa, *pb, 50, got_a, got_b, &path_a, &path_b);
+}
+
+/* Shannon entropy of @data, bits per byte */
+static gdouble
+entropy (const guint8 *data, gsize len)
+{
+  guint counts[256] = { 0 };
+  gdouble h = 0;
+
+  for (gsize i = 0; i < len; i++)
+    counts[data[i]]++;
+  for (guint i = 0; i < 256; i++)
+    if (counts[i])
+      h -= counts[i] / (gdouble) len * log2 (counts[i] / (gdouble) len);
+  return h;
+}
+
+/* What a relay that records the call's media holds: with encryption, no
+ * frame as it was sent and bytes as random as ciphertext; with
+ * encryption=off (the check that the recording works) the frames as sent. */
+static void
+test_e2e_relay_sees_ciphertext (void)
+{
+  for (gint sealed = 1; sealed >= 0; sealed--) {
+    g_autofree gchar *dir = g_dir_make_tmp ("wzp-tap-XXXXXX", NULL);
+    g_autofree gchar *tap = g_build_filename (dir, "tap", NULL);
+    g_autofree gchar *kv = g_strdup_printf ("WZP_RELAY_TEST_TAP=%s", tap);
+    const gchar *env[] = { kv, NULL };
+    g_autofree gchar *data = NULL;
+    gsize len, plain = 0, frames = 0;
+    g_autoptr (GByteArray) payloads = g_byte_array_new ();
+    Party *a, *b;
+    Relay *r;
+    guint got_a, got_b;
+
+    hooked_call (env, sealed ? "auto" : "off", "auto", &a, &b, &r, &got_a, &got_b);
+    g_assert_cmpuint (got_a, ==, 50);
+    g_assert_cmpuint (got_b, ==, 50);
+    assert_sealed (a, b, sealed);
+    party_free (a);
+    party_free (b);
+    relay_stop (r);
+    g_assert_true (g_file_get_contents (tap, &data, &len, NULL));
+    for (gsize at = 0; at + 2 <= len;) {
+      gsize n = ((guint8) data[at] << 8) | (guint8) data[at + 1];
+      WzpMediaPacket pkt;
+
+      g_assert_cmpuint (at + 2 + n, <=, len);
+      g_assert_true (wzp_media_packet_parse ((const guint8 *) data + at + 2, n, &pkt, NULL));
+      frames++;
+      g_assert_cmpuint (pkt.payload_len, ==, sealed ? 80 + WZP_E2E_TAG_SIZE : 80);
+      /* the frames were 80 bytes of one value each */
+      {
+        gboolean uniform = TRUE;
+        for (gsize i = 1; i < 80; i++)
+          uniform &= pkt.payload[i] == pkt.payload[0];
+        plain += uniform;
+      }
+      g_byte_array_append (payloads, pkt.payload, pkt.payload_len);
+      at += 2 + n;
+    }
+    g_test_message ("%s: the relay forwarded %" G_GSIZE_FORMAT " frames, %" G_GSIZE_FORMAT
+                    " of them readable; payload entropy %.2f bits/byte", sealed ? "sealed" : "off",
+                    frames, plain, entropy (payloads->data, payloads->len));
+    g_assert_cmpuint (frames, ==, 100);
+    if (sealed) {
+      g_assert_cmpuint (plain, ==, 0);
+      g_assert_cmpfloat (entropy (payloads->data, payloads->len), >, 7.8);
+    } else {
+      g_assert_cmpuint (plain, ==, 100);
+      g_assert_cmpfloat (entropy (payloads->data, payloads->len), <, 6.0);
+    }
+    g_unlink (tap);
+    g_rmdir (dir);
+  }
+}
+
+/* A relay that flips a bit of every 10th datagram and forwards every 7th
+ * twice: each altered frame is dropped and counted, each replay too, and
+ * nothing else is lost. 100 datagrams: 10 altered, 14 replayed, one of them
+ * (the 70th) both, so 11 failures and 13 replays. */
+static void
+test_e2e_tamper (void)
+{
+  const gchar *env[] = { "WZP_RELAY_TEST_FLIP_EVERY=10", "WZP_RELAY_TEST_REPLAY_EVERY=7", NULL };
+  Party *a, *b;
+  Relay *r;
+  guint got_a, got_b;
+  WzpSessionStats sa, sb;
+
+  hooked_call (env, "auto", "auto", &a, &b, &r, &got_a, &got_b);
+  wzp_session_get_stats (a->s, &sa);
+  wzp_session_get_stats (b->s, &sb);
+  g_test_message ("got %u + %u; auth failures %" G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT
+                  ", replays %" G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT, got_a, got_b,
+                  sa.frames_auth_failed, sb.frames_auth_failed, sa.frames_replayed, sb.frames_replayed);
+  g_assert_cmpuint (got_a + got_b, ==, 90);
+  g_assert_cmpuint (sa.frames_auth_failed + sb.frames_auth_failed, ==, 11);
+  g_assert_cmpuint (sa.frames_replayed + sb.frames_replayed, ==, 13);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
+/* encryption=required against a peer that will not: the caller's call
+ * ends with NOT_ENCRYPTED; a callee refuses the caller's offer (declined);
+ * auto with off stays plaintext and works */
+static void
+test_e2e_modes (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *a, *b;
+
+  b = party_new (r, 0x11, "auto-answer", TRUE, "encryption", "off", NULL);
+  a = party_new (r, 0x2a, "call-target", fp_b, "encryption", "required", NULL);
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (has_error (a, WZP_SESSION_ERROR_NOT_ENCRYPTED, 5000));
+  party_free (a);
+  party_free (b);
+
+  b = party_new (r, 0x11, "auto-answer", TRUE, "encryption", "required", NULL);
+  a = party_new (r, 0x2a, "call-target", fp_b, "encryption", "off", NULL);
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (has_error (a, WZP_SESSION_ERROR_REJECTED, 5000));
+  g_assert_true (has_step (b, "call:refused_unencrypted", 1000));
+  g_assert_cmpint (wzp_session_get_state (b->s), ==, WZP_SESSION_STATE_REGISTERED);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+
+  {
+    Party *pa, *pb;
+    Relay *pr;
+    guint got_a, got_b;
+
+    hooked_call (NULL, "auto", "off", &pa, &pb, &pr, &got_a, &got_b);
+    g_assert_cmpuint (got_a, ==, 50);
+    g_assert_cmpuint (got_b, ==, 50);
+    assert_sealed (pa, pb, FALSE);
+    party_free (pa);
+    party_free (pb);
+    relay_stop (pr);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1268,5 +1485,8 @@ main (int argc, char **argv)
   g_test_add_func ("/federation/untrusted", test_federation_untrusted);
   g_test_add_func ("/federation/global-room", test_federation_global_room);
   g_test_add_func ("/session/randomized", test_randomized);
+  g_test_add_func ("/e2e/relay-sees-ciphertext", test_e2e_relay_sees_ciphertext);
+  g_test_add_func ("/e2e/tamper", test_e2e_tamper);
+  g_test_add_func ("/e2e/modes", test_e2e_modes);
   return g_test_run ();
 }

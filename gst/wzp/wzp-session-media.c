@@ -81,7 +81,17 @@ flush_tx (gpointer data)
       }
     }
 
-    if (c && wzp_connection_send_datagram (c, d, len, NULL)) {
+    /* sealed end to end last: the trailer (and the header's Q bit) are its
+     * associated data */
+    if (c && s->e2e_on && len >= WZP_MEDIA_HEADER_SIZE) {
+      guint8 *sealed = g_malloc (len + WZP_E2E_TAG_SIZE);
+      gsize n = wzp_e2e_seal (&s->e2e, d, len, sealed);
+
+      g_bytes_unref (pkt);
+      pkt = g_bytes_new_take (sealed, n);
+      d = g_bytes_get_data (pkt, &len);
+    }
+    if (c && len > 0 && wzp_connection_send_datagram (c, d, len, NULL)) {
       g_mutex_lock (&s->lock);
       s->stats.frames_sent++;
       s->stats.bytes_sent += len;
@@ -123,7 +133,23 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
   WzpMediaPacket pkt;
   WzpMediaFrame *f;
   WzpMediaPath via = c == s->direct_conn ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;
+  guint8 opened[RX_DATAGRAM_MAX];
 
+  if (s->e2e_on) {
+    WzpE2eResult r = len <= sizeof opened ? wzp_e2e_open (&s->e2e, data, len, opened, &len) :
+        WZP_E2E_MALFORMED;
+
+    if (r != WZP_E2E_OK) {
+      g_mutex_lock (&s->lock);
+      if (r == WZP_E2E_REPLAY)
+        s->stats.frames_replayed++;
+      else
+        s->stats.frames_auth_failed++;
+      g_mutex_unlock (&s->lock);
+      return;
+    }
+    data = opened;
+  }
   if (!wzp_media_packet_parse (data, len, &pkt, NULL))
     return;
   if (via == WZP_MEDIA_PATH_DIRECT)

@@ -10,6 +10,7 @@
 #include "wzp-config.h"
 #include "wzp-quic.h"
 #include "wzp-signal.h"
+#include "wzp-e2e.h"
 
 G_BEGIN_DECLS
 
@@ -44,6 +45,8 @@ typedef enum {
 /* the shortest QUIC idle timeout the media timeout may set (keep-alives go
  * at a third of it) */
 #define IDLE_TIMEOUT_MIN_MS 1500
+/* the largest media datagram we open: a QUIC packet holds no larger one */
+#define RX_DATAGRAM_MAX 1500
 /* the other party left the call's relay room: its Hangup is waited for this long */
 #define PEER_LEFT_GRACE_MS 500
 #define PUNCH_INTERVAL_MS 20
@@ -63,6 +66,7 @@ struct _WzpSession {
   guint media_timeout_ms;     /* the peer's media stopped this long: the call ends */
   guint handshake_timeout_ms; /* every QUIC handshake of the session's endpoint */
   guint ring_timeout_ms;      /* a call we place, unanswered this long, ends (0: the relay decides) */
+  gchar *encryption;          /* "auto", "required", "off" */
   /* test-only fault injection */
   gboolean test_block_direct;
   guint test_report_delay_ms;
@@ -109,6 +113,14 @@ struct _WzpSession {
   GSource *rereg_timer;       /* re-registration after losing _signal */
   GSource *media_watch;       /* checks that the peer's media still comes */
   GSource *ring_timer;        /* ring-timeout-ms of a call we place */
+  /* end-to-end protection (wzp-e2e.h): our ephemeral key for this call, the
+   * offer's and the answer's public ones, whether the peer proved its
+   * identity key (its signature) and whether media is sealed */
+  guint8 eph_secret[32], offer_eph[32], answer_eph[32];
+  guint8 peer_identity_pub[32];
+  gboolean peer_e2e;          /* the peer signed in the e2e form with its fingerprint's key */
+  gboolean e2e_on;
+  WzpE2e e2e;
   guint rereg_delay_ms;
   gboolean registered_once, reregistering;
   GPtrArray *punch_targets;   /* GSocketAddress* */

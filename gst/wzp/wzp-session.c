@@ -6,6 +6,7 @@
 
 #include <string.h>
 #include <netinet/in.h>
+#include <sodium.h>
 
 G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
 
@@ -15,7 +16,7 @@ enum {
   PROP_0, PROP_RELAY, PROP_IDENTITY_FILE, PROP_IDENTITY_HEX, PROP_ALIAS, PROP_MODE, PROP_ROOM,
   PROP_CALL_TARGET, PROP_AUTO_ANSWER, PROP_RELAY_FINGERPRINT, PROP_DIRECT, PROP_SEND_PATH_REPORT,
   PROP_REPORT_TIMEOUT_MS, PROP_DIRECT_TIMEOUT_MS, PROP_MEDIA_TIMEOUT_MS, PROP_STATS, PROP_LOCAL_PORT, PROP_STATE, PROP_NEGOTIATED_PATH,
-  PROP_HANDSHAKE_TIMEOUT_MS, PROP_RING_TIMEOUT_MS, PROP_TOKEN, N_PROPS
+  PROP_HANDSHAKE_TIMEOUT_MS, PROP_RING_TIMEOUT_MS, PROP_ENCRYPTION, PROP_TOKEN, N_PROPS
 };
 static GParamSpec *props[N_PROPS];
 
@@ -402,6 +403,78 @@ register_msg (WzpSession *s)
   return m;
 }
 
+static gboolean
+encryption_off (WzpSession *s)
+{
+  return g_strcmp0 (s->encryption, "off") == 0;
+}
+
+static gboolean
+encryption_required (WzpSession *s)
+{
+  return g_strcmp0 (s->encryption, "required") == 0;
+}
+
+/* The peer's signed key material: it can seal media when its signature
+ * verifies in the e2e form under an identity key whose fingerprint is the
+ * one it claims. */
+static gboolean
+peer_proves (const guint8 identity_pub[32], const gchar *fingerprint, gboolean verified)
+{
+  gchar fp[WZP_FINGERPRINT_STRLEN];
+
+  wzp_fingerprint_string (identity_pub, fp);
+  return verified && fingerprint && g_ascii_strcasecmp (fp, fingerprint) == 0;
+}
+
+/* Both ephemeral keys known and both sides able: media is sealed from now on. */
+static void
+start_e2e (WzpSession *s, gboolean caller)
+{
+  s->e2e_on = wzp_e2e_init (&s->e2e, caller, s->eph_secret, s->offer_eph, s->answer_eph, s->call_id);
+  sodium_memzero (s->eph_secret, sizeof s->eph_secret);
+  g_mutex_lock (&s->lock);
+  s->stats.encrypted = s->e2e_on;
+  s->stats.peer_authenticated = s->peer_e2e;
+  g_mutex_unlock (&s->lock);
+  call_event (s, "call:secured", "encrypted", g_variant_new_boolean (s->e2e_on),
+              "peer_authenticated", g_variant_new_boolean (s->peer_e2e), NULL);
+}
+
+/* The caller's side of the answer: whether the callee sealed its consent
+ * to end-to-end protection with its identity key. */
+static void
+on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a)
+{
+  gboolean verified = FALSE;
+
+  if (a->accept_mode == WZP_CALL_ACCEPT_REJECT || g_strcmp0 (a->call_id, s->call_id) != 0 ||
+      wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
+    return;
+  if (a->identity_pub && a->ephemeral_pub && a->signature && !encryption_off (s)) {
+    g_autoptr (GByteArray) b = wzp_e2e_answer_bytes (a->ephemeral_pub, s->offer_eph, s->call_id);
+    gsize len;
+    const guint8 *sig = g_bytes_get_data (a->signature, &len);
+
+    verified = wzp_ed25519_verify (a->identity_pub, b->data, b->len, sig, len);
+  }
+  s->peer_e2e = a->identity_pub && peer_proves (a->identity_pub, s->call_target ? s->call_target : s->peer_fp,
+                                                verified);
+  if (s->peer_e2e) {
+    memcpy (s->peer_identity_pub, a->identity_pub, 32);
+    memcpy (s->answer_eph, a->ephemeral_pub, 32);
+    start_e2e (s, TRUE);
+    return;
+  }
+  call_event (s, "call:secured", "encrypted", g_variant_new_boolean (FALSE),
+              "peer_authenticated", g_variant_new_boolean (FALSE), NULL);
+  if (encryption_required (s)) {
+    send_sig (s, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, s->call_id));
+    fail (s, WZP_SESSION_ERROR_NOT_ENCRYPTED, "the callee %s cannot encrypt end to end (an upstream "
+          "client, or encryption=off there), and encryption=required here", s->call_target ? s->call_target : "");
+  }
+}
+
 /* ring-timeout-ms passed and the callee has not answered: we hang up */
 static gboolean
 on_ring_timeout (gpointer data)
@@ -424,8 +497,8 @@ do_place_call (WzpSession *s, const gchar *target)
 {
   WzpSignal *m = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_OFFER);
   WzpDirectCallOffer *o = &m->direct_call_offer;
-  g_autoptr (GByteArray) signed_bytes = g_byte_array_new ();
-  guint8 secret[32], sig[64];
+  g_autoptr (GByteArray) signed_bytes = NULL;
+  guint8 sig[64];
 
   g_mutex_lock (&s->lock);
   g_free (s->call_id);
@@ -440,10 +513,10 @@ do_place_call (WzpSession *s, const gchar *target)
   o->target_fingerprint = g_strdup (target);
   o->call_id = g_strdup (s->call_id);
   memcpy (o->identity_pub, wzp_identity_get_public_key (s->identity), 32);
-  wzp_x25519_keypair_new (secret, o->ephemeral_pub);
-  g_byte_array_append (signed_bytes, o->ephemeral_pub, 32);
-  g_byte_array_append (signed_bytes, (const guint8 *) target, strlen (target));
-  g_byte_array_append (signed_bytes, (const guint8 *) s->call_id, strlen (s->call_id));
+  wzp_x25519_keypair_new (s->eph_secret, o->ephemeral_pub);
+  memcpy (s->offer_eph, o->ephemeral_pub, 32);
+  s->peer_e2e = s->e2e_on = FALSE;
+  signed_bytes = wzp_e2e_offer_bytes (!encryption_off (s), o->ephemeral_pub, target, s->call_id);
   wzp_identity_sign (s->identity, signed_bytes->data, signed_bytes->len, sig);
   o->signature = g_bytes_new (sig, sizeof sig);
   o->supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
@@ -480,11 +553,25 @@ do_answer (WzpSession *s, gboolean accept)
       g_clear_pointer (&m->direct_call_answer.callee_local_addrs, g_ptr_array_unref);
   }
   m->direct_call_answer.callee_build_version = g_strdup (WZP_BUILD_ID);
+  if (accept && s->peer_e2e && !encryption_off (s)) {
+    g_autoptr (GByteArray) b = NULL;
+    guint8 sig[64], eph_pub[32];
+
+    wzp_x25519_keypair_new (s->eph_secret, eph_pub);
+    memcpy (s->answer_eph, eph_pub, 32);
+    b = wzp_e2e_answer_bytes (eph_pub, s->offer_eph, s->incoming_call_id);
+    wzp_identity_sign (s->identity, b->data, b->len, sig);
+    m->direct_call_answer.identity_pub = g_memdup2 (wzp_identity_get_public_key (s->identity), 32);
+    m->direct_call_answer.ephemeral_pub = g_memdup2 (eph_pub, 32);
+    m->direct_call_answer.signature = g_bytes_new (sig, sizeof sig);
+  }
   if (accept) {
     g_mutex_lock (&s->lock);
     g_free (s->call_id);
     s->call_id = g_strdup (s->incoming_call_id);
     g_mutex_unlock (&s->lock);
+    if (s->peer_e2e && !encryption_off (s))
+      start_e2e (s, FALSE);
     s->call_started_us = g_get_monotonic_time ();
   }
   g_clear_pointer (&s->incoming_call_id, g_free);
@@ -572,6 +659,29 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
         send_sig (s, g_steal_pointer (&busy));
         return;
       }
+      {
+        const WzpDirectCallOffer *o = &msg->direct_call_offer;
+        gsize siglen = 0;
+        const guint8 *sig = o->signature ? g_bytes_get_data (o->signature, &siglen) : NULL;
+        gboolean e2e = FALSE;
+        gboolean ok = sig && o->target_fingerprint && o->call_id &&
+            wzp_e2e_verify_offer (o->identity_pub, o->ephemeral_pub, o->target_fingerprint, o->call_id,
+                                  sig, siglen, &e2e);
+
+        s->peer_e2e = peer_proves (o->identity_pub, o->caller_fingerprint, ok && e2e);
+        memcpy (s->peer_identity_pub, o->identity_pub, 32);
+        memcpy (s->offer_eph, o->ephemeral_pub, 32);
+        s->e2e_on = FALSE;
+        if (!s->peer_e2e && encryption_required (s)) {
+          g_autoptr (WzpSignal) no = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_ANSWER);
+          no->direct_call_answer.call_id = g_strdup (o->call_id);
+          no->direct_call_answer.accept_mode = WZP_CALL_ACCEPT_REJECT;
+          send_sig (s, g_steal_pointer (&no));
+          call_event (s, "call:refused_unencrypted", "caller", g_variant_new_string (
+              o->caller_fingerprint ? o->caller_fingerprint : ""), NULL);
+          return;
+        }
+      }
       s->incoming_call_id = g_strdup (msg->direct_call_offer.call_id);
       g_mutex_lock (&s->lock);
       g_free (s->peer_fp);
@@ -582,6 +692,9 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
                      msg->direct_call_offer.caller_alias);
       if (s->auto_answer)
         do_answer (s, TRUE);
+      break;
+    case WZP_SIGNAL_DIRECT_CALL_ANSWER:
+      on_direct_answer (s, &msg->direct_call_answer);
       break;
     case WZP_SIGNAL_CALL_RINGING:
       s->rang = TRUE;
@@ -865,6 +978,12 @@ wzp_session_start (WzpSession *s, GError **error)
                  "127.0.0.1:4433 or [::1]:4433");
     return FALSE;
   }
+  if (g_strcmp0 (s->encryption, "auto") != 0 && g_strcmp0 (s->encryption, "required") != 0 &&
+      g_strcmp0 (s->encryption, "off") != 0) {
+    g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID,
+                 "encryption=\"%s\": expected auto, required or off", s->encryption);
+    return FALSE;
+  }
   if (!wzp_socket_address_check (s->relay, &local)) {
     g_set_error (error, WZP_SESSION_ERROR, WZP_SESSION_ERROR_INVALID, "relay: %s", local->message);
     return FALSE;
@@ -1054,6 +1173,7 @@ wzp_session_error_nick (WzpSessionError code)
     [WZP_SESSION_ERROR_NOT_AUTHORIZED] = "not-authorized",
     [WZP_SESSION_ERROR_RELAY_ENDED] = "relay-ended",
     [WZP_SESSION_ERROR_RELAY_NOT_FOUND] = "relay-not-found",
+    [WZP_SESSION_ERROR_NOT_ENCRYPTED] = "not-encrypted",
   };
 
   return (guint) code < G_N_ELEMENTS (nicks) && nicks[code] ? nicks[code] : "error";
@@ -1109,6 +1229,7 @@ wzp_session_init (WzpSession *s)
   s->handshake_timeout_ms = WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS;
   s->ring_timeout_ms = WZP_SESSION_RING_TIMEOUT_DEFAULT_MS;
   s->mode = g_strdup ("call");
+  s->encryption = g_strdup ("auto");
   s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
   s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
 }
@@ -1129,6 +1250,9 @@ wzp_session_finalize (GObject *object)
   g_free (s->call_target);
   g_free (s->relay_fp);
   g_free (s->token);
+  g_free (s->encryption);
+  wzp_e2e_clear (&s->e2e);
+  sodium_memzero (s->eph_secret, sizeof s->eph_secret);
   g_free (s->own_reflexive);
   g_free (s->call_id);
   g_free (s->room_name);
@@ -1165,6 +1289,7 @@ wzp_session_set_property (GObject *object, guint id, const GValue *value, GParam
     case PROP_CALL_TARGET: str = &s->call_target; break;
     case PROP_RELAY_FINGERPRINT: str = &s->relay_fp; break;
     case PROP_TOKEN: str = &s->token; break;
+    case PROP_ENCRYPTION: str = &s->encryption; break;
     case PROP_AUTO_ANSWER: s->auto_answer = g_value_get_boolean (value); return;
     case PROP_DIRECT: s->direct = g_value_get_boolean (value); return;
     case PROP_SEND_PATH_REPORT: s->send_report = g_value_get_boolean (value); return;
@@ -1197,6 +1322,7 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
     case PROP_CALL_TARGET: g_value_set_string (value, s->call_target); break;
     case PROP_RELAY_FINGERPRINT: g_value_set_string (value, s->relay_fp); break;
     case PROP_TOKEN: g_value_set_string (value, NULL); break;   /* a secret */
+    case PROP_ENCRYPTION: g_value_set_string (value, s->encryption); break;
     case PROP_AUTO_ANSWER: g_value_set_boolean (value, s->auto_answer); break;
     case PROP_DIRECT: g_value_set_boolean (value, s->direct); break;
     case PROP_SEND_PATH_REPORT: g_value_set_boolean (value, s->send_report); break;
@@ -1220,6 +1346,10 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
       g_variant_dict_insert (&d, "jitter-us", "t", st.jitter_us);
       g_variant_dict_insert (&d, "reports-sent", "t", st.reports_sent);
       g_variant_dict_insert (&d, "setup-us", "x", st.setup_us);
+      g_variant_dict_insert (&d, "encrypted", "b", st.encrypted);
+      g_variant_dict_insert (&d, "peer-authenticated", "b", st.peer_authenticated);
+      g_variant_dict_insert (&d, "frames-auth-failed", "t", st.frames_auth_failed);
+      g_variant_dict_insert (&d, "frames-replayed", "t", st.frames_replayed);
       g_value_take_variant (value, g_variant_ref_sink (g_variant_dict_end (&d)));
       break;
     }
@@ -1281,6 +1411,9 @@ wzp_session_class_init (WzpSessionClass *klass)
   props[PROP_RING_TIMEOUT_MS] = g_param_spec_uint ("ring-timeout-ms", "Ring timeout",
       "A call we place that is not answered this long ends with no-answer (0: the relay's limit)",
       0, 600000, WZP_SESSION_RING_TIMEOUT_DEFAULT_MS, rw);
+  props[PROP_ENCRYPTION] = g_param_spec_string ("encryption", "Encryption",
+      "End-to-end media encryption: auto (when the peer can), required (refuse a peer that "
+      "cannot), off", "auto", rw);
   props[PROP_TOKEN] = g_param_spec_string ("token", "Token",
       "Authentication token for relays that validate tokens (sent as AuthToken)", NULL, rw);
   g_object_class_install_properties (oc, N_PROPS, props);

@@ -36,6 +36,7 @@ typedef enum {
   WZP_SESSION_ERROR_NOT_AUTHORIZED,     /* token refused, or not the pinned relay certificate */
   WZP_SESSION_ERROR_RELAY_ENDED,        /* the relay ended the call (shutting down, or a fault) */
   WZP_SESSION_ERROR_RELAY_NOT_FOUND,    /* the relay's host name does not resolve */
+  WZP_SESSION_ERROR_NOT_ENCRYPTED,      /* encryption=required, and the peer cannot */
 } WzpSessionError;
 
 /* A short machine-readable name of @code ("relay-unreachable", "hung-up",
@@ -94,6 +95,9 @@ G_DECLARE_FINAL_TYPE (WzpSession, wzp_session, WZP, SESSION, GObject)
  *   direct-timeout-ms limit of the direct race (2000)
  *   media-timeout-ms  the peer's media stops this long: the call ends (10000; 0 never)
  *   handshake-timeout-ms every QUIC handshake's limit (10000)
+ *   encryption        "auto" (seal media end to end when the peer can),
+ *                     "required" (a peer that cannot: the call ends, or is
+ *                     refused), "off"
  *   ring-timeout-ms   a call we place not answered this long ends with
  *                     WZP_SESSION_ERROR_NO_ANSWER (30000; 0: the relay's limit)
  *   local-port        UDP port of the shared socket (0 = any)
@@ -173,6 +177,10 @@ typedef struct {
   guint64 reports_sent;       /* QualityReport trailers attached */
   WzpMediaPath path;
   gint64 setup_us;            /* from place/answer to the first frame received */
+  gboolean encrypted;         /* media is sealed end to end (both sides gst-wzp) */
+  gboolean peer_authenticated; /* the peer signed the offer/answer with the key of its fingerprint */
+  guint64 frames_auth_failed; /* dropped: not sealed with the peer's key, or altered */
+  guint64 frames_replayed;    /* dropped: seen before, or older than the replay window */
 } WzpSessionStats;
 
 /**
