@@ -19,6 +19,23 @@ gst_wzp_debug_init (void)
   }
 }
 
+static const GEnumValue encryption_values[] = {
+  { GST_WZP_ENCRYPTION_AUTO, "Seal media end to end when the other side can", "auto" },
+  { GST_WZP_ENCRYPTION_OFF, "Never seal media end to end", "off" },
+  { GST_WZP_ENCRYPTION_REQUIRED, "Refuse a call whose media cannot be sealed end to end", "required" },
+  { 0, NULL, NULL },
+};
+
+GType
+gst_wzp_encryption_get_type (void)
+{
+  static gsize type = 0;
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWzpEncryption", encryption_values));
+  return type;
+}
+
 void
 gst_wzp_install_properties (GObjectClass *klass)
 {
@@ -64,6 +81,11 @@ gst_wzp_install_properties (GObjectClass *klass)
       g_param_spec_uint ("ring-timeout", "Ring timeout",
           "End a call we place that is not answered this long, in ms (0: the relay's limit)",
           0, 600000, WZP_SESSION_RING_TIMEOUT_DEFAULT_MS, rw));
+  g_object_class_install_property (klass, GST_WZP_PROP_ENCRYPTION,
+      g_param_spec_enum ("encryption", "Encryption", "End-to-end media encryption: auto (when "
+          "the other side can, as gst-wzp can), required (a call that cannot be sealed ends with "
+          "an error, an incoming one is declined), off", gst_wzp_encryption_get_type (),
+          GST_WZP_ENCRYPTION_AUTO, rw));
   g_object_class_install_property (klass, GST_WZP_PROP_FINGERPRINT,
       g_param_spec_string ("fingerprint", "Fingerprint", "Our identity's fingerprint, what a caller "
           "dials (with a fresh identity: once PLAYING)", NULL,
@@ -228,6 +250,17 @@ gst_wzp_settings_set_uri (GstWzpSettings *s, const gchar *uri, GError **error)
       } else if (strcmp (k, "create-identity") == 0) {
         if (!parse_bool (uri, k, v, &s->create_identity, error))
           return FALSE;
+      } else if (strcmp (k, "encryption") == 0) {
+        const GEnumValue *ev = NULL;
+        for (guint i = 0; encryption_values[i].value_nick && ev == NULL; i++)
+          if (strcmp (encryption_values[i].value_nick, v) == 0)
+            ev = &encryption_values[i];
+        if (ev == NULL) {
+          g_set_error (error, GST_URI_ERROR, GST_URI_ERROR_BAD_URI,
+                       "%s: encryption=\"%s\" is not auto, required or off", uri, (const gchar *) v);
+          return FALSE;
+        }
+        s->encryption = ev->value;
       } else if (strcmp (k, "media-timeout") == 0) {
         if (!parse_ms (uri, k, v, 0, &s->media_timeout_ms, error))
           return FALSE;
@@ -268,6 +301,8 @@ append_params (GString *u, const GstWzpSettings *s)
       { "session", s->session }, { "token", s->token },
       { "auto-answer", s->auto_answer ? "true" : NULL }, { "direct", s->direct ? NULL : "false" },
       { "create-identity", s->create_identity ? "true" : NULL },
+      { "encryption", s->encryption == GST_WZP_ENCRYPTION_AUTO ? NULL :
+        s->encryption == GST_WZP_ENCRYPTION_OFF ? "off" : "required" },
       { "media-timeout", s->media_timeout_ms == GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS ? NULL : media },
       { "handshake-timeout",
         s->handshake_timeout_ms == WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS ? NULL : handshake },
@@ -377,6 +412,8 @@ gst_wzp_set_property (GstWzpSettings *s, guint id, const GValue *value)
     s->direct = g_value_get_boolean (value);
   else if (id == GST_WZP_PROP_CREATE_IDENTITY)
     s->create_identity = g_value_get_boolean (value);
+  else if (id == GST_WZP_PROP_ENCRYPTION)
+    s->encryption = g_value_get_enum (value);
   else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
     s->media_timeout_ms = g_value_get_uint (value);
   else if (id == GST_WZP_PROP_HANDSHAKE_TIMEOUT)
@@ -405,6 +442,8 @@ gst_wzp_get_property (GstWzpSettings *s, guint id, GValue *value)
     g_value_set_boolean (value, s->direct);
   else if (id == GST_WZP_PROP_CREATE_IDENTITY)
     g_value_set_boolean (value, s->create_identity);
+  else if (id == GST_WZP_PROP_ENCRYPTION)
+    g_value_set_enum (value, s->encryption);
   else if (id == GST_WZP_PROP_MEDIA_TIMEOUT)
     g_value_set_uint (value, s->media_timeout_ms);
   else if (id == GST_WZP_PROP_HANDSHAKE_TIMEOUT)
@@ -607,6 +646,8 @@ merge_settings (GstWzpSettings *into, const GstWzpSettings *from)
   into->auto_answer |= from->auto_answer;
   into->direct &= from->direct;
   into->create_identity |= from->create_identity;
+  /* the strictest: required, then off, then auto */
+  into->encryption = MAX (into->encryption, from->encryption);
   /* a timeout changed from its default on any element counts */
   if (from->handshake_timeout_ms != WZP_SESSION_HANDSHAKE_TIMEOUT_DEFAULT_MS)
     into->handshake_timeout_ms = from->handshake_timeout_ms;
@@ -739,7 +780,9 @@ gst_wzp_session_activate (WzpSession *session, GError **error)
                   "auto-answer", m->auto_answer, "relay-fingerprint", m->relay_fingerprint,
                   "direct", m->direct, "mode", m->room ? "room" : "call", "room", m->room,
                   "token", m->token, "media-timeout-ms", m->media_timeout_ms,
-                  "handshake-timeout-ms", m->handshake_timeout_ms, "ring-timeout-ms", m->ring_timeout_ms, NULL);
+                  "handshake-timeout-ms", m->handshake_timeout_ms, "ring-timeout-ms", m->ring_timeout_ms,
+                  "encryption", m->encryption == GST_WZP_ENCRYPTION_OFF ? "off" :
+                  m->encryption == GST_WZP_ENCRYPTION_REQUIRED ? "required" : "auto", NULL);
     if (is_hex_seed (m->identity))
       g_object_set (session, "identity-hex", m->identity, NULL);
     else if (m->identity)

@@ -16,7 +16,17 @@ typedef struct {
   gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session, *token;
   gboolean auto_answer, direct, create_identity;
   guint media_timeout_ms, handshake_timeout_ms, ring_timeout_ms;
+  gint encryption;            /* GstWzpEncryption */
 } GstWzpSettings;
+
+/* End-to-end media encryption: "auto" seals media when the peer can (both
+ * sides gst-wzp), "required" refuses a peer that cannot, "off" never. */
+typedef enum {
+  GST_WZP_ENCRYPTION_AUTO,
+  GST_WZP_ENCRYPTION_OFF,
+  GST_WZP_ENCRYPTION_REQUIRED,
+} GstWzpEncryption;
+GType gst_wzp_encryption_get_type (void);
 
 enum {
   GST_WZP_PROP_0,
@@ -36,6 +46,7 @@ enum {
   GST_WZP_PROP_CREATE_IDENTITY,
   GST_WZP_PROP_HANDSHAKE_TIMEOUT,
   GST_WZP_PROP_RING_TIMEOUT,
+  GST_WZP_PROP_ENCRYPTION,
   GST_WZP_PROP_LAST,
 };
 

@@ -571,6 +571,20 @@ test_call_end_codes (void)
   run_free (caller);
   g_free (d2);
 
+  /* encryption=required against a callee with encryption=off: NOT_AUTHORIZED */
+  d1 = callee_desc (r, "auto-answer=true encryption=off");
+  callee = run_start (d1, FALSE);
+  g_usleep (700000);
+  d2 = caller_desc (r, callee_fp, "encryption=required");
+  caller = run_start (d2, FALSE);
+  g_assert_true (run_wait_end (caller, 10));
+  g_assert_cmpstr (caller->ended, ==, "not-encrypted");
+  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED));
+  run_free (caller);
+  g_free (d2);
+  run_free (callee);
+  g_free (d1);
+
   /* a hang-up: the callee's pipeline stops; the caller's ends with EOS within 1 s */
   d1 = callee_desc (r, "auto-answer=true");
   callee = run_start (d1, FALSE);

@@ -244,6 +244,39 @@ grep -q "typo.conf: unknown key \"ring-timout-ms\" in \[relay\]" "$tmp/r13.log" 
   grep -q "missing.conf: " "$tmp/r13b.log" && [ "$st" -ne 0 ] && [ "$st2" -ne 0 ]
 ok "relay config: an unknown key and a missing file are start-up errors naming the file (exit $st, $st2)" $?
 
+# 16. end-to-end encryption on the relay path: a relay that records the call's
+#     media holds only ciphertext (entropy of random bytes), and the callee
+#     still hears the 440 Hz tone
+WZP_RELAY_TEST_TAP="$tmp/tap" start_relay relay16
+gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true direct=false \
+    ! opusdec ! audioconvert ! audio/x-raw,rate=48000,channels=1 ! wavenc ! filesink location="$tmp/e2e.wav" \
+    >"$tmp/c16.log" 2>&1 &
+callee_pid=$!; pids+=($callee_pid)
+sleep 0.7
+gst-launch-1.0 -m audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
+    ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+    ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" direct=false >"$tmp/a16.log" 2>&1
+wait_exit "$callee_pid" 5 >/dev/null
+verdict=$(/usr/bin/python3 "$src/scripts/check-tone.py" "$tmp/e2e.wav" 2>/dev/null)
+entropy=$(/usr/bin/python3 - "$tmp/tap" <<'EOF'
+import math, sys
+d = open(sys.argv[1], "rb").read()
+pay, at = bytearray(), 0
+while at + 2 <= len(d):
+    n = d[at] << 8 | d[at + 1]
+    pkt = d[at + 2:at + 2 + n]
+    end = n - 4 if pkt[0] & 2 else n       # Q: a 4-byte trailer
+    pay += pkt[12:end]
+    at += 2 + n
+c = [pay.count(b) for b in range(256)]
+print("%.2f" % -sum(x / len(pay) * math.log2(x / len(pay)) for x in c if x))
+EOF
+)
+grep -q "encrypted=(boolean)true" "$tmp/a16.log" &&
+  awk -v e="${entropy:-0}" 'BEGIN { exit !(e > 7.5) }' &&
+  awk -F'[ =]' '{for (i=1;i<NF;i++) {if ($i=="seconds") s=$(i+1); if ($i=="ratio_440_vs_others") r=$(i+1)}} END {exit !(s >= 2.5 && r >= 1000)}' <<<"$verdict"
+ok "end-to-end encryption on the relay path: what the relay forwarded has ${entropy:-?} bits/byte of entropy; the callee heard the tone ($verdict)" $?
+
 echo "1..$n"
 if [ $failed -ne 0 ]; then
   for f in "$tmp"/a*.log; do echo "# $(basename "$f"):"; tail -5 "$f" | sed 's/^/#   /'; done
