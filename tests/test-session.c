@@ -11,6 +11,7 @@
 #include "wzp-session-test.h"
 #include "wzp-e2e.h"
 #include "wzp-wire.h"
+#include "wzp-quic.h"
 #include <gobject/gvaluecollector.h>
 #include "wzp-tls.h"
 
@@ -1459,6 +1460,80 @@ test_e2e_modes (void)
   }
 }
 
+/* An intruder that knows the call id dials the Acceptor with SNI call-<id>
+ * before the real Dialer: once with no certificate (as upstream clients),
+ * once with another identity's. Both are refused and counted; the Dialer's
+ * connection, which shows the key that signed its offer, is the direct path. */
+static gboolean
+intruder_done (WzpConnection *c)
+{
+  return wzp_connection_get_state (c) == WZP_CONNECTION_CLOSED;
+}
+
+static void
+test_e2e_direct_intruder (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  guint16 p1 = free_port (), p2 = free_port ();
+  g_autofree gchar *a1 = g_strdup_printf ("127.0.0.1:%u", p1);
+  g_autofree gchar *a2 = g_strdup_printf ("127.0.0.1:%u", p2);
+  const gchar *acceptor_addr = strcmp (a1, a2) < 0 ? a1 : a2;
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "local-port", strcmp (a1, a2) < 0 ? p1 : p2, NULL);
+  Party *a = party_new (r, 0x2a, "call-target", fp_b, "local-port", strcmp (a1, a2) < 0 ? p2 : p1, NULL);
+  g_autoptr (GSocketAddress) target = wzp_socket_address_parse (acceptor_addr, NULL);
+  g_autoptr (GSocketAddress) any = wzp_socket_address_parse ("127.0.0.1:0", NULL);
+  g_autofree gchar *call_id = NULL, *sni = NULL;
+  WzpSessionStats st;
+  guint got_a, got_b;
+  WzpMediaPath path_a = WZP_MEDIA_PATH_NONE, path_b = WZP_MEDIA_PATH_NONE;
+
+  /* the Dialer acts on its CallSetup 800 ms late: the intruders come first */
+  wzp_session_set_test_fault (a->s, "test-setup-delay-ms", 800);
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  g_assert_true (wzp_session_start (a->s, NULL));
+  g_assert_true (has_step (b, "connect:role", 5000));
+  call_id = wzp_session_dup_call_id (b->s);
+  sni = g_strconcat ("call-call-", call_id, NULL);    /* "call-" + the CallSetup room */
+  for (gint with_cert = 0; with_cert <= 1; with_cert++) {
+    g_autoptr (WzpEndpoint) ep = wzp_endpoint_new (any, NULL, NULL, NULL);
+    g_autoptr (WzpConnection) c = NULL;
+    guint8 other[32];
+
+    memset (other, 0x77, sizeof other);
+    if (with_cert)
+      g_assert_true (wzp_endpoint_listen (ep, other, NULL));
+    c = wzp_endpoint_connect (ep, target, sni, NULL, NULL);
+    g_assert_nonnull (c);
+    {
+      gint64 end = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+      while (!intruder_done (c) && g_get_monotonic_time () < end)
+        g_main_context_iteration (NULL, FALSE), g_usleep (500);
+    }
+    g_assert_true (intruder_done (c));
+    g_test_message ("intruder %s a certificate: %s", with_cert ? "with" : "without",
+                    wzp_connection_get_peer_close (c, NULL, NULL));
+    g_assert_cmpstr (wzp_connection_get_peer_close (c, NULL, NULL), ==, "not-the-peer");
+  }
+  g_assert_true (wait_state (a, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_negotiated (a, 5000) && wait_negotiated (b, 5000));
+  g_assert_true (a->use_direct && b->use_direct);
+  g_usleep (100000);
+  exchange (a, b, 50, &got_a, &got_b, &path_a, &path_b);
+  g_assert_cmpuint (got_a, ==, 50);
+  g_assert_cmpuint (got_b, ==, 50);
+  g_assert_cmpint (path_a, ==, WZP_MEDIA_PATH_DIRECT);
+  g_assert_cmpint (path_b, ==, WZP_MEDIA_PATH_DIRECT);
+  assert_sealed (a, b, TRUE);
+  wzp_session_get_stats (b->s, &st);
+  g_assert_cmpuint (st.direct_refused, ==, 2);
+  party_free (a);
+  party_free (b);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1488,5 +1563,6 @@ main (int argc, char **argv)
   g_test_add_func ("/e2e/relay-sees-ciphertext", test_e2e_relay_sees_ciphertext);
   g_test_add_func ("/e2e/tamper", test_e2e_tamper);
   g_test_add_func ("/e2e/modes", test_e2e_modes);
+  g_test_add_func ("/e2e/direct-intruder", test_e2e_direct_intruder);
   return g_test_run ();
 }

@@ -355,6 +355,12 @@ wzp_identity_get_x25519_secret_key (const WzpIdentity *identity)
   return identity->x25519_sk;
 }
 
+void
+wzp_identity_get_signing_seed (const WzpIdentity *identity, guint8 out[32])
+{
+  crypto_sign_ed25519_sk_to_seed (out, identity->sign_sk);
+}
+
 const guint8 *
 wzp_identity_get_tls_secret_key (const WzpIdentity *identity)
 {

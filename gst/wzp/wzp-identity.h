@@ -56,6 +56,9 @@ const guint8 *wzp_identity_get_x25519_secret_key (const WzpIdentity *identity);
 const guint8 *wzp_identity_get_tls_secret_key (const WzpIdentity *identity);
 const guint8 *wzp_identity_get_tls_public_key (const WzpIdentity *identity);
 const guint8 *wzp_identity_get_fingerprint_bytes (const WzpIdentity *identity);
+/* The Ed25519 seed of the identity key (RFC 8032's private key): a TLS
+ * certificate made from it carries the identity key itself. */
+void wzp_identity_get_signing_seed (const WzpIdentity *identity, guint8 out[32]);
 const gchar *wzp_identity_get_fingerprint (const WzpIdentity *identity);
 
 void wzp_identity_sign (const WzpIdentity *identity,

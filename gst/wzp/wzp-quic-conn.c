@@ -943,6 +943,12 @@ wzp_connection_get_peer_fingerprint (WzpConnection *c)
   return c->tls ? wzp_tls_session_get_peer_fingerprint (c->tls) : NULL;
 }
 
+gboolean
+wzp_connection_get_peer_public_key (WzpConnection *c, guint8 out[32])
+{
+  return c->tls && wzp_tls_session_get_peer_public_key (c->tls, out);
+}
+
 const gchar *
 wzp_connection_get_remote_address (WzpConnection *c)
 {

@@ -947,6 +947,13 @@ wzp_endpoint_listen (WzpEndpoint *ep, const guint8 *tls_seed, GError **error)
   return TRUE;
 }
 
+void
+wzp_endpoint_set_ask_call_certificates (WzpEndpoint *ep, gboolean ask)
+{
+  g_return_if_fail (ep->server_tls != NULL);
+  wzp_tls_context_set_ask_call_certificates (ep->server_tls, ask);
+}
+
 const gchar *
 wzp_endpoint_get_fingerprint (WzpEndpoint *ep)
 {

@@ -119,6 +119,9 @@ WzpEndpoint *wzp_endpoint_new (GSocketAddress *bind, GMainContext *context,
 /* Accepts connections from now on, with a self-signed Ed25519 certificate made
  * from @tls_seed (32 bytes; NULL: a fresh random key). */
 gboolean wzp_endpoint_listen (WzpEndpoint *endpoint, const guint8 *tls_seed, GError **error);
+/* A listening endpoint asks a client dialling "call-*" for its certificate
+ * (gst-wzp's authenticated direct path). Off by default: relays do not. */
+void wzp_endpoint_set_ask_call_certificates (WzpEndpoint *endpoint, gboolean ask);
 /* The certificate fingerprint (95-char colon hex) when listening, else NULL. */
 const gchar *wzp_endpoint_get_fingerprint (WzpEndpoint *endpoint);
 GInetSocketAddress *wzp_endpoint_get_local_address (WzpEndpoint *endpoint);
@@ -187,8 +190,11 @@ WzpEndpoint *wzp_connection_get_endpoint (WzpConnection *connection);
 /* Server side: the SNI the client sent; NULL when it sent none. Client side:
  * the SNI we sent. */
 const gchar *wzp_connection_get_sni (WzpConnection *connection);
-/* The peer's certificate fingerprint (client side), once established. */
+/* The peer's certificate fingerprint (client side, and server side when the
+ * client showed one), once established. */
 const gchar *wzp_connection_get_peer_fingerprint (WzpConnection *connection);
+/* The peer certificate's raw Ed25519 public key; FALSE without one. */
+gboolean wzp_connection_get_peer_public_key (WzpConnection *connection, guint8 out[32]);
 /* "a.b.c.d:port" or "[v6]:port" (IPv4-mapped addresses print as IPv4). */
 const gchar *wzp_connection_get_remote_address (WzpConnection *connection);
 void wzp_connection_get_stats (WzpConnection *connection, WzpConnectionStats *stats);

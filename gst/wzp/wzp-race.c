@@ -228,11 +228,33 @@ on_direct_closed (WzpConnection *c, const GError *why, WzpSession *s)
   }
 }
 
-/* The first direct connection up wins the race. */
+/* A direct connection is the peer's only when its certificate carries the
+ * identity key that signed the peer's offer or answer. A peer that proved no
+ * key (upstream's: random certificates) gets upstream's rules, unless
+ * encryption=required. Anyone else is refused and counted; the race goes on. */
+static gboolean
+direct_is_peer (WzpSession *s, WzpConnection *c)
+{
+  guint8 pk[32];
+
+  if (!s->peer_e2e)
+    return !g_str_equal (s->encryption, "required");
+  if (wzp_connection_get_peer_public_key (c, pk) && memcmp (pk, s->peer_identity_pub, 32) == 0)
+    return TRUE;
+  g_mutex_lock (&s->lock);
+  s->stats.direct_refused++;
+  g_mutex_unlock (&s->lock);
+  call_event (s, "connect:direct_refused", "address",
+              g_variant_new_string (wzp_connection_get_remote_address (c)), NULL);
+  wzp_connection_close (c, 0, "not-the-peer");
+  return FALSE;
+}
+
+/* The first direct connection up from the peer wins the race. */
 static void
 adopt_direct (WzpSession *s, WzpConnection *c)
 {
-  if (s->direct_conn || (s->neg != NEG_RACING && s->neg != NEG_AWAIT_LOCAL))
+  if (s->direct_conn || (s->neg != NEG_RACING && s->neg != NEG_AWAIT_LOCAL) || !direct_is_peer (s, c))
     return;
   s->direct_conn = g_object_ref (c);
   g_signal_connect (c, "closed", G_CALLBACK (on_direct_closed), s);

@@ -885,6 +885,7 @@ do_start (gpointer data)
   g_autoptr (GSocketAddress) bind = NULL;
   g_autofree gchar *bind_text = NULL;
   WzpEndpointSettings settings;
+  guint8 seed[32];
   gboolean v6;
 
   /* a host name is resolved here, on the session's thread, never in a
@@ -920,10 +921,16 @@ do_start (gpointer data)
     bind = wzp_socket_address_parse (bind_text, NULL);
     s->ep = wzp_endpoint_new (bind, s->ctx, &settings, &error);
   }
-  if (s->ep == NULL || !wzp_endpoint_listen (s->ep, NULL, &error)) {
+  /* our certificate is our identity key: a peer that dials us, or that we
+   * dial, checks it against the key that signed the offer or answer */
+  wzp_identity_get_signing_seed (s->identity, seed);
+  if (s->ep == NULL || !wzp_endpoint_listen (s->ep, seed, &error)) {
+    sodium_memzero (seed, sizeof seed);
     fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot open a UDP socket: %s", error->message);
     return G_SOURCE_REMOVE;
   }
+  sodium_memzero (seed, sizeof seed);
+  wzp_endpoint_set_ask_call_certificates (s->ep, TRUE);
   g_signal_connect (s->ep, "incoming", G_CALLBACK (on_incoming), s);
   if (s->test_block_direct)
     wzp_endpoint_set_test_filter (s->ep, block_all_but_relay, s);

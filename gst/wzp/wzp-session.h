@@ -181,6 +181,7 @@ typedef struct {
   gboolean peer_authenticated; /* the peer signed the offer/answer with the key of its fingerprint */
   guint64 frames_auth_failed; /* dropped: not sealed with the peer's key, or altered */
   guint64 frames_replayed;    /* dropped: seen before, or older than the replay window */
+  guint64 direct_refused;     /* direct connections refused: not the peer's identity key */
 } WzpSessionStats;
 
 /**

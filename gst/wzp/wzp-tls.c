@@ -32,6 +32,7 @@ struct _WzpTlsContext {
   X509 *cert;
   EVP_PKEY *pkey;
   gchar fingerprint[WZP_TLS_FINGERPRINT_STRLEN];
+  gboolean ask_call_certificates; /* request the client's certificate on "call-*" too */
 };
 
 struct _WzpTlsSession {
@@ -49,6 +50,8 @@ struct _WzpTlsSession {
   guint32 post_body_left;
   gchar *sni;
   gchar *peer_fp;
+  guint8 peer_pk[32];         /* the peer certificate's Ed25519 key, when it is one */
+  gboolean has_peer_pk;
   gchar *error;
   WzpTlsClientHelloFunc hello_func;
   gpointer hello_data;
@@ -272,6 +275,11 @@ client_hello_cb (SSL *ssl, int *al, void *arg)
   }
   sni = client_hello_sni (ssl, &snilen);
   if (sni && snilen == 11 && g_ascii_strncasecmp (sni, "_federation", 11) == 0)
+    SSL_set_verify (ssl, SSL_VERIFY_PEER, accept_any_cert);
+  /* a peer dialling our direct path shows its certificate, if it has one:
+   * gst-wzp peers prove their identity key with it; a client without one
+   * (upstream's) sends none and goes on */
+  else if (s && s->ctx->ask_call_certificates && sni && snilen > 5 && g_ascii_strncasecmp (sni, "call-", 5) == 0)
     SSL_set_verify (ssl, SSL_VERIFY_PEER, accept_any_cert);
   /* the endpoint may set its transport parameters by the server name */
   if (s && s->hello_func)
@@ -581,6 +589,21 @@ wzp_tls_session_get_peer_fingerprint (WzpTlsSession *s)
   return s->peer_fp;
 }
 
+gboolean
+wzp_tls_session_get_peer_public_key (WzpTlsSession *s, guint8 out[32])
+{
+  if (!s->has_peer_pk)
+    return FALSE;
+  memcpy (out, s->peer_pk, 32);
+  return TRUE;
+}
+
+void
+wzp_tls_context_set_ask_call_certificates (WzpTlsContext *ctx, gboolean ask)
+{
+  ctx->ask_call_certificates = ask;
+}
+
 const gchar *
 wzp_tls_session_get_error (WzpTlsSession *s)
 {
@@ -610,8 +633,13 @@ handshake_finished (WzpTlsSession *s)
   s->sni = g_strdup (name ? name : "");
   peer = SSL_get0_peer_certificate (s->ssl);
   if (peer) {
+    EVP_PKEY *pk = X509_get0_pubkey (peer);
+    size_t pklen = sizeof s->peer_pk;
+
     s->peer_fp = g_malloc (WZP_TLS_FINGERPRINT_STRLEN);
     cert_fingerprint (peer, s->peer_fp);
+    s->has_peer_pk = pk && EVP_PKEY_id (pk) == EVP_PKEY_ED25519 &&
+        EVP_PKEY_get_raw_public_key (pk, s->peer_pk, &pklen) == 1 && pklen == sizeof s->peer_pk;
   }
   s->handshake_done = TRUE;
 }

@@ -58,6 +58,12 @@ void wzp_tls_session_free (WzpTlsSession *session);
 const gchar *wzp_tls_session_get_sni (WzpTlsSession *session);
 /* Fingerprint of the peer's certificate, NULL when it sent none. */
 const gchar *wzp_tls_session_get_peer_fingerprint (WzpTlsSession *session);
+/* The raw Ed25519 key of the peer's certificate; FALSE when it sent none or
+ * it is not Ed25519. */
+gboolean wzp_tls_session_get_peer_public_key (WzpTlsSession *session, guint8 out[32]);
+/* A server context asks clients whose SNI starts "call-" for a certificate
+ * too (a gst-wzp endpoint's direct path), besides "_federation". */
+void wzp_tls_context_set_ask_call_certificates (WzpTlsContext *ctx, gboolean ask);
 /* The handshake failure, if any, as a sentence. */
 const gchar *wzp_tls_session_get_error (WzpTlsSession *session);
 
