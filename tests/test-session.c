@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "relay-fixture.h"
+#include "relay-client.h"
 #include "wzp-session.h"
 #include "wzp-session-test.h"
 #include "wzp-e2e.h"
@@ -1534,6 +1535,80 @@ test_e2e_direct_intruder (void)
   relay_stop (r);
 }
 
+/* An upstream-like caller (the test client: an unsigned DirectCallOffer with
+ * zero keys, as upstream's app sends, and plain media) calls a gst-wzp callee
+ * with encryption=auto: the call works in plaintext both ways, and the
+ * callee reports it neither sealed nor authenticated. */
+static void
+test_e2e_upstream_peer (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  g_autofree gchar *fp_b = fingerprint_of (0x11);
+  Party *b = party_new (r, 0x11, "auto-answer", TRUE, "direct", FALSE, NULL);
+  Client *sig = client_new (0x55), *media = client_new (0x55);
+  g_autoptr (WzpSignal) setup = NULL;
+  WzpSignal *offer = wzp_signal_new (WZP_SIGNAL_DIRECT_CALL_OFFER);
+  WzpSessionStats st;
+  guint8 frame[80], pkt[128];
+  guint got = 0, plain = 0;
+  gsize n;
+
+  g_assert_true (wzp_session_start (b->s, NULL));
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_REGISTERED, 5000));
+  client_register (sig, r);
+  offer->direct_call_offer.caller_fingerprint = g_strdup (wzp_identity_get_fingerprint (sig->id));
+  offer->direct_call_offer.target_fingerprint = g_strdup (fp_b);
+  offer->direct_call_offer.call_id = g_strdup ("18a2b3c4d5e6f708");
+  offer->direct_call_offer.signature = g_bytes_new (NULL, 0);
+  offer->direct_call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
+  g_array_append_val (offer->direct_call_offer.supported_profiles, WZP_PROFILE_GOOD);
+  client_send (sig, offer);
+  setup = client_expect (sig, WZP_SIGNAL_CALL_SETUP);
+  join_room (media, r, setup->call_setup.room);
+  g_assert_true (wait_state (b, WZP_SESSION_STATE_ACTIVE, 5000));
+  g_assert_true (wait_negotiated (b, 5000));
+  /* plain frames from the upstream-like caller reach the callee as sent */
+  for (guint i = 0; i < 30; i++) {
+    WzpMediaHeader h = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) i, .timestamp = i * 20 };
+    memset (frame, (guint8) i, sizeof frame);
+    n = wzp_media_packet_write (&h, frame, sizeof frame, NULL, pkt, sizeof pkt);
+    g_assert_true (wzp_connection_send_datagram (media->conn, pkt, n, NULL));
+    settle (5);
+  }
+  for (;;) {
+    WzpMediaFrame *f = wzp_session_recv_media (b->s, g_get_monotonic_time () + 300000);
+    if (f == NULL)
+      break;
+    got++;
+    g_assert_true (frame_intact (f));
+    wzp_media_frame_free (f);
+  }
+  g_assert_cmpuint (got, ==, 30);
+  /* and the callee's frames reach it in plaintext */
+  media->keep_datagrams = TRUE;
+  for (guint i = 0; i < 30; i++) {
+    memset (frame, (guint8) i, sizeof frame);
+    wzp_session_send_media (b->s, frame, sizeof frame, WZP_CODEC_OPUS24K, i * 20);
+    settle (5);
+  }
+  settle (300);
+  for (guint i = 0; i < media->datagram_log->len; i++) {
+    WzpMediaPacket p;
+    gsize len;
+    const guint8 *d = g_bytes_get_data (g_ptr_array_index (media->datagram_log, i), &len);
+    g_assert_true (wzp_media_packet_parse (d, len, &p, NULL));
+    plain += p.payload_len == 80 && p.payload[0] == p.payload[79];
+  }
+  g_assert_cmpuint (plain, ==, 30);
+  wzp_session_get_stats (b->s, &st);
+  g_assert_false (st.encrypted);
+  g_assert_false (st.peer_authenticated);
+  client_free (media);
+  client_free (sig);
+  party_free (b);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1564,5 +1639,6 @@ main (int argc, char **argv)
   g_test_add_func ("/e2e/tamper", test_e2e_tamper);
   g_test_add_func ("/e2e/modes", test_e2e_modes);
   g_test_add_func ("/e2e/direct-intruder", test_e2e_direct_intruder);
+  g_test_add_func ("/e2e/upstream-peer", test_e2e_upstream_peer);
   return g_test_run ();
 }
