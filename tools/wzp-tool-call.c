@@ -215,14 +215,16 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
           "\"peer_report\":%s,\"active_ms\":%.1f,\"negotiated_ms\":%.1f,\"setup_ms\":%.1f,"
           "\"sent\":%" G_GUINT64_FORMAT ",\"received\":%" G_GUINT64_FORMAT ",\"via_direct\":%"
           G_GUINT64_FORMAT ",\"via_relay\":%" G_GUINT64_FORMAT ",\"dropped\":%" G_GUINT64_FORMAT
-          ",\"rtt_ms\":%.1f,\"direct_addr\":%s,\"ended\":%s}\n",
+          ",\"rtt_ms\":%.1f,\"direct_addr\":%s,\"encrypted\":%s,\"peer_authenticated\":%s,"
+          "\"auth_failed\":%" G_GUINT64_FORMAT ",\"ended\":%s}\n",
           answer ? "callee" : "caller", ok ? "true" : "false", wzp_media_path_name (st.path),
           log.local_direct_ok ? "true" : "false", log.peer_direct_ok ? "true" : "false",
           log.peer_report ? "true" : "false",
           up ? (active_us - log.started_us) / 1000.0 : -1.0,
           log.negotiated_us ? (log.negotiated_us - log.started_us) / 1000.0 : -1.0,
           st.setup_us / 1000.0, sent, received, via_direct, via_relay, st.frames_dropped,
-          st.rtt_us / 1000.0, addr_json, err_json);
+          st.rtt_us / 1000.0, addr_json, st.encrypted ? "true" : "false",
+          st.peer_authenticated ? "true" : "false", st.frames_auth_failed, err_json);
   g_free (log.error);
   g_free (log.direct_addr);
   g_mutex_unlock (&log.lock);

@@ -121,6 +121,11 @@ if not (a["ok"] and b["ok"]):
     problems.append("call not up on both sides")
 if a["path"] != b["path"]:
     problems.append("split decision")
+# two gst-wzp peers: sealed end to end, each proved its identity key, nothing forged
+if not (a.get("encrypted") and b.get("encrypted") and a.get("peer_authenticated") and b.get("peer_authenticated")):
+    problems.append("not sealed end to end")
+if a.get("auth_failed", 0) or b.get("auth_failed", 0):
+    problems.append("frames failed authentication")
 want = {"direct": "direct", "direct6": "direct", "relay": "relay"}.get(expect)
 if want and a["path"] != want:
     problems.append(f"expected {want}")
