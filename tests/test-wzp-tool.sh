@@ -121,6 +121,17 @@ out=$("$tool" reflect "$raddr"); st=$?
 out=$(WZP_PACKET_CRYPTO=openssl "$tool" reflect "$raddr"); st=$?
 [ $st -eq 0 ] && [[ "$out" =~ ^127\.0\.0\.1:[0-9]+$ ]]; ok "reflect with OpenSSL packet protection against libsodium's" $?
 [ "$("$tool" version "$raddr")" = "$("$relay" --version)" ]; ok "version matches the relay's own --version" $?
+# a test call of 100 frames: both sides ok (the callee, hung up on before its
+# own 250 frames are out, too), sealed end to end, the peer authenticated
+bob=$("$tool" identity new "$tmp/bob.seed")
+"$tool" answer "$raddr" --identity "$tmp/bob.seed" >"$tmp/answer.json" 2>&1 &
+answer_pid=$!
+for _ in $(seq 50); do grep -q registered "$tmp/answer.json" && break; sleep 0.1; done
+"$tool" call "$raddr" "$bob" --frames 100 >"$tmp/call.json" 2>&1; st=$?
+wait "$answer_pid"; st2=$?
+grep -q '"role":"caller","ok":true' "$tmp/call.json" && grep -q '"role":"callee","ok":true' "$tmp/answer.json" &&
+  grep -q '"encrypted":true,"peer_authenticated":true' "$tmp/call.json" && [ $st -eq 0 ] && [ $st2 -eq 0 ]
+ok "call --frames 100 and answer: both ok (exit $st, $st2), sealed, the peer authenticated" $?
 kill "$relay_pid"; wait "$relay_pid" 2>/dev/null; relay_pid=
 # a relay flag out of range is a usage error with a one-line message
 err=$("$relay" --listen 127.0.0.1:0 --identity "$tmp/relay.seed" --rx-hold-us 200000 2>&1 >/dev/null); st=$?
@@ -143,6 +154,12 @@ echo '{"signal":{"Nope":{}}}' | "$tool" featherchat decode >/dev/null 2>"$tmp/er
 [ $st -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ]; ok "featherchat decode of an unknown variant: exit 1, one-line error" $?
 
 "$tool" frobnicate >/dev/null 2>&1; [ $? -eq 2 ]; ok "an unknown command is a usage error (exit 2)" $?
+"$tool" call 127.0.0.1:1 "$bob" --frames x >/dev/null 2>"$tmp/err"; st=$?
+[ $st -eq 2 ] && grep -q 'call: --frames "x" is not a valid value' "$tmp/err"
+ok "a bad option value is a usage error that names the option and the value (exit $st)" $?
+"$tool" ping 127.0.0.1:1 --nope >/dev/null 2>"$tmp/err"; st=$?
+[ $st -eq 2 ] && grep -q 'ping: unknown argument "--nope"' "$tmp/err"
+ok "an unknown option is a usage error that names it (exit $st)" $?
 "$tool" version | grep -q '^wzp-tool '; ok "version prints the version" $?
 
 echo "1..$n"
