@@ -7,14 +7,13 @@
 #   test-doc-pipelines.sh BUILD-DIR SOURCE-DIR
 set -u
 build=$1 src=$2
+. "$src/tests/pipeline-lib.sh"
 export GST_PLUGIN_PATH=$build/plugin
 tool=$build/tools/wzp-tool
 tmp=$(mktemp -d)
 pids=()
 cleanup () { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
-n=0 failed=0
-ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
 
 # the pipelines of a document, one per line (continuations joined)
 pipelines () {
@@ -54,13 +53,6 @@ run () {
   pids+=($pid)
 }
 
-# wait_exit PID SECONDS: the exit status, or 124 when it is still running
-wait_exit () {
-  local p=$1 limit=$2 t=0
-  while kill -0 "$p" 2>/dev/null && [ "$t" -lt $((limit * 20)) ]; do sleep 0.05; t=$((t + 1)); done
-  if kill -0 "$p" 2>/dev/null; then kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; return 124; fi
-  wait "$p"
-}
 
 wav_seconds () {
   /usr/bin/python3 -c 'import sys,wave; w=wave.open(sys.argv[1]); print("%.2f" % (w.getnframes()/w.getframerate()))' "$1" 2>/dev/null || echo 0

@@ -456,43 +456,50 @@ run_free (Run *run)
   g_free (run);
 }
 
+static gboolean
+run_ended (Run *run)
+{
+  return run->error != NULL || run->eos;
+}
+
+static gboolean
+run_incoming (Run *run)
+{
+  return run->incoming;
+}
+
+static gboolean
+run_warned (Run *run)
+{
+  return run->warning != NULL;
+}
+
+/* until @done (read under the lock) holds, at most @seconds; the default
+ * main context runs meanwhile (an auth stub may live there) */
+static gboolean
+run_wait (Run *run, gboolean (*done) (Run *), guint seconds)
+{
+  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
+  gboolean yes = FALSE;
+
+  while (!yes && g_get_monotonic_time () < end) {
+    g_mutex_lock (&run->lock);
+    yes = done (run);
+    g_mutex_unlock (&run->lock);
+    if (!yes) {
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (10000);
+    }
+  }
+  return yes;
+}
+
 /* until the pipeline has ended (ERROR or EOS), at most @seconds */
 static gboolean
 run_wait_end (Run *run, guint seconds)
 {
-  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
-  gboolean done = FALSE;
-
-  while (!done && g_get_monotonic_time () < end) {
-    g_mutex_lock (&run->lock);
-    done = run->error != NULL || run->eos;
-    g_mutex_unlock (&run->lock);
-    if (!done) {
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (10000);
-    }
-  }
-  return done;
-}
-
-static gboolean
-run_wait_flag (Run *run, const gboolean *flag, guint seconds)
-{
-  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
-  gboolean done = FALSE;
-
-  while (!done && g_get_monotonic_time () < end) {
-    g_mutex_lock (&run->lock);
-    done = *flag;
-    g_mutex_unlock (&run->lock);
-    if (!done) {
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (10000);
-    }
-  }
-  return done;
+  return run_wait (run, run_ended, seconds);
 }
 
 static gchar *
@@ -516,6 +523,20 @@ caller_desc (Relay *r, const gchar *target, const gchar *extra)
   return g_strdup_printf ("audiotestsrc is-live=true samplesperbuffer=960 ! audio/x-raw,rate=48000,channels=1 "
                           "! opusenc frame-size=20 ! wzpsink name=e relay=%s relay-fingerprint=%s identity="
                           CALLER_SEED " call=%s %s", r->addr, r->tls_fp, target, extra);
+}
+
+/* A caller of @target with @extra properties ends with an ERROR of @code
+ * and the wzp-call-ended @reason. */
+static void
+expect_end (Relay *r, const gchar *target, const gchar *extra, const gchar *reason, gint code)
+{
+  g_autofree gchar *desc = caller_desc (r, target, extra);
+  Run *caller = run_start (desc, FALSE);
+
+  g_assert_true (run_wait_end (caller, 10));
+  g_assert_cmpstr (caller->ended, ==, reason);
+  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, code));
+  run_free (caller);
 }
 
 /* Each way a call ends that the application can tell apart: the ERROR's
@@ -563,25 +584,13 @@ test_call_end_codes (void)
   g_free (d1);
 
   /* an unknown callee: NOT_FOUND */
-  d2 = caller_desc (r, nobody_fp, "");
-  caller = run_start (d2, FALSE);
-  g_assert_true (run_wait_end (caller, 10));
-  g_assert_cmpstr (caller->ended, ==, "not-found");
-  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND));
-  run_free (caller);
-  g_free (d2);
+  expect_end (r, nobody_fp, "", "not-found", GST_RESOURCE_ERROR_NOT_FOUND);
 
   /* encryption=required against a callee with encryption=off: NOT_AUTHORIZED */
   d1 = callee_desc (r, "auto-answer=true encryption=off");
   callee = run_start (d1, FALSE);
   g_usleep (700000);
-  d2 = caller_desc (r, callee_fp, "encryption=required");
-  caller = run_start (d2, FALSE);
-  g_assert_true (run_wait_end (caller, 10));
-  g_assert_cmpstr (caller->ended, ==, "not-encrypted");
-  g_assert_true (g_error_matches (caller->error, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_AUTHORIZED));
-  run_free (caller);
-  g_free (d2);
+  expect_end (r, callee_fp, "encryption=required", "not-encrypted", GST_RESOURCE_ERROR_NOT_AUTHORIZED);
   run_free (callee);
   g_free (d1);
 
@@ -620,18 +629,7 @@ test_call_end_codes (void)
   gst_element_set_state (callee->pipeline, GST_STATE_PLAYING);
   g_usleep (700000);
   second = run_start (d1, FALSE);
-  {
-    gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-    while (g_get_monotonic_time () < end) {
-      g_mutex_lock (&callee->lock);
-      gboolean warned = callee->warning != NULL;
-      g_mutex_unlock (&callee->lock);
-      if (warned)
-        break;
-      g_usleep (20000);
-    }
-  }
-  g_assert_nonnull (callee->warning);
+  g_assert_true (run_wait (callee, run_warned, 5));
   g_assert_nonnull (strstr (callee->warning, "registered this identity"));
   g_assert_null (callee->error);
   g_assert_false (callee->eos);
@@ -642,7 +640,7 @@ test_call_end_codes (void)
   g_mutex_unlock (&callee->lock);
   d2 = caller_desc (r, callee_fp, "");
   caller = run_start (d2, FALSE);
-  g_assert_true (run_wait_flag (second, &second->incoming, 10));
+  g_assert_true (run_wait (second, run_incoming, 10));
   g_assert_false (callee->incoming);
   run_free (caller);
   g_free (d2);

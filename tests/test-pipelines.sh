@@ -6,15 +6,13 @@
 #   test-pipelines.sh BUILD-DIR SOURCE-DIR
 set -u
 build=$1 src=$2
+. "$src/tests/pipeline-lib.sh"
 export GST_PLUGIN_PATH=$build/plugin
 tool=$build/tools/wzp-tool
 tmp=$(mktemp -d)
 pids=()
 cleanup () { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
-n=0 failed=0
-ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
-now_ms () { date +%s%3N; }
 
 # start_relay NAME [FLAGS...]: a relay on a free loopback port; sets $relay
 start_relay () {
@@ -46,13 +44,6 @@ caller () {
   pids+=($caller_pid)
 }
 
-# wait_exit PID SECONDS: the exit status, or 124 when it is still running
-wait_exit () {
-  local pid=$1 limit=$2 t=0
-  while kill -0 "$pid" 2>/dev/null && [ "$t" -lt $((limit * 20)) ]; do sleep 0.05; t=$((t + 1)); done
-  if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 124; fi
-  wait "$pid"
-}
 
 # wait_call_up LOG: until the caller's call carries media (at most 10 s)
 wait_call_up () {

@@ -48,16 +48,23 @@ static const gchar usage[] =
   "                             --report-timeout MS (3000), --direct-timeout MS (2000),\n"
   "                             --timeout S (30), --verbose (call events on stderr)\n";
 
+/* "wzp-tool: " and the message on stderr, then @tail */
+static void G_GNUC_PRINTF (2, 0)
+say (const gchar *tail, const gchar *fmt, va_list ap)
+{
+  fputs ("wzp-tool: ", stderr);
+  vfprintf (stderr, fmt, ap);
+  fputs (tail, stderr);
+}
+
 static int G_GNUC_PRINTF (1, 2)
 fail (const gchar *fmt, ...)
 {
   va_list ap;
 
-  fputs ("wzp-tool: ", stderr);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  say ("\n", fmt, ap);
   va_end (ap);
-  fputc ('\n', stderr);
   return 1;
 }
 
@@ -67,11 +74,9 @@ wzp_tool_usage_error (const gchar *fmt, ...)
 {
   va_list ap;
 
-  fputs ("wzp-tool: ", stderr);
   va_start (ap, fmt);
-  vfprintf (stderr, fmt, ap);
+  say ("\n(wzp-tool help prints the usage)\n", fmt, ap);
   va_end (ap);
-  fputs ("\n(wzp-tool help prints the usage)\n", stderr);
   return 2;
 }
 
