@@ -682,6 +682,10 @@ conn_on_timer (WzpConnection *c)
   if (c->conn == NULL)
     return;
   rv = ngtcp2_conn_handle_expiry (c->conn, endpoint_now_ns (c->endpoint));
+  /* silence before the handshake completed, whichever timer saw it first
+   * (an idle timeout may be the shorter): the peer never answered */
+  if (rv == NGTCP2_ERR_IDLE_CLOSE && !ngtcp2_conn_get_handshake_completed (c->conn))
+    rv = NGTCP2_ERR_HANDSHAKE_TIMEOUT;
   if (rv == NGTCP2_ERR_IDLE_CLOSE) {
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_IDLE_TIMEOUT,
                                     "nothing heard from %s within the idle timeout", c->remote_str));
@@ -691,7 +695,8 @@ conn_on_timer (WzpConnection *c)
     conn_terminate (c, g_error_new (WZP_QUIC_ERROR, WZP_QUIC_ERROR_HANDSHAKE_TIMEOUT,
                                     "no QUIC handshake with %s within %u ms: is it running and "
                                     "reachable?", c->remote_str,
-                                    c->endpoint ? c->endpoint->settings.handshake_timeout_ms : 0));
+                                    c->endpoint ? MIN (c->endpoint->settings.handshake_timeout_ms,
+                                                       c->endpoint->settings.idle_timeout_ms) : 0));
     return;
   }
   if (rv != 0) {
