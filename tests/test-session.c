@@ -1263,6 +1263,14 @@ test_token_auth (void)
   exchange (a, b, 20, &got_a, &got_b, &pa, &pb);
   g_assert_cmpuint (got_a, ==, 20);
   g_assert_cmpuint (got_b, ==, 20);
+  {
+    /* the auth server's names are not key fingerprints: sealed, not authenticated */
+    WzpSessionStats sa, sb;
+    wzp_session_get_stats (a->s, &sa);
+    wzp_session_get_stats (b->s, &sb);
+    g_assert_true (sa.encrypted && sb.encrypted);
+    g_assert_false (sa.peer_authenticated || sb.peer_authenticated);
+  }
   party_free (a);
   party_free (b);
   /* a bad token: the registration is refused and the session says so */

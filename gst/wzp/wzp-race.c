@@ -102,7 +102,7 @@ decide (WzpSession *s)
               "peer_direct_ok", g_variant_new_boolean (s->peer_direct_ok),
               "chosen_path", g_variant_new_string (use_direct ? "Direct" : "Relay"),
               "encrypted", g_variant_new_boolean (s->e2e_on),
-              "peer_authenticated", g_variant_new_boolean (s->peer_e2e), NULL);
+              "peer_authenticated", g_variant_new_boolean (s->peer_authenticated), NULL);
   /* make-before-break: send on the chosen path now, keep hearing the other
    * one for a grace period (the peer may still be on it) */
   s->send_path = use_direct ? WZP_MEDIA_PATH_DIRECT : WZP_MEDIA_PATH_RELAY;

@@ -47,6 +47,8 @@ typedef enum {
 #define IDLE_TIMEOUT_MIN_MS 1500
 /* the largest media datagram we open: a QUIC packet holds no larger one */
 #define RX_DATAGRAM_MAX 1500
+/* how long a CallSetup that overtook the DirectCallAnswer waits for it */
+#define ANSWER_AFTER_SETUP_MS 2000
 /* the other party left the call's relay room: its Hangup is waited for this long */
 #define PEER_LEFT_GRACE_MS 500
 #define PUNCH_INTERVAL_MS 20
@@ -118,7 +120,14 @@ struct _WzpSession {
    * identity key (its signature) and whether media is sealed */
   guint8 eph_secret[32], offer_eph[32], answer_eph[32];
   guint8 peer_identity_pub[32];
-  gboolean peer_e2e;          /* the peer signed in the e2e form with its fingerprint's key */
+  gboolean peer_e2e;          /* the peer signed in the e2e form: media is sealed with it */
+  gboolean peer_authenticated; /* ... with the key of the fingerprint it goes by */
+  /* a caller acts on CallSetup only after the answer: signals travel on
+   * separate streams, and whether media is sealed must be known before any
+   * arrives */
+  gboolean awaiting_answer;
+  WzpSignal *pending_setup;
+  GSource *answer_timer;      /* CallSetup waits this long for the answer */
   gboolean e2e_on;
   WzpE2e e2e;
   guint rereg_delay_ms;

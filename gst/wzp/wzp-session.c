@@ -415,16 +415,20 @@ encryption_required (WzpSession *s)
   return g_strcmp0 (s->encryption, "required") == 0;
 }
 
-/* The peer's signed key material: it can seal media when its signature
- * verifies in the e2e form under an identity key whose fingerprint is the
- * one it claims. */
-static gboolean
-peer_proves (const guint8 identity_pub[32], const gchar *fingerprint, gboolean verified)
+/* The peer seals media when its signature verifies in the e2e form (both
+ * sides decide this alike from the same two signatures); it is also
+ * authenticated when the signing key's fingerprint is the one it goes by
+ * (behind a relay with token auth, the auth server's names are not key
+ * fingerprints: sealed, but not authenticated). */
+static void
+peer_signed (WzpSession *s, const guint8 identity_pub[32], const gchar *fingerprint, gboolean e2e_verified)
 {
   gchar fp[WZP_FINGERPRINT_STRLEN];
 
   wzp_fingerprint_string (identity_pub, fp);
-  return verified && fingerprint && g_ascii_strcasecmp (fp, fingerprint) == 0;
+  s->peer_e2e = e2e_verified;
+  s->peer_authenticated = e2e_verified && fingerprint && g_ascii_strcasecmp (fp, fingerprint) == 0;
+  memcpy (s->peer_identity_pub, identity_pub, 32);
 }
 
 /* Both ephemeral keys known and both sides able: media is sealed from now on. */
@@ -435,10 +439,27 @@ start_e2e (WzpSession *s, gboolean caller)
   sodium_memzero (s->eph_secret, sizeof s->eph_secret);
   g_mutex_lock (&s->lock);
   s->stats.encrypted = s->e2e_on;
-  s->stats.peer_authenticated = s->peer_e2e;
+  s->stats.peer_authenticated = s->peer_authenticated;
   g_mutex_unlock (&s->lock);
   call_event (s, "call:secured", "encrypted", g_variant_new_boolean (s->e2e_on),
-              "peer_authenticated", g_variant_new_boolean (s->peer_e2e), NULL);
+              "peer_authenticated", g_variant_new_boolean (s->peer_authenticated), NULL);
+}
+
+static void secure_from_answer (WzpSession *s, const WzpDirectCallAnswer *a);
+static void on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a);
+
+/* CallSetup came, the answer did not (a relay that drops it): go on as with
+ * an answer that proves nothing */
+static gboolean
+on_answer_missing (gpointer data)
+{
+  WzpSession *s = data;
+  WzpDirectCallAnswer none = { .call_id = s->call_id, .accept_mode = WZP_CALL_ACCEPT_GENERIC };
+
+  g_clear_pointer (&s->answer_timer, g_source_unref);
+  call_event (s, "call:answer_missing", NULL);
+  on_direct_answer (s, &none);
+  return G_SOURCE_REMOVE;
 }
 
 /* The caller's side of the answer: whether the callee sealed its consent
@@ -446,11 +467,23 @@ start_e2e (WzpSession *s, gboolean caller)
 static void
 on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a)
 {
+  if (a->accept_mode == WZP_CALL_ACCEPT_REJECT || g_strcmp0 (a->call_id, s->call_id) != 0 ||
+      wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED || !s->awaiting_answer)
+    return;
+  s->awaiting_answer = FALSE;
+  cancel_timer (&s->answer_timer);
+  secure_from_answer (s, a);
+  /* a CallSetup that overtook the answer */
+  if (s->pending_setup && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
+    on_call_setup (s, &s->pending_setup->call_setup);
+  g_clear_pointer (&s->pending_setup, wzp_signal_free);
+}
+
+static void
+secure_from_answer (WzpSession *s, const WzpDirectCallAnswer *a)
+{
   gboolean verified = FALSE;
 
-  if (a->accept_mode == WZP_CALL_ACCEPT_REJECT || g_strcmp0 (a->call_id, s->call_id) != 0 ||
-      wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
-    return;
   if (a->identity_pub && a->ephemeral_pub && a->signature && !encryption_off (s)) {
     g_autoptr (GByteArray) b = wzp_e2e_answer_bytes (a->ephemeral_pub, s->offer_eph, s->call_id);
     gsize len;
@@ -458,10 +491,9 @@ on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a)
 
     verified = wzp_ed25519_verify (a->identity_pub, b->data, b->len, sig, len);
   }
-  s->peer_e2e = a->identity_pub && peer_proves (a->identity_pub, s->call_target ? s->call_target : s->peer_fp,
-                                                verified);
+  if (a->identity_pub)
+    peer_signed (s, a->identity_pub, s->call_target ? s->call_target : s->peer_fp, verified);
   if (s->peer_e2e) {
-    memcpy (s->peer_identity_pub, a->identity_pub, 32);
     memcpy (s->answer_eph, a->ephemeral_pub, 32);
     start_e2e (s, TRUE);
     return;
@@ -515,7 +547,8 @@ do_place_call (WzpSession *s, const gchar *target)
   memcpy (o->identity_pub, wzp_identity_get_public_key (s->identity), 32);
   wzp_x25519_keypair_new (s->eph_secret, o->ephemeral_pub);
   memcpy (s->offer_eph, o->ephemeral_pub, 32);
-  s->peer_e2e = s->e2e_on = FALSE;
+  s->peer_e2e = s->peer_authenticated = s->e2e_on = FALSE;
+  s->awaiting_answer = TRUE;
   signed_bytes = wzp_e2e_offer_bytes (!encryption_off (s), o->ephemeral_pub, target, s->call_id);
   wzp_identity_sign (s->identity, signed_bytes->data, signed_bytes->len, sig);
   o->signature = g_bytes_new (sig, sizeof sig);
@@ -668,8 +701,7 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
             wzp_e2e_verify_offer (o->identity_pub, o->ephemeral_pub, o->target_fingerprint, o->call_id,
                                   sig, siglen, &e2e);
 
-        s->peer_e2e = peer_proves (o->identity_pub, o->caller_fingerprint, ok && e2e);
-        memcpy (s->peer_identity_pub, o->identity_pub, 32);
+        peer_signed (s, o->identity_pub, o->caller_fingerprint, ok && e2e);
         memcpy (s->offer_eph, o->ephemeral_pub, 32);
         s->e2e_on = FALSE;
         if (!s->peer_e2e && encryption_required (s)) {
@@ -708,6 +740,11 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
         d->msg = wzp_signal_copy (msg);
         g_source_unref (session_timeout (s, s->test_setup_delay_ms, call_setup_late, d,
                                          delayed_setup_free));
+      } else if (s->awaiting_answer) {
+        g_clear_pointer (&s->pending_setup, wzp_signal_free);
+        s->pending_setup = wzp_signal_copy (msg);
+        cancel_timer (&s->answer_timer);
+        s->answer_timer = session_timeout (s, ANSWER_AFTER_SETUP_MS, on_answer_missing, s, NULL);
       } else
         on_call_setup (s, &msg->call_setup);
       break;
@@ -840,6 +877,7 @@ end_call (WzpSession *s, GError *why)
   cancel_timer (&s->rereg_timer);
   cancel_timer (&s->media_watch);
   cancel_timer (&s->ring_timer);
+  cancel_timer (&s->answer_timer);
   race_stop (s);
   drop_conn (s, &s->relay_conn, "hangup");
   /* the reason first: whoever sees the state ENDED can read why */
@@ -1258,6 +1296,7 @@ wzp_session_finalize (GObject *object)
   g_free (s->relay_fp);
   g_free (s->token);
   g_free (s->encryption);
+  g_clear_pointer (&s->pending_setup, wzp_signal_free);
   wzp_e2e_clear (&s->e2e);
   sodium_memzero (s->eph_secret, sizeof s->eph_secret);
   g_free (s->own_reflexive);
