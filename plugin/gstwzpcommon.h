@@ -11,6 +11,9 @@
 G_BEGIN_DECLS
 
 #define GST_WZP_MEDIA_TIMEOUT_DEFAULT_MS 10000
+/* wzpsrc's playout delay adapts between these (ms) */
+#define GST_WZP_MIN_LATENCY_DEFAULT_MS 20
+#define GST_WZP_MAX_LATENCY_DEFAULT_MS 400
 
 typedef struct {
   gchar *relay, *identity, *alias, *call, *room, *relay_fingerprint, *session, *token;

@@ -19,23 +19,28 @@
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 #define GST_CAT_DEFAULT gst_wzp_src_debug
 
+/* what the latency query's minimum says: the time from a buffer's timestamp
+ * to the moment it may be pushed at the latest (a gap is given up exactly at
+ * its play time; the decoder behind needs a moment for the concealment) */
+#define PROCESSING_MS 20
+
 struct _GstWzpSrc {
   GstPushSrc parent;
   GstWzpSettings settings;
-  guint latency_ms;
+  guint min_latency_ms, max_latency_ms;
   WzpSession *session;
   gint flushing;
   GMutex lock;                  /* jitter and its stats */
   WzpJitter *jitter;
-  gboolean mapped;              /* the media clock is mapped to running time */
-  guint32 base_ts;
-  GstClockTime base_pts;
+  gboolean mapped;              /* play times are mapped to running time */
+  gint64 base_play_us;          /* ... this play time (monotonic) */
+  GstClockTime base_pts;        /* ... is this running time */
   GstClockTime next_pts;
   GstClockTime frame_dur;       /* of the last frame: the unit of a GAP */
   gboolean discont;
 };
 
-enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS };
+enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS, PROP_MIN_LATENCY, PROP_MAX_LATENCY };
 
 G_DEFINE_TYPE_WITH_CODE (GstWzpSrc, gst_wzp_src, GST_TYPE_PUSH_SRC,
     G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
@@ -59,7 +64,9 @@ gst_wzp_src_start (GstBaseSrc *bsrc)
   }
   g_atomic_int_set (&self->flushing, FALSE);
   g_mutex_lock (&self->lock);
-  self->jitter = wzp_jitter_new (self->latency_ms);
+  self->jitter = self->max_latency_ms > self->min_latency_ms ?
+      wzp_jitter_new_adaptive (self->min_latency_ms, self->max_latency_ms) :
+      wzp_jitter_new (self->min_latency_ms);
   g_mutex_unlock (&self->lock);
   self->mapped = FALSE;
   self->next_pts = GST_CLOCK_TIME_NONE;
@@ -98,23 +105,29 @@ gst_wzp_src_unlock_stop (GstBaseSrc *bsrc)
   return TRUE;
 }
 
-/* PTS from the sender's media clock: the first frame maps to "now + latency",
- * the others keep their distance from it. */
+/* The running time of a play time (the jitter buffer's, on the monotonic
+ * clock): the first is mapped through the element's running time now; the
+ * others keep their distance from it, so that timestamps are exactly as
+ * contiguous as the play times. */
 static GstClockTime
-frame_pts (GstWzpSrc *self, const WzpMediaFrame *f)
+play_pts (GstWzpSrc *self, gint64 play_us, gint64 now_us)
 {
   GstClockTime pts;
 
   if (!self->mapped) {
     GstClockTime now = gst_element_get_current_running_time (GST_ELEMENT (self));
-    self->base_ts = f->timestamp;
-    self->base_pts = (GST_CLOCK_TIME_IS_VALID (now) ? now : 0) + self->latency_ms * GST_MSECOND;
+    GstClockTimeDiff ahead = (play_us - now_us) * GST_USECOND;
+
+    now = GST_CLOCK_TIME_IS_VALID (now) ? now : 0;
+    self->base_play_us = play_us;
+    self->base_pts = ahead > 0 || (GstClockTime) -ahead < now ? now + ahead : 0;
     self->mapped = TRUE;
   }
-  pts = self->base_pts + (guint32) (f->timestamp - self->base_ts) * GST_MSECOND;
-  /* a sender whose clock stepped back (another stream, a restart): remap */
-  if (GST_CLOCK_TIME_IS_VALID (self->next_pts) && pts + 200 * GST_MSECOND < self->next_pts) {
-    self->base_ts = f->timestamp;
+  pts = self->base_pts + (play_us - self->base_play_us) * GST_USECOND;
+  /* a new stream (a restarted sender) plays earlier than where we are: remap */
+  if (play_us < self->base_play_us ||
+      (GST_CLOCK_TIME_IS_VALID (self->next_pts) && pts + 200 * GST_MSECOND < self->next_pts)) {
+    self->base_play_us = play_us;
     self->base_pts = self->next_pts;
     pts = self->next_pts;
     self->discont = TRUE;
@@ -135,8 +148,11 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
 
     if (g_atomic_int_get (&self->flushing))
       return GST_FLOW_FLUSHING;
+    gint64 play;
+
     g_mutex_lock (&self->lock);
     out = wzp_jitter_pop (self->jitter, now, &f, &gap, &wake);
+    play = wzp_jitter_get_play_us (self->jitter);
     g_mutex_unlock (&self->lock);
     if (out == WZP_JITTER_FRAME) {
       gsize len;
@@ -145,7 +161,7 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
       GstClockTime dur = us ? us * GST_USECOND : wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
 
       *outbuf = gst_buffer_new_memdup (data, len);
-      GST_BUFFER_PTS (*outbuf) = frame_pts (self, f);
+      GST_BUFFER_PTS (*outbuf) = play_pts (self, play, now);
       GST_BUFFER_DURATION (*outbuf) = dur;
       if (self->discont) {
         GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
@@ -158,12 +174,14 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
       return GST_FLOW_OK;
     }
     if (out == WZP_JITTER_GAP) {
-      /* lost frames: a GAP lets opusdec plc=true conceal them */
+      /* lost frames, or delay added: a GAP lets opusdec plc=true conceal
+       * them (and keeps a recording's timestamps contiguous) */
       GstClockTime dur = gap * self->frame_dur;
 
       if (GST_CLOCK_TIME_IS_VALID (self->next_pts)) {
-        gst_pad_push_event (GST_BASE_SRC_PAD (self), gst_event_new_gap (self->next_pts, dur));
-        self->next_pts += dur;
+        GstClockTime pts = play_pts (self, play, now);
+        gst_pad_push_event (GST_BASE_SRC_PAD (self), gst_event_new_gap (pts, dur));
+        self->next_pts = pts + dur;
       }
       self->discont = TRUE;
       continue;
@@ -208,11 +226,14 @@ gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
   GstWzpSrc *self = GST_WZP_SRC (bsrc);
 
   if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
-    /* live; frames are held up to the jitter-buffer depth, and the call's
-     * receive queue can hold WZP_SESSION_RX_QUEUE_MAX 20 ms frames more
-     * while downstream is busy: that is how much latency we can absorb */
-    gst_query_set_latency (query, TRUE, self->latency_ms * GST_MSECOND,
-                           self->latency_ms * GST_MSECOND +
+    /* live. The playout delay (min-latency..max-latency) is in the
+     * timestamps already: a buffer is pushed at the latest at its
+     * timestamp (a gap given up), so the minimum is the time the decoder
+     * behind needs; frames wait up to max-latency, and the call's receive
+     * queue can hold WZP_SESSION_RX_QUEUE_MAX 20 ms frames more while
+     * downstream is busy: that is how much latency we can absorb */
+    gst_query_set_latency (query, TRUE, PROCESSING_MS * GST_MSECOND,
+                           (self->max_latency_ms + PROCESSING_MS) * GST_MSECOND +
                            WZP_SESSION_RX_QUEUE_MAX * 20 * GST_MSECOND);
     return TRUE;
   }
@@ -242,17 +263,27 @@ gst_wzp_src_change_state (GstElement *element, GstStateChange transition)
 static void
 gst_wzp_src_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
+  GstWzpSrc *self = GST_WZP_SRC (object);
+
   if (id == PROP_LATENCY)
-    GST_WZP_SRC (object)->latency_ms = g_value_get_uint (value);
-  else if (!gst_wzp_set_property (&GST_WZP_SRC (object)->settings, id, value))
+    self->min_latency_ms = self->max_latency_ms = g_value_get_uint (value);
+  else if (id == PROP_MIN_LATENCY) {
+    self->min_latency_ms = g_value_get_uint (value);
+    self->max_latency_ms = MAX (self->max_latency_ms, self->min_latency_ms);
+  } else if (id == PROP_MAX_LATENCY) {
+    self->max_latency_ms = g_value_get_uint (value);
+    self->min_latency_ms = MIN (self->max_latency_ms, self->min_latency_ms);
+  } else if (!gst_wzp_set_property (&GST_WZP_SRC (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
 
 static void
 gst_wzp_src_get_property (GObject *object, guint id, GValue *value, GParamSpec *pspec)
 {
-  if (id == PROP_LATENCY)
-    g_value_set_uint (value, GST_WZP_SRC (object)->latency_ms);
+  if (id == PROP_LATENCY || id == PROP_MIN_LATENCY)
+    g_value_set_uint (value, GST_WZP_SRC (object)->min_latency_ms);
+  else if (id == PROP_MAX_LATENCY)
+    g_value_set_uint (value, GST_WZP_SRC (object)->max_latency_ms);
   else if (id == PROP_STATS)
     g_value_take_boxed (value, src_stats (GST_WZP_SRC (object)));
   else if (id == GST_WZP_PROP_FINGERPRINT)
@@ -287,9 +318,19 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   gst_wzp_install_properties (oc);
   gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSrc, session));
   ec->change_state = gst_wzp_src_change_state;
+  g_object_class_install_property (oc, PROP_MIN_LATENCY,
+      g_param_spec_uint ("min-latency", "Minimum latency", "The least playout delay in ms, beyond "
+                         "the path's fastest arrivals; the delay adapts between this and max-latency",
+                         0, 2000, GST_WZP_MIN_LATENCY_DEFAULT_MS,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (oc, PROP_MAX_LATENCY,
+      g_param_spec_uint ("max-latency", "Maximum latency", "The most playout delay in ms; a frame "
+                         "later than that is concealed", 0, 2000, GST_WZP_MAX_LATENCY_DEFAULT_MS,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (oc, PROP_LATENCY,
-      g_param_spec_uint ("latency", "Latency", "Jitter-buffer depth in ms: how long a missing "
-                         "frame is waited for before it counts as lost", 0, 1000, 40,
+      g_param_spec_uint ("latency", "Latency", "A fixed playout delay in ms (sets min-latency and "
+                         "max-latency both; reads as min-latency)", 0, 2000,
+                         GST_WZP_MIN_LATENCY_DEFAULT_MS,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   gst_wzp_install_stats (oc, PROP_STATS);
   gst_element_class_add_static_pad_template (ec, &src_template);
@@ -310,7 +351,8 @@ gst_wzp_src_init (GstWzpSrc *self)
 {
   gst_wzp_settings_init (&self->settings);
   g_mutex_init (&self->lock);
-  self->latency_ms = 40;
+  self->min_latency_ms = GST_WZP_MIN_LATENCY_DEFAULT_MS;
+  self->max_latency_ms = GST_WZP_MAX_LATENCY_DEFAULT_MS;
   gst_base_src_set_live (GST_BASE_SRC (self), TRUE);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }

@@ -172,7 +172,7 @@ test_latency_query (void)
   gboolean live;
   GstClockTime min, max;
 
-  g_object_set (src, "relay", "127.0.0.1:9", "latency", 60, NULL);
+  g_object_set (src, "relay", "127.0.0.1:9", "min-latency", 30, "max-latency", 300, NULL);
   gst_bin_add_many (GST_BIN (p), src, sink, NULL);
   gst_element_link (src, sink);
   gst_element_set_state (p, GST_STATE_PLAYING);
@@ -180,8 +180,19 @@ test_latency_query (void)
   g_assert_true (gst_element_query (src, q));
   gst_query_parse_latency (q, &live, &min, &max);
   g_assert_true (live);
-  g_assert_cmpuint (min, ==, 60 * GST_MSECOND);
+  /* the playout delay is in the timestamps: the minimum is the decoder's
+   * moment; the maximum covers max-latency and the receive queue */
+  g_assert_cmpuint (min, ==, 20 * GST_MSECOND);
+  g_assert_cmpuint (max, >=, 320 * GST_MSECOND);
   gst_query_unref (q);
+  {
+    guint lo = 0, hi = 0;
+    /* latency= is a fixed delay: both bounds */
+    g_object_set (src, "latency", 60, NULL);
+    g_object_get (src, "min-latency", &lo, "max-latency", &hi, NULL);
+    g_assert_cmpuint (lo, ==, 60);
+    g_assert_cmpuint (hi, ==, 60);
+  }
   gst_element_set_state (p, GST_STATE_NULL);
   gst_object_unref (p);
 }
