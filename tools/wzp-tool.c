@@ -48,13 +48,12 @@ static const gchar usage[] =
   "                             --report-timeout MS (3000), --direct-timeout MS (2000),\n"
   "                             --timeout S (30), --verbose (call events on stderr)\n";
 
-/* "wzp-tool: " and the message on stderr, then @tail */
-static void G_GNUC_PRINTF (2, 0)
-say (const gchar *tail, const gchar *fmt, va_list ap)
+/* "wzp-tool: ", @msg (taken) and @tail on stderr */
+static void
+say (gchar *msg, const gchar *tail)
 {
-  fputs ("wzp-tool: ", stderr);
-  vfprintf (stderr, fmt, ap);
-  fputs (tail, stderr);
+  fprintf (stderr, "wzp-tool: %s%s", msg, tail);
+  g_free (msg);
 }
 
 static int G_GNUC_PRINTF (1, 2)
@@ -63,7 +62,7 @@ fail (const gchar *fmt, ...)
   va_list ap;
 
   va_start (ap, fmt);
-  say ("\n", fmt, ap);
+  say (g_strdup_vprintf (fmt, ap), "\n");
   va_end (ap);
   return 1;
 }
@@ -75,7 +74,7 @@ wzp_tool_usage_error (const gchar *fmt, ...)
   va_list ap;
 
   va_start (ap, fmt);
-  say ("\n(wzp-tool help prints the usage)\n", fmt, ap);
+  say (g_strdup_vprintf (fmt, ap), "\n(wzp-tool help prints the usage)\n");
   va_end (ap);
   return 2;
 }

@@ -35,8 +35,35 @@ lab_link () {         # lab_link NS1 IF1 NS2 IF2: a veth pair between two namesp
   ip -n "$LAB$3" link set "$4" up
 }
 
+# lab_wan_link NS1 IF1 NS2 IF2 UP DOWN: like lab_link, through the WAN
+# emulator (wzp-wanem, $LAB_WANEM) in a namespace of its own: NS1→NS2 impaired
+# by profile UP, NS2→NS1 by DOWN. Each side is a two-port bridge with one of
+# the emulator's TAPs, so the link stays one Ethernet segment.
+lab_wan_link () {
+  local w="w$1$2"
+  lab_ns "$w" || return 1
+  lab_link "$1" "$2" "$w" a || return 1
+  lab_link "$3" "$4" "$w" b || return 1
+  ip netns exec "$LAB$w" "${LAB_WANEM:?set LAB_WANEM to the wzp-wanem binary}" --tap-a ta --tap-b tb \
+      --up "$5" --down "$6" --seed "${LAB_WAN_SEED:-1}" >"${LAB_WAN_LOG:-/dev/null}" 2>&1 &
+  for _ in $(seq 100); do ip -n "$LAB$w" link show tb >/dev/null 2>&1 && break; sleep 0.02; done
+  for side in a b; do
+    ip -n "$LAB$w" link add "br$side" type bridge || return 1
+    ip -n "$LAB$w" link set "$side" master "br$side"
+    ip -n "$LAB$w" link set "t$side" master "br$side"
+    ip -n "$LAB$w" link set "t$side" up
+    ip -n "$LAB$w" link set "br$side" up
+  done
+}
+
 lab_on_segment () {   # lab_on_segment NS IF ADDR4 [ADDR6]: attach NS to the public bridge
-  lab_link pub "p-$1" "$1" "$2" || return 1
+  # with $LAB_WAN set (a wzp-wanem profile), every peer-side link to the
+  # segment goes through the WAN emulator (the relay's does not)
+  if [ -n "${LAB_WAN:-}" ] && [ "$1" != relay ]; then
+    lab_wan_link "$1" "$2" pub "p-$1" "$LAB_WAN" "${LAB_WAN_DOWN:-$LAB_WAN}" || return 1
+  else
+    lab_link pub "p-$1" "$1" "$2" || return 1
+  fi
   ip -n "${LAB}pub" link set "p-$1" master br0
   ip -n "$LAB$1" addr add "$3/24" dev "$2"
   [ -n "${4:-}" ] && ip -n "$LAB$1" addr add "$4/64" dev "$2" nodad

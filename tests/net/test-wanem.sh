@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The WAN emulator's self-test: two namespaces joined through wzp-wanem, UDP
+# probes one way, and what arrives compared with the configured profile:
+# delay quantiles within 1 ms of the distribution's, loss and burst length
+# within their 99 % bounds, the rate cap's throughput and queue, duplicates.
+# TAP output; needs root (network namespaces), else every case is skipped.
+#   test-wanem.sh PATH-TO-wzp-wanem
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+export LAB_WANEM=$1
+. "$here/lab.sh"
+n=0 failed=0
+ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+
+# name | profile | probes | interval ms | check (python expression over the result)
+cases=(
+  "normal jitter, bursty loss|delay=40,jitter=10,loss=2,burst=3|5000|2|normal"
+  "Pareto spikes|delay=15,jitter=10,dist=pareto|3000|2|pareto"
+  "rate cap behind a queue|rate=64,queue=8000|2500|2|rate"
+  "duplication|delay=5,dup=5|3000|2|dup"
+)
+why=$(lab_can_run)
+[ -z "$why" ] && [ ! -c /dev/net/tun ] && why="no /dev/net/tun"
+if [ -n "$why" ]; then
+  echo "1..${#cases[@]}"
+  for c in "${cases[@]}"; do n=$((n + 1)); echo "ok $n - ${c%%|*} # SKIP $why"; done
+  exit 0
+fi
+work=$(mktemp -d)
+trap 'lab_down; rm -rf "$work"' EXIT
+
+for c in "${cases[@]}"; do
+  IFS='|' read -r name profile count interval check <<<"$c"
+  lab_ns s1 && lab_ns s2 && lab_wan_link s1 eth0 s2 eth0 "$profile" none || { ok "$name: lab" 1; lab_down; continue; }
+  ip -n "${LAB}s1" addr add 10.9.0.1/24 dev eth0
+  ip -n "${LAB}s2" addr add 10.9.0.2/24 dev eth0
+  secs=$(awk -v c="$count" -v i="$interval" 'BEGIN { print c * i / 1000 + 3 }')
+  ip netns exec "${LAB}s2" /usr/bin/python3 "$here/probe.py" recv 9000 "$count" "$secs" "$work/r.json" &
+  rpid=$!
+  sleep 0.5
+  ip netns exec "${LAB}s1" /usr/bin/python3 "$here/probe.py" send 10.9.0.2 9000 "$count" "$interval"
+  wait $rpid
+  lab_down
+  verdict=$(/usr/bin/python3 - "$work/r.json" "$check" "$interval" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1])); check = sys.argv[2]; interval = float(sys.argv[3])
+d = sorted(r["delays"]); n = len(d)
+def q(p): return d[min(n - 1, int(p * (n - 1)))] if n else float("nan")
+problems, facts = [], []
+def near(name, got, want, tol):
+    facts.append(f"{name} {got:.1f} (want {want:.1f})")
+    if abs(got - want) > tol:
+        problems.append(f"{name} off by {got - want:+.1f}")
+if check == "normal":
+    for p, z in ((0.1, -1.2816), (0.5, 0.0), (0.9, 1.2816)):
+        near(f"p{int(p * 100)}", q(p), 40 + 10 * z, 1.0)
+    loss = r["lost"] / r["count"]; bursts = r["bursts"]
+    # Gilbert-Elliott with loss 2 %, bursts of 3: about count*L/B bursts; the
+    # loss count's spread comes from the number of bursts and their lengths
+    nb = r["count"] * 0.02 / 3
+    sd = 0.02 * math.sqrt((1 + 3 * 2 / 3) / nb)
+    facts.append(f"loss {loss:.2%} (2 % ± {3 * sd:.2%})")
+    if abs(loss - 0.02) > 3 * sd: problems.append("loss outside its bound")
+    mb = sum(bursts) / len(bursts) if bursts else 0
+    sdb = math.sqrt(3 * 2 / max(len(bursts), 1))
+    facts.append(f"mean burst {mb:.2f} (3 ± {3 * sdb:.2f}, {len(bursts)} bursts)")
+    if abs(mb - 3) > 3 * sdb: problems.append("burst length outside its bound")
+    facts.append(f"{r['reordered']} reordered")
+    if r["reordered"] == 0: problems.append("no reordering from 10 ms of jitter at 2 ms spacing")
+elif check == "pareto":
+    for p in (0.5, 0.9):
+        near(f"p{int(p * 100)}", q(p), 15 + 10 * ((1 - p) ** (-1 / 2.5) - 1), 1.0)
+    facts.append(f"p99 {q(0.99):.1f} max {d[-1]:.1f}")
+elif check == "rate":
+    # 146-byte frames (104 B payload + UDP/IP/Ethernet) at 64 kbit/s
+    span = r["count"] * interval / 1000
+    want = span * 64000 / (146 * 8)
+    got = r["received"]
+    facts.append(f"{got} frames in {span:.0f} s (cap: {want:.0f}); queue delay max {d[-1]:.0f} ms (want {8000 * 8 / 64:.0f})")
+    if abs(got - want) > 0.1 * want: problems.append("throughput off the cap")
+    if abs(d[-1] - 1000) > 150: problems.append("queue delay off")
+elif check == "dup":
+    rate = r["duplicates"] / r["count"]
+    sd = math.sqrt(0.05 * 0.95 / r["count"])
+    facts.append(f"duplicates {rate:.2%} (5 % ± {3 * sd:.2%})")
+    if abs(rate - 0.05) > 3 * sd: problems.append("duplication off")
+    near("p50", q(0.5), 5.0, 1.0)
+print(("PASS" if not problems else "FAIL") + "|" + "; ".join(facts + problems))
+PY
+)
+  [ "${verdict%%|*}" = PASS ]
+  ok "$name ($profile): ${verdict#*|}" $?
+done
+echo "1..$n"
+exit $failed
