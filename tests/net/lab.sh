@@ -42,17 +42,17 @@ lab_link () {         # lab_link NS1 IF1 NS2 IF2: a veth pair between two namesp
 lab_wan_link () {
   local w="w$1$2"
   lab_ns "$w" || return 1
-  lab_link "$1" "$2" "$w" a || return 1
-  lab_link "$3" "$4" "$w" b || return 1
-  ip netns exec "$LAB$w" "${LAB_WANEM:?set LAB_WANEM to the wzp-wanem binary}" --tap-a ta --tap-b tb \
+  lab_link "$1" "$2" "$w" vwa || return 1
+  lab_link "$3" "$4" "$w" vwb || return 1
+  ip netns exec "$LAB$w" "${LAB_WANEM:?set LAB_WANEM to the wzp-wanem binary}" --tap-a tapwa --tap-b tapwb \
       --up "$5" --down "$6" --seed "${LAB_WAN_SEED:-1}" >"${LAB_WAN_LOG:-/dev/null}" 2>&1 &
-  for _ in $(seq 100); do ip -n "$LAB$w" link show tb >/dev/null 2>&1 && break; sleep 0.02; done
-  for side in a b; do
+  for _ in $(seq 100); do ip -n "$LAB$w" link show tapwb >/dev/null 2>&1 && break; sleep 0.02; done
+  for side in wa wb; do
     ip -n "$LAB$w" link add "br$side" type bridge || return 1
-    ip -n "$LAB$w" link set "$side" master "br$side"
-    ip -n "$LAB$w" link set "t$side" master "br$side"
-    ip -n "$LAB$w" link set "t$side" up
-    ip -n "$LAB$w" link set "br$side" up
+    ip -n "$LAB$w" link set dev "v$side" master "br$side" || return 1
+    ip -n "$LAB$w" link set dev "tap$side" master "br$side" || return 1
+    ip -n "$LAB$w" link set dev "tap$side" up
+    ip -n "$LAB$w" link set dev "br$side" up
   done
 }
 

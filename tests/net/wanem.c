@@ -259,7 +259,7 @@ receive (Direction *d, gint64 now)
       return;
     if (!is_ip (frame, (gsize) n)) {
       /* ARP, neighbour discovery: across at once */
-      if (write (d->out_fd, frame, (gsize) n) < 0)
+      if (write (d->out_fd, frame, (gsize) n) < 0 && errno != EIO)
         g_printerr ("wanem %s: %s\n", d->name, g_strerror (errno));
       continue;
     }
@@ -295,10 +295,11 @@ deliver (Direction *d, gint64 now)
     heap_pop (d->heap);
     if (d->p.rate_kbit > 0)
       d->queued_bytes -= (guint) MIN (p->len, d->queued_bytes);
-    if (write (d->out_fd, p->data, p->len) < 0)
-      g_printerr ("wanem %s: %s\n", d->name, g_strerror (errno));
-    else
+    /* EIO: the other TAP is not up (yet): the frame is lost, as on a link */
+    if (write (d->out_fd, p->data, p->len) >= 0)
       d->sent++;
+    else if (errno != EIO)
+      g_printerr ("wanem %s: %s\n", d->name, g_strerror (errno));
     g_free (p);
   }
   return -1;
@@ -313,7 +314,7 @@ direction_init (Direction *d, const gchar *name, const Profile *p, int in_fd, in
   d->p = *p;
   d->in_fd = in_fd;
   d->out_fd = out_fd;
-  d->heap = g_ptr_array_new_with_free_func (g_free);
+  d->heap = g_ptr_array_new ();   /* no free func: heap_pop shrinks it */
   /* mean burst B: leave the bad state with 1/B; the share of time in it is loss */
   d->p_leave = 1.0 / p->burst;
   d->p_enter = loss >= 1.0 ? 1.0 : loss * d->p_leave / (1.0 - loss);
