@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "wzp-identity.h"
+#include "wzp-jitter.h"
 #include "wzp-session.h"
 #include "wzp-signal.h"
 
@@ -77,6 +78,20 @@ json_string (const gchar *s)
   return q ? q : g_strdup ("\"\"");
 }
 
+/* everything the playout buffer has to give out by @now (frames, gaps) */
+static void
+playout_drain (WzpJitter *j, gint64 now)
+{
+  WzpMediaFrame *f = NULL;
+  guint gap;
+  gint64 wake;
+  WzpJitterOutput o;
+
+  while ((o = wzp_jitter_pop (j, now, &f, &gap, &wake)) != WZP_JITTER_NONE)
+    if (o == WZP_JITTER_FRAME)
+      wzp_media_frame_free (g_steal_pointer (&f));
+}
+
 int
 wzp_tool_call (int argc, char **argv, gboolean answer)
 {
@@ -90,6 +105,8 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
   guint64 sent = 0, received = 0, via_direct = 0, via_relay = 0;
   gint64 deadline, next, last_send = 0, active_us = 0;
   gboolean up, ok, peer_hung_up;
+  WzpJitter *playout = NULL;
+  WzpJitterStats js = { 0 };
   g_autoptr (GError) end = NULL;
   g_autofree gchar *err_json = NULL, *addr_json = NULL;
   int first = answer ? 1 : 2;
@@ -166,6 +183,7 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
   if (up)
     active_us = g_get_monotonic_time ();
 
+  playout = wzp_jitter_new_adaptive (20, 400);
   /* frames every 20 ms; receive in between */
   next = g_get_monotonic_time ();
   while (up && g_get_monotonic_time () < deadline) {
@@ -195,10 +213,15 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
         via_direct++;
       else
         via_relay++;
-      wzp_media_frame_free (f);
+      /* played out as wzpsrc would: what the listener would hear */
+      wzp_jitter_push (playout, f);
       f = wzp_session_recv_media (s, 0);
     }
+    playout_drain (playout, g_get_monotonic_time ());
   }
+  playout_drain (playout, G_MAXINT64 / 4);
+  wzp_jitter_get_stats (playout, &js);
+  wzp_jitter_free (playout);
   wzp_session_get_stats (s, &st);
   end = wzp_session_dup_end_error (s);
   /* the other side hanging up before we sent all our frames is a normal end */
@@ -216,7 +239,8 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
           "\"sent\":%" G_GUINT64_FORMAT ",\"received\":%" G_GUINT64_FORMAT ",\"via_direct\":%"
           G_GUINT64_FORMAT ",\"via_relay\":%" G_GUINT64_FORMAT ",\"dropped\":%" G_GUINT64_FORMAT
           ",\"rtt_ms\":%.1f,\"direct_addr\":%s,\"encrypted\":%s,\"peer_authenticated\":%s,"
-          "\"auth_failed\":%" G_GUINT64_FORMAT ",\"ended\":%s}\n",
+          "\"auth_failed\":%" G_GUINT64_FORMAT ",\"played\":%" G_GUINT64_FORMAT ",\"concealed\":%"
+          G_GUINT64_FORMAT ",\"late\":%" G_GUINT64_FORMAT ",\"target_ms\":%u,\"ended\":%s}\n",
           answer ? "callee" : "caller", ok ? "true" : "false", wzp_media_path_name (st.path),
           log.local_direct_ok ? "true" : "false", log.peer_direct_ok ? "true" : "false",
           log.peer_report ? "true" : "false",
@@ -224,7 +248,8 @@ wzp_tool_call (int argc, char **argv, gboolean answer)
           log.negotiated_us ? (log.negotiated_us - log.started_us) / 1000.0 : -1.0,
           st.setup_us / 1000.0, sent, received, via_direct, via_relay, st.frames_dropped,
           st.rtt_us / 1000.0, addr_json, st.encrypted ? "true" : "false",
-          st.peer_authenticated ? "true" : "false", st.frames_auth_failed, err_json);
+          st.peer_authenticated ? "true" : "false", st.frames_auth_failed, js.released, js.concealed,
+          js.late, js.target_ms, err_json);
   g_free (log.error);
   g_free (log.direct_addr);
   g_mutex_unlock (&log.lock);

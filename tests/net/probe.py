@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """UDP probes through the lab's WAN emulator: one-way delay, loss, bursts,
 reordering, duplicates. Both ends run on one host (two namespaces), so one
-clock (CLOCK_MONOTONIC) times both.
+clock times both: the sender stamps each probe with CLOCK_REALTIME, and the
+kernel stamps its arrival on the same clock (SO_TIMESTAMPNS), so the
+receiver's own scheduling does not count.
 
   probe.py send ADDR PORT COUNT INTERVAL_MS     (in the sender's namespace)
   probe.py recv PORT COUNT SECONDS OUT.json     (in the receiver's)
 """
 import json, socket, struct, sys, time
+
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # Linux
 
 def send(addr, port, count, interval_ms):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -14,19 +18,24 @@ def send(addr, port, count, interval_ms):
     for i in range(count):
         while time.monotonic() < t0 + i * interval_ms / 1000:
             time.sleep(0.0002)
-        s.sendto(struct.pack("!Id", i, time.monotonic()) + b"x" * 92, (addr, port))
+        s.sendto(struct.pack("!Id", i, time.time()) + b"x" * 92, (addr, port))
 
 def recv(port, count, seconds, out):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("0.0.0.0", port))
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.settimeout(0.5)
     got, end = [], time.monotonic() + seconds
     while time.monotonic() < end:
         try:
-            d = s.recv(2048)
+            d, anc, _, _ = s.recvmsg(2048, 64)
         except socket.timeout:
             continue
-        now = time.monotonic()
+        now = time.time()
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, ns = struct.unpack("qq", data[:16])
+                now = sec + ns / 1e9
         seq, sent = struct.unpack("!Id", d[:12])
         got.append((seq, (now - sent) * 1000.0))
     seqs = [g[0] for g in got]

@@ -17,7 +17,11 @@ relay_bin=$build/relay/wzp-relay
 # name | topology | loss | frames | expected decision (direct, direct6 = over
 # IPv6, relay, agree = either, as long as both sides agree) | action 2.5 s
 # into the call (flush-a: forget peer a's NAT mappings; relay-restart:
-# SIGTERM the relay and start it again)
+# SIGTERM the relay and start it again), or wan=PROFILE: both peers' links
+# to the segment through the WAN emulator (tests/net/wanem.c) with that
+# profile; their calls must also play out with at most 1 % of the frames
+# late beyond the links' own loss (wzp-tool plays what arrives through
+# wzpsrc's playout buffer)
 rows=(
   "both public|public|0|250|direct|"
   "both behind cone NATs|cone|0|250|direct|"
@@ -31,6 +35,9 @@ rows=(
   "NAT rebinding mid-call, cone, direct|cone|0|250|direct|flush-a"
   "NAT rebinding mid-call, symmetric, relay|symmetric|0|250|relay|flush-a"
   "relay restart mid-call, direct|cone|0|250|direct|relay-restart"
+  "LTE links (40 ms plus half-normal jitter, σ 20 ms; 1 % lost in bursts of 3), relay path|blocked|0|1500|relay|wan=lte"
+  "LTE links, direct|public|0|1500|direct|wan=lte"
+  "150 ms each way to the relay (300 ms RTT)|cone|0|500|direct|wan=delay=150"
 )
 if [ $# -gt 0 ]; then
   sel=()
@@ -58,8 +65,8 @@ trap 'exit 130' INT TERM
 fp_b=$("$tool" identity new "$work/b.seed" | grep -o '[0-9a-f]\{4\}\(:[0-9a-f]\{4\}\)\{7\}' | head -1)
 "$tool" identity new "$work/r.seed" >/dev/null
 
-table=("| topology | expected | caller decision | callee decision | direct via | setup ms (caller/callee) | decided ms | delivered a→b | delivered b→a | result |"
-       "|---|---|---|---|---|---|---|---|---|---|")
+table=("| topology | expected | caller decision | callee decision | direct via | setup ms (caller/callee) | decided ms | delivered a→b | delivered b→a | played out: late, target (callee / caller) | result |"
+       "|---|---|---|---|---|---|---|---|---|---|---|")
 
 start_relay () {
   lab_exec relay "$relay_bin" --listen 198.51.100.1:4433 --identity "$work/r.seed" \
@@ -74,6 +81,9 @@ run_row () {          # run_row NAME TOPO LOSS FRAMES EXPECT ACTION; sets $verdi
   local name=$1 topo=$2 loss=$3 frames=$4 expect=$5 action=$6
   local timeout=$(( frames / 50 + 40 ))
   verdict=fail; detail=
+  LAB_WAN=
+  [[ $action == wan=* ]] && LAB_WAN=${action#wan=}
+  export LAB_WAN LAB_WANEM=$build/tests/wzp-wanem
   if ! lab_up "$topo" 2>"$work/lab.err"; then
     detail="lab_up failed: $(head -c 300 "$work/lab.err")"; lab_down; return
   fi
@@ -95,13 +105,13 @@ run_row () {          # run_row NAME TOPO LOSS FRAMES EXPECT ACTION; sets $verdi
   wait "$apid"
   wait "$bpid"
   lab_down
-  detail=$(python3 - "$work/a.json" "$work/b.json" "$expect" "$loss" "$name" <<'PY'
+  detail=$(python3 - "$work/a.json" "$work/b.json" "$expect" "$loss" "$name" "$action" <<'PY'
 import json, sys
 def last(path):
     lines = [l for l in open(path) if l.startswith('{"role"')]
     return json.loads(lines[-1]) if lines else None
 a, b = last(sys.argv[1]), last(sys.argv[2])
-expect, loss, name = sys.argv[3], float(sys.argv[4]), sys.argv[5]
+expect, loss, name, action = sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6]
 if a is None or b is None:
     print("FAIL|no result from " + ("caller" if a is None else "callee"))
     sys.exit()
@@ -133,10 +143,16 @@ if expect == "direct6" and not (a["direct_addr"].startswith("[") and b["direct_a
     problems.append("direct path not over IPv6")
 if ab < need(a["sent"]) or ba < need(b["sent"]):
     problems.append(f"delivery below {min(need(a['sent']), need(b['sent'])):.1%}")
+if action.startswith("wan="):
+    # played out: frames late for their play time beyond what the links lost
+    for side, who in ((a, "caller"), (b, "callee")):
+        if side["received"] and side.get("late", 0) > 0.01 * side["received"]:
+            problems.append(f"{who}: {side['late']} of {side['received']} frames late")
 via = a["direct_addr"] or b["direct_addr"] or "-"
 row = (f"| {name} | {expect.replace('direct6', 'direct (IPv6)')} | {a['path']} | {b['path']} | {via} | "
        f"{a['setup_ms']:.1f} / {b['setup_ms']:.1f} | {max(a['negotiated_ms'], 0):.0f} | "
        f"{b['received']}/{a['sent']} ({ab:.1%}) | {a['received']}/{b['sent']} ({ba:.1%}) | "
+       f"{b.get('late', 0)} / {a.get('late', 0)} late, {b.get('target_ms', 0)} / {a.get('target_ms', 0)} ms | "
        f"{'ok' if not problems else 'FAIL: ' + '; '.join(problems)} |")
 print(("PASS" if not problems else "FAIL") + "|" + row)
 PY

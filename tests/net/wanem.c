@@ -15,7 +15,8 @@
  * satellite, congested, none) or key=value pairs separated by commas:
  *   delay=MS        fixed one-way delay
  *   jitter=MS       normal: the standard deviation; pareto: the scale
- *   dist=normal|pareto  (pareto: shape 2.5; a frame's delay is delay + a draw)
+ *   dist=normal|halfnormal|pareto  (a frame's delay is delay + a draw: N(0, jitter),
+ *                   |N(0, jitter)|, or Pareto of shape 2.5 and scale jitter)
  *   loss=PERCENT    mean loss (Gilbert-Elliott with burst=1: independent)
  *   burst=FRAMES    mean length of a loss burst
  *   rate=KBIT       a rate cap; frames wait in a queue of queue= bytes
@@ -24,6 +25,7 @@
  * A normal draw below -delay is clamped: no frame arrives before it was sent.
  * Runs until SIGTERM/SIGINT; prints one line "ready" once both TAPs are open
  * and the counters on exit. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
@@ -32,6 +34,8 @@
 #include <linux/if_tun.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +46,7 @@
 
 typedef struct {
   gdouble delay_ms, jitter_ms;
-  gboolean pareto;
+  gboolean pareto, halfnormal;
   gdouble loss_pct, burst;
   gdouble rate_kbit;
   guint queue_bytes;
@@ -74,7 +78,7 @@ static guint64 order_counter;
 static const struct { const gchar *name, *spec; } profiles[] = {
   { "none", "" },
   { "broadband", "delay=10,jitter=2,loss=0.1" },
-  { "lte", "delay=40,jitter=20,loss=1,burst=3" },
+  { "lte", "delay=40,jitter=20,dist=halfnormal,loss=1,burst=3" },
   { "bad-wifi", "delay=15,jitter=10,dist=pareto,loss=3,burst=3" },
   { "satellite", "delay=300,jitter=10,loss=0.5" },
   { "congested", "delay=20,rate=64,queue=32000" },
@@ -105,11 +109,12 @@ parse_profile (const gchar *text, Profile *p, GError **error)
       return FALSE;
     }
     if (strcmp (kv[0], "dist") == 0) {
-      if (strcmp (kv[1], "pareto") != 0 && strcmp (kv[1], "normal") != 0) {
-        g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "dist=%s: normal or pareto", kv[1]);
+      if (strcmp (kv[1], "pareto") != 0 && strcmp (kv[1], "normal") != 0 && strcmp (kv[1], "halfnormal") != 0) {
+        g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "dist=%s: normal, halfnormal or pareto", kv[1]);
         return FALSE;
       }
       p->pareto = strcmp (kv[1], "pareto") == 0;
+      p->halfnormal = strcmp (kv[1], "halfnormal") == 0;
       continue;
     }
     v = g_ascii_strtod (kv[1], &end);
@@ -171,6 +176,8 @@ draw_delay (const Profile *p)
     if (p->pareto)
       /* Pareto (shape 2.5) with scale jitter, shifted to start at 0 */
       d += p->jitter_ms * (pow (g_rand_double_range (rng, 1e-12, 1.0), -1.0 / 2.5) - 1.0);
+    else if (p->halfnormal)
+      d += p->jitter_ms * fabs (normal ());
     else
       d += p->jitter_ms * normal ();
   }
@@ -362,29 +369,37 @@ main (int argc, char **argv)
   direction_init (&dirs[1], "down", &pd, fb, fa);
   signal (SIGTERM, on_signal);
   signal (SIGINT, on_signal);
+  {
+    /* a link's timing is the kernel's business; here a real-time priority
+     * keeps a busy host from delaying frames (best effort) */
+    struct sched_param sp = { .sched_priority = 10 };
+    if (sched_setscheduler (0, SCHED_FIFO, &sp) != 0)
+      g_printerr ("wzp-wanem: no real-time priority (%s): timing follows the host's load\n",
+                  g_strerror (errno));
+  }
   printf ("ready\n");
   fflush (stdout);
   while (!stop) {
     struct pollfd fds[2] = { { fa, POLLIN, 0 }, { fb, POLLIN, 0 } };
-    gint64 now = g_get_monotonic_time (), next = -1;
-    int timeout;
+    gint64 now = g_get_monotonic_time (), next = -1, wait;
+    struct timespec ts;
 
     for (guint i = 0; i < 2; i++) {
       gint64 due = deliver (&dirs[i], now);
       if (due >= 0 && (next < 0 || due < next))
         next = due;
     }
-    /* poll has ms resolution: wake a little early, then spin the rest */
-    timeout = next < 0 ? 1000 : (int) MAX (0, (next - now) / 1000 - 1);
-    if (poll (fds, 2, timeout) < 0 && errno != EINTR)
+    /* until the next frame is due (µs resolution), or a frame comes */
+    wait = next < 0 ? G_USEC_PER_SEC : MAX (0, next - now);
+    ts.tv_sec = wait / G_USEC_PER_SEC;
+    ts.tv_nsec = (wait % G_USEC_PER_SEC) * 1000;
+    if (ppoll (fds, 2, &ts, NULL) < 0 && errno != EINTR)
       break;
     now = g_get_monotonic_time ();
     if (fds[0].revents & POLLIN)
       receive (&dirs[0], now);
     if (fds[1].revents & POLLIN)
       receive (&dirs[1], now);
-    if (next >= 0 && timeout == 0 && next > now)
-      g_usleep (MIN (next - now, 1000));
   }
   for (guint i = 0; i < 2; i++)
     printf ("%s: %" G_GUINT64_FORMAT " frames, %" G_GUINT64_FORMAT " sent, %" G_GUINT64_FORMAT " lost, %"
