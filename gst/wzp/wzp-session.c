@@ -333,7 +333,9 @@ on_call_setup (WzpSession *s, const WzpCallSetup *setup)
 {
   g_autoptr (GSocketAddress) relay = wzp_socket_address_parse (setup->relay_addr, NULL);
 
-  if (g_strcmp0 (setup->call_id, s->call_id) != 0)
+  /* a CallSetup for a call that has ended already (the answer ended it:
+   * encryption=required against a peer that cannot) starts nothing */
+  if (g_strcmp0 (setup->call_id, s->call_id) != 0 || wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
     return;
   set_state (s, WZP_SESSION_STATE_CONNECTING);
   g_free (s->room_name);
@@ -740,7 +742,7 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
         d->msg = wzp_signal_copy (msg);
         g_source_unref (session_timeout (s, s->test_setup_delay_ms, call_setup_late, d,
                                          delayed_setup_free));
-      } else if (s->awaiting_answer) {
+      } else if (s->awaiting_answer && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED) {
         g_clear_pointer (&s->pending_setup, wzp_signal_free);
         s->pending_setup = wzp_signal_copy (msg);
         cancel_timer (&s->answer_timer);
@@ -867,6 +869,17 @@ drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason)
   g_clear_object (c);
 }
 
+/* every timer of the call that is not the race's (race_stop() has those) */
+static void
+cancel_call_timers (WzpSession *s)
+{
+  cancel_timer (&s->rereg_timer);
+  cancel_timer (&s->media_watch);
+  cancel_timer (&s->ring_timer);
+  cancel_timer (&s->answer_timer);
+  g_clear_pointer (&s->pending_setup, wzp_signal_free);
+}
+
 void
 end_call (WzpSession *s, GError *why)
 {
@@ -874,10 +887,7 @@ end_call (WzpSession *s, GError *why)
     g_clear_error (&why);
     return;
   }
-  cancel_timer (&s->rereg_timer);
-  cancel_timer (&s->media_watch);
-  cancel_timer (&s->ring_timer);
-  cancel_timer (&s->answer_timer);
+  cancel_call_timers (s);
   race_stop (s);
   drop_conn (s, &s->relay_conn, "hangup");
   /* the reason first: whoever sees the state ENDED can read why */
@@ -1000,6 +1010,9 @@ session_thread (gpointer data)
   if (s->sig && s->call_id && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
     send_sig (s, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, s->call_id));
   end_call (s, NULL);
+  /* whatever a late signal may have started after the end */
+  cancel_call_timers (s);
+  race_stop (s);
   drop_conn (s, &s->sig, "hangup");
   if (s->ep) {
     g_signal_handlers_disconnect_by_data (s->ep, s);
