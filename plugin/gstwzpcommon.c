@@ -871,5 +871,6 @@ gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter)
       "encrypted", G_TYPE_BOOLEAN, ss.encrypted,
       "peer-authenticated", G_TYPE_BOOLEAN, ss.peer_authenticated,
       "packets-auth-failed", G_TYPE_UINT64, ss.frames_auth_failed,
-      "packets-replayed", G_TYPE_UINT64, ss.frames_replayed, NULL);
+      "packets-replayed", G_TYPE_UINT64, ss.frames_replayed,
+      "packets-repair", G_TYPE_UINT64, ss.frames_repair, NULL);
 }

@@ -2,17 +2,29 @@
  * SECTION:element-wzpsrc
  * @title: wzpsrc
  *
- * Receives the other side's Opus frames from a WarzonePhone call (or room).
+ * Receives the other side's audio from a WarzonePhone call (or room).
  * Live; produces nothing until media flows; the streaming thread waits on
  * the call's receive queue with a deadline, and unlock() wakes it at once.
  *
+ * Two outputs, whichever downstream takes (Opus first):
+ * - audio/x-raw (S16LE, 48 kHz, mono): every codec the peer sends (Opus,
+ *   Codec2 3200/1200, comfort noise) decoded, gaps concealed, codec changes
+ *   cross-faded;
+ * - audio/x-opus: the peer's Opus packets as they came, with GAP events for
+ *   what is missing (opusdec plc=true conceals); frames of other codecs are
+ *   decoded and encoded to Opus, so a recording or a bridge never meets a
+ *   caps change.
+ *
  * |[
  * gst-launch-1.0 wzpsrc relay=127.0.0.1:4433 identity=bob.seed auto-answer=true ! \
- *     opusdec plc=true ! audioconvert ! autoaudiosink
+ *     audioconvert ! autoaudiosink
  * ]|
  */
 #include "gstwzpsrc.h"
+#include "gstwzpdecoder.h"
 #include "wzp-jitter.h"
+
+#include <string.h>
 
 #include <gst/pbutils/pbutils.h>
 
@@ -38,6 +50,14 @@ struct _GstWzpSrc {
   GstClockTime next_pts;
   GstClockTime frame_dur;       /* of the last frame: the unit of a GAP */
   gboolean discont;
+  gboolean raw;                 /* audio/x-raw negotiated: decode */
+  GstWzpDecoder *decoder;       /* raw output, and other codecs to Opus */
+  GstWzpReencoder *reencoder;   /* ... created at the first such frame */
+  gboolean reencoding;          /* another codec came: the Opus out is made here */
+  gint16 history[GST_WZP_RATE / 25];  /* the last 40 ms, decoded */
+  guint8 last_toc;              /* of the last Opus packet passed through */
+  guint reencode_gap;           /* 20 ms pieces of concealment still to make Opus */
+  gint64 gap_play_us;           /* ... the play time of the next */
 };
 
 enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS, PROP_MIN_LATENCY, PROP_MAX_LATENCY };
@@ -46,9 +66,12 @@ G_DEFINE_TYPE_WITH_CODE (GstWzpSrc, gst_wzp_src, GST_TYPE_PUSH_SRC,
     G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
 GST_ELEMENT_REGISTER_DEFINE (wzpsrc, "wzpsrc", GST_RANK_NONE, GST_TYPE_WZP_SRC)
 
+#define RAW_CAPS "audio/x-raw, format = (string) S16LE, rate = (int) 48000, " \
+    "channels = (int) 1, layout = (string) interleaved"
+
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC,
     GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus, rate = (int) 48000, channels = (int) 1, "
-                                     "channel-mapping-family = (int) 0"));
+                                     "channel-mapping-family = (int) 0; " RAW_CAPS));
 
 static gboolean
 gst_wzp_src_start (GstBaseSrc *bsrc)
@@ -83,6 +106,8 @@ gst_wzp_src_stop (GstBaseSrc *bsrc)
   g_clear_pointer (&self->session, gst_wzp_session_release);
   g_mutex_lock (&self->lock);
   g_clear_pointer (&self->jitter, wzp_jitter_free);
+  g_clear_pointer (&self->decoder, gst_wzp_decoder_free);
+  g_clear_pointer (&self->reencoder, gst_wzp_reencoder_free);
   g_mutex_unlock (&self->lock);
   return TRUE;
 }
@@ -135,6 +160,112 @@ play_pts (GstWzpSrc *self, gint64 play_us, gint64 now_us)
   return pts;
 }
 
+static GstBuffer *
+pcm_buffer (const gint16 *pcm, guint samples)
+{
+  GstBuffer *b = gst_buffer_new_memdup (pcm, samples * sizeof (gint16));
+
+  GST_BUFFER_DURATION (b) = gst_util_uint64_scale_int (samples, GST_SECOND, GST_WZP_RATE);
+  return b;
+}
+
+static void
+keep_history (GstWzpSrc *self, const gint16 *pcm, guint n)
+{
+  guint keep = G_N_ELEMENTS (self->history);
+
+  if (n >= keep) {
+    memcpy (self->history, pcm + n - keep, keep * sizeof (gint16));
+  } else {
+    memmove (self->history, self->history + n, (keep - n) * sizeof (gint16));
+    memcpy (self->history + keep - n, pcm, n * sizeof (gint16));
+  }
+}
+
+/* Decoded audio made Opus again (encoded output), at the bitrate of the
+ * Opus profile it came as (24 kbit/s for Codec2 and comfort noise) */
+static GstBuffer *
+reencode (GstWzpSrc *self, const gint16 *pcm, guint samples, WzpCodecId codec)
+{
+  GBytes *opus;
+  GstBuffer *b;
+
+  if (self->reencoder == NULL)
+    self->reencoder = gst_wzp_reencoder_new ();
+  opus = gst_wzp_reencoder_encode (self->reencoder, pcm, samples, codec);
+  if (opus == NULL)
+    return NULL;
+  b = gst_buffer_new_wrapped_bytes (opus);
+  g_bytes_unref (opus);
+  GST_BUFFER_DURATION (b) = gst_util_uint64_scale_int (samples, GST_SECOND, GST_WZP_RATE);
+  return b;
+}
+
+/* One received frame as the negotiated output: decoded; or, encoded, the
+ * Opus packet itself, or another codec's frame decoded and made Opus.
+ * NULL when it cannot be (counted). */
+static GstBuffer *
+frame_buffer (GstWzpSrc *self, const WzpMediaFrame *f)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (f->payload, &len);
+  guint ms = wzp_codec_id_frame_ms (f->codec);
+  gint16 pcm[GST_WZP_MAX_FRAME_SAMPLES];
+  GstBuffer *b;
+  guint n;
+
+  if (!self->raw && !self->reencoding && !wzp_codec_id_is_opus (f->codec)) {
+    /* the first frame of another codec: from now on the encoded output is
+     * made here, primed with the Opus that came before, so that opusdec
+     * meets one change of encoder in the call, not one per codec switch */
+    self->reencoding = TRUE;
+    if (self->reencoder == NULL)
+      self->reencoder = gst_wzp_reencoder_new ();
+    gst_wzp_reencoder_prime (self->reencoder, self->history, G_N_ELEMENTS (self->history),
+                             self->last_toc);
+  }
+  if (!self->raw && !self->reencoding) {
+    guint us = wzp_opus_packet_duration_us (data, len);
+
+    b = gst_buffer_new_memdup (data, len);
+    GST_BUFFER_DURATION (b) = us ? us * GST_USECOND : ms * GST_MSECOND;
+    /* decoded too, for the history a switch primes with */
+    g_mutex_lock (&self->lock);
+    n = gst_wzp_decoder_decode (self->decoder, f->codec, data, len, 0, pcm);
+    g_mutex_unlock (&self->lock);
+    keep_history (self, pcm, n);
+    self->last_toc = len ? data[0] : 0;
+    return b;
+  }
+  g_mutex_lock (&self->lock);
+  n = gst_wzp_decoder_decode (self->decoder, f->codec, data, len,
+                              (ms ? ms : 20) * (GST_WZP_RATE / 1000), pcm);
+  g_mutex_unlock (&self->lock);
+  return self->raw ? pcm_buffer (pcm, n) : reencode (self, pcm, n, f->codec);
+}
+
+/* @dur of concealment, decoded */
+static GstBuffer *
+conceal_buffer (GstWzpSrc *self, GstClockTime dur)
+{
+  guint samples = (guint) gst_util_uint64_scale_int (dur, GST_WZP_RATE, GST_SECOND);
+  GstBuffer *b = gst_buffer_new_allocate (NULL, samples * sizeof (gint16), NULL);
+  GstMapInfo map;
+
+  gst_buffer_map (b, &map, GST_MAP_WRITE);
+  g_mutex_lock (&self->lock);
+  for (guint done = 0; done < samples;) {
+    guint step = MIN (samples - done, (guint) GST_WZP_MAX_FRAME_SAMPLES);
+
+    gst_wzp_decoder_conceal (self->decoder, step, (gint16 *) map.data + done);
+    done += step;
+  }
+  g_mutex_unlock (&self->lock);
+  gst_buffer_unmap (b, &map);
+  GST_BUFFER_DURATION (b) = dur;
+  return b;
+}
+
 static GstFlowReturn
 gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
 {
@@ -150,34 +281,61 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
       return GST_FLOW_FLUSHING;
     gint64 play;
 
+    if (self->reencode_gap > 0) {
+      gint16 pcm[GST_WZP_RATE / 50];
+
+      g_mutex_lock (&self->lock);
+      gst_wzp_decoder_conceal (self->decoder, G_N_ELEMENTS (pcm), pcm);
+      g_mutex_unlock (&self->lock);
+      self->reencode_gap--;
+      *outbuf = reencode (self, pcm, G_N_ELEMENTS (pcm), WZP_CODEC_COMFORT_NOISE);
+      if (*outbuf == NULL)
+        continue;
+      GST_BUFFER_PTS (*outbuf) = play_pts (self, self->gap_play_us, now);
+      self->gap_play_us += 20000;
+      self->next_pts = GST_BUFFER_PTS (*outbuf) + GST_BUFFER_DURATION (*outbuf);
+      return GST_FLOW_OK;
+    }
+
     g_mutex_lock (&self->lock);
     out = wzp_jitter_pop (self->jitter, now, &f, &gap, &wake);
     play = wzp_jitter_get_play_us (self->jitter);
     g_mutex_unlock (&self->lock);
     if (out == WZP_JITTER_FRAME) {
-      gsize len;
-      gconstpointer data = g_bytes_get_data (f->payload, &len);
-      guint us = wzp_opus_packet_duration_us (data, len);
-      GstClockTime dur = us ? us * GST_USECOND : wzp_codec_id_frame_ms (f->codec) * GST_MSECOND;
-
-      *outbuf = gst_buffer_new_memdup (data, len);
+      *outbuf = frame_buffer (self, f);
+      wzp_media_frame_free (f);
+      if (*outbuf == NULL)
+        continue;
       GST_BUFFER_PTS (*outbuf) = play_pts (self, play, now);
-      GST_BUFFER_DURATION (*outbuf) = dur;
       if (self->discont) {
         GST_BUFFER_FLAG_SET (*outbuf, GST_BUFFER_FLAG_DISCONT);
         self->discont = FALSE;
       }
-      self->next_pts = GST_BUFFER_PTS (*outbuf) + dur;
-      if (dur)
-        self->frame_dur = dur;
-      wzp_media_frame_free (f);
+      self->next_pts = GST_BUFFER_PTS (*outbuf) + GST_BUFFER_DURATION (*outbuf);
+      if (GST_BUFFER_DURATION (*outbuf))
+        self->frame_dur = GST_BUFFER_DURATION (*outbuf);
       return GST_FLOW_OK;
     }
+    if (out == WZP_JITTER_GAP && self->reencoding) {
+      /* a gap after Codec2 or comfort noise made Opus: opusdec could only
+       * conceal it as Opus, so it is concealed here (more comfort noise, the
+       * last Codec2 frame fading) and made Opus too, 20 ms at a time */
+      self->reencode_gap = (guint) (gap * self->frame_dur / (20 * GST_MSECOND));
+      self->gap_play_us = play;
+      continue;
+    }
     if (out == WZP_JITTER_GAP) {
-      /* lost frames, or delay added: a GAP lets opusdec plc=true conceal
-       * them (and keeps a recording's timestamps contiguous) */
       GstClockTime dur = gap * self->frame_dur;
 
+      if (self->raw && GST_CLOCK_TIME_IS_VALID (self->next_pts)) {
+        /* raw: the decoder conceals (or goes on with comfort noise) */
+        *outbuf = conceal_buffer (self, dur);
+        GST_BUFFER_PTS (*outbuf) = play_pts (self, play, now);
+        self->next_pts = GST_BUFFER_PTS (*outbuf) + GST_BUFFER_DURATION (*outbuf);
+        return GST_FLOW_OK;
+      }
+      /* lost frames, or delay added: a GAP lets opusdec plc=true conceal
+       * them (and keeps a recording's timestamps contiguous) */
       if (GST_CLOCK_TIME_IS_VALID (self->next_pts)) {
         GstClockTime pts = play_pts (self, play, now);
         gst_pad_push_event (GST_BASE_SRC_PAD (self), gst_event_new_gap (pts, dur));
@@ -200,21 +358,41 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   }
 }
 
-/* Mono 48 kHz Opus with an OpusHead/OpusTags stream header, so muxers
- * (oggmux, matroskamux) and payloaders can take the stream as it is. */
+/* What downstream takes first of the template: Opus (mono 48 kHz, with an
+ * OpusHead stream header, so muxers and payloaders take the stream as it
+ * is), or raw audio, decoded here. */
 static gboolean
 gst_wzp_src_negotiate (GstBaseSrc *bsrc)
 {
-  GstBuffer *head = gst_codec_utils_opus_create_header (48000, 1, 0, 1, 0, NULL, 0, 0);
-  GstTagList *tags = gst_tag_list_new_empty ();
-  GstCaps *caps = gst_codec_utils_opus_create_caps_from_header (head, NULL);
+  GstWzpSrc *self = GST_WZP_SRC (bsrc);
+  GstCaps *tmpl = gst_pad_get_pad_template_caps (GST_BASE_SRC_PAD (bsrc));
+  GstCaps *peer = gst_pad_peer_query_caps (GST_BASE_SRC_PAD (bsrc), tmpl);
+  GstCaps *caps = NULL;
   gboolean ok;
 
-  gst_tag_list_unref (tags);
-  gst_buffer_unref (head);
-  if (caps == NULL)
-    caps = gst_caps_from_string ("audio/x-opus, rate=(int)48000, channels=(int)1, "
-                                 "channel-mapping-family=(int)0");
+  gst_caps_unref (tmpl);
+  if (peer == NULL || gst_caps_is_empty (peer)) {
+    g_clear_pointer (&peer, gst_caps_unref);
+    return FALSE;
+  }
+  self->raw = gst_structure_has_name (gst_caps_get_structure (peer, 0), "audio/x-raw");
+  gst_caps_unref (peer);
+  if (self->raw) {
+    caps = gst_caps_from_string (RAW_CAPS);
+  } else {
+    GstBuffer *head = gst_codec_utils_opus_create_header (48000, 1, 0, 1, 0, NULL, 0, 0);
+
+    caps = gst_codec_utils_opus_create_caps_from_header (head, NULL);
+    gst_buffer_unref (head);
+    if (caps == NULL)
+      caps = gst_caps_from_string ("audio/x-opus, rate=(int)48000, channels=(int)1, "
+                                   "channel-mapping-family=(int)0");
+  }
+  g_mutex_lock (&self->lock);
+  if (self->decoder == NULL)
+    self->decoder = gst_wzp_decoder_new ();
+  g_mutex_unlock (&self->lock);
+  GST_DEBUG_OBJECT (self, "output: %" GST_PTR_FORMAT, caps);
   ok = gst_base_src_set_caps (bsrc, caps);
   gst_caps_unref (caps);
   return ok;
@@ -244,12 +422,29 @@ static GstStructure *
 src_stats (GstWzpSrc *self)
 {
   WzpJitterStats js = { 0 };
+  GstWzpDecoderStats ds = { { 0 } };
+  GstStructure *st;
+  guint64 opus = 0;
 
   g_mutex_lock (&self->lock);
   if (self->jitter)
     wzp_jitter_get_stats (self->jitter, &js);
+  if (self->decoder)
+    gst_wzp_decoder_get_stats (self->decoder, &ds);
   g_mutex_unlock (&self->lock);
-  return gst_wzp_stats_new (self->session, &js);
+  st = gst_wzp_stats_new (self->session, &js);
+  for (guint c = 0; c < WZP_CODEC_COUNT; c++)
+    opus += wzp_codec_id_is_opus (c) ? ds.decoded[c] : 0;
+  /* what the decoder did (raw output, or other codecs made Opus) */
+  gst_structure_set (st, "output", G_TYPE_STRING, self->raw ? "raw" : "opus",
+      "frames-decoded-opus", G_TYPE_UINT64, opus,
+      "frames-decoded-codec2-3200", G_TYPE_UINT64, ds.decoded[WZP_CODEC_CODEC2_3200],
+      "frames-decoded-codec2-1200", G_TYPE_UINT64, ds.decoded[WZP_CODEC_CODEC2_1200],
+      "frames-comfort-noise", G_TYPE_UINT64, ds.decoded[WZP_CODEC_COMFORT_NOISE],
+      "frames-undecodable", G_TYPE_UINT64, ds.undecodable,
+      "codec-switches", G_TYPE_UINT64, ds.switches,
+      "concealed-ms", G_TYPE_UINT64, ds.concealed_ms, NULL);
+  return st;
 }
 
 static GstStateChangeReturn
@@ -300,6 +495,8 @@ gst_wzp_src_finalize (GObject *object)
 
   g_clear_pointer (&self->session, gst_wzp_session_release);
   g_clear_pointer (&self->jitter, wzp_jitter_free);
+  g_clear_pointer (&self->decoder, gst_wzp_decoder_free);
+  g_clear_pointer (&self->reencoder, gst_wzp_reencoder_free);
   g_mutex_clear (&self->lock);
   gst_wzp_settings_clear (&self->settings);
   G_OBJECT_CLASS (gst_wzp_src_parent_class)->finalize (object);
@@ -335,7 +532,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   gst_wzp_install_stats (oc, PROP_STATS);
   gst_element_class_add_static_pad_template (ec, &src_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone source", "Source/Network/Audio",
-      "Receives Opus audio from a WarzonePhone call", "gst-wzp");
+      "Receives audio from a WarzonePhone call: decoded, or as Opus", "gst-wzp");
   bc->start = gst_wzp_src_start;
   bc->stop = gst_wzp_src_stop;
   bc->unlock = gst_wzp_src_unlock;

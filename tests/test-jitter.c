@@ -99,6 +99,53 @@ test_reorder_and_gap (void)
   wzp_jitter_free (j);
 }
 
+/* Codec2 with FEC (§3.6): repair packets take sequence numbers but no
+ * media time, and never reach the buffer. Their holes are skipped at once,
+ * not concealed; a hole that also hides a lost frame is concealed for the
+ * frame's time only. */
+static void
+test_repair_holes (void)
+{
+  WzpJitter *j = wzp_jitter_new (40);
+  WzpJitterStats st;
+  guint seq = 0;
+
+  for (guint k = 0; k < 5; k++, seq++) {
+    WzpMediaFrame *f = frame_ts (seq, k * 40, k * 40000);
+
+    f->codec = WZP_CODEC_CODEC2_1200;
+    wzp_jitter_push (j, f);
+    g_assert_cmpint (pop (j, k * 40000), ==, (gint) seq);
+  }
+  seq += 2;                                     /* 5, 6: repair */
+  for (guint k = 5; k < 9; k++, seq++) {
+    WzpMediaFrame *f = frame_ts (seq, k * 40, k * 40000);
+
+    f->codec = WZP_CODEC_CODEC2_1200;
+    wzp_jitter_push (j, f);
+    g_assert_cmpint (pop (j, k * 40000), ==, (gint) seq);
+    g_assert_cmpint (wzp_jitter_get_play_us (j), ==, k * 40000 + 40000);
+  }
+  /* 11, 12: repair; 13 (ts 360) lost; 14 (ts 400) comes */
+  {
+    WzpMediaFrame *f = frame_ts (14, 400, 400000);
+
+    f->codec = WZP_CODEC_CODEC2_1200;
+    wzp_jitter_push (j, f);
+  }
+  g_assert_cmpint (pop (j, 399999), ==, -1000);
+  g_assert_cmpint (pop (j, 400000), ==, -1);    /* 13's 40 ms, at its play time */
+  g_assert_cmpint (wzp_jitter_get_play_us (j), ==, 400000);
+  g_assert_cmpint (pop (j, 400000), ==, 14);
+  g_assert_cmpint (wzp_jitter_get_play_us (j), ==, 440000);
+  wzp_jitter_get_stats (j, &st);
+  g_assert_cmpuint (st.skipped, ==, 4);
+  g_assert_cmpuint (st.lost, ==, 1);
+  g_assert_cmpuint (st.concealed, ==, 1);
+  g_assert_cmpuint (st.released, ==, 10);
+  wzp_jitter_free (j);
+}
+
 static void
 test_wrap_and_resync (void)
 {
@@ -326,6 +373,7 @@ main (int argc, char **argv)
   g_test_add_func ("/jitter/in-order", test_in_order);
   g_test_add_func ("/jitter/reorder-and-gap", test_reorder_and_gap);
   g_test_add_func ("/jitter/wrap-and-resync", test_wrap_and_resync);
+  g_test_add_func ("/jitter/repair-holes", test_repair_holes);
   g_test_add_func ("/jitter/random", test_random);
   g_test_add_func ("/jitter/spike", test_spike);
   g_test_add_func ("/jitter/drift", test_drift);

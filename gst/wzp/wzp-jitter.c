@@ -45,6 +45,8 @@ struct _WzpJitter {
   gint64 play_last;            /* play time of the last output */
   gint64 frame_us;             /* duration of the last frame */
   guint shrink_wait;           /* frames passed over waiting for a quiet one */
+  gboolean expect_valid;
+  gint64 expect_ts;            /* sender time (extended, ms) where the next frame starts */
   WzpJitterStats stats;
 };
 
@@ -199,6 +201,7 @@ wzp_jitter_push (WzpJitter *j, WzpMediaFrame *f)
     j->high_ts_ext = f->timestamp;
     j->window_len = j->window_at = 0;
     j->playing = FALSE;
+    j->expect_valid = FALSE;
     ahead = 0;
   }
   tsx = ts_ext (j, f->timestamp);
@@ -279,18 +282,38 @@ wzp_jitter_pop (WzpJitter *j, gint64 now_us, WzpMediaFrame **frame, guint *gap_f
       j->play_next = j->baseline + ts_ext (j, head->timestamp) * 1000 - (gint64) ahead * j->frame_us +
           j->target_us;
     }
+    if (ahead > 0 && j->expect_valid && ts_ext (j, head->timestamp) == j->expect_ts) {
+      /* a hole with no media time in it: sequence numbers a sender spent
+       * on packets that carry none (Codec2 FEC repair packets, §3.6) */
+      j->stats.skipped += (guint) ahead;
+      j->next_seq = head->seq;
+      j->recent <<= MIN ((guint) ahead, 63u);
+      continue;
+    }
     if (ahead > 0) {
-      /* a hole: waited for until its play time, then concealed */
+      /* a hole: waited for until its play time, then concealed; as many
+       * frames as the sender time it spans, when that is known (the rest
+       * of its sequence numbers carried no media) */
+      gint64 limit = ahead;
       guint n;
 
       if (now_us < j->play_next) {
         *wake_us = j->play_next;
         return WZP_JITTER_NONE;
       }
-      n = (guint) MIN ((gint64) ahead, 1 + (now_us - j->play_next) / j->frame_us);
+      if (j->expect_valid && ts_ext (j, head->timestamp) > j->expect_ts)
+        limit = MIN (limit, ((ts_ext (j, head->timestamp) - j->expect_ts) * 1000 + j->frame_us - 1) /
+                     j->frame_us);
+      n = (guint) MIN (limit, 1 + (now_us - j->play_next) / j->frame_us);
       j->stats.lost += n;
       j->next_seq += n;
       j->recent <<= MIN (n, 63u);
+      if (j->expect_valid)
+        j->expect_ts += (gint64) n * j->frame_us / 1000;
+      if ((gint64) n == limit && limit < ahead) {
+        j->stats.skipped += (guint64) (ahead - limit);
+        j->next_seq = head->seq;
+      }
       return emit_gap (j, n, gap_frames);
     }
     ideal = j->baseline + ts_ext (j, head->timestamp) * 1000;
@@ -314,6 +337,8 @@ wzp_jitter_pop (WzpJitter *j, gint64 now_us, WzpMediaFrame **frame, guint *gap_f
       /* too much: one frame less, a quiet one if one comes soon */
       if (quiet (head) || ++j->shrink_wait >= SHRINK_FORCE) {
         g_queue_pop_head (&j->held);
+        j->expect_ts = ts_ext (j, head->timestamp) + dur / 1000;
+        j->expect_valid = TRUE;
         wzp_media_frame_free (head);
         j->next_seq++;
         j->recent = (j->recent << 1) | 1;
@@ -325,6 +350,8 @@ wzp_jitter_pop (WzpJitter *j, gint64 now_us, WzpMediaFrame **frame, guint *gap_f
       j->shrink_wait = 0;
     }
     *frame = g_queue_pop_head (&j->held);
+    j->expect_ts = ts_ext (j, head->timestamp) + dur / 1000;
+    j->expect_valid = TRUE;
     j->recent = (j->recent << 1) | 1;
     j->next_seq++;
     j->stats.released++;

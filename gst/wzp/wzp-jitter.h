@@ -41,6 +41,7 @@ typedef struct {
   guint level;         /* frames held now */
   guint target_ms;     /* the delay aimed at, beyond the fastest arrivals */
   guint delay_ms;      /* the delay of the last frame played, beyond the fastest arrivals */
+  guint64 skipped;     /* sequence numbers with no media time (FEC repair packets) */
 } WzpJitterStats;
 
 /* A fixed delay of @latency_ms (min = max). */

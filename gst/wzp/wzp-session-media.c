@@ -163,6 +163,14 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
     s->send_path = WZP_MEDIA_PATH_DIRECT;
     set_path (s, WZP_MEDIA_PATH_DIRECT);
   }
+  if (pkt.header.repair) {
+    /* a Codec2 FEC repair symbol (§3.6): never for a decoder; its seq is a
+     * hole the next source frame's timestamp shows to be empty */
+    g_mutex_lock (&s->lock);
+    s->stats.frames_repair++;
+    g_mutex_unlock (&s->lock);
+    return;
+  }
   f = g_new0 (WzpMediaFrame, 1);
   f->seq = pkt.header.seq;
   f->timestamp = pkt.header.timestamp;

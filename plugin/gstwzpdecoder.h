@@ -1,0 +1,61 @@
+/* GstWzpDecoder: every codec a WZP peer sends (§3.4), decoded to one
+ * continuous stream of 48 kHz mono S16 audio.
+ *
+ * One decoder per codec family keeps its state across the call: Opus (every
+ * bitrate and frame size; libopus), Codec2 3200 and 1200 (libcodec2, 8 kHz,
+ * up-sampled with GstAudioResampler) and comfort noise (synthesised at the
+ * level the packet carries). Gaps are concealed by the family that played
+ * last: Opus's own concealment, the last Codec2 frame again fading out, or
+ * more comfort noise. When the codec changes, the first 5 ms of the new
+ * codec's frame are cross-faded with the old decoder's continuation, so a
+ * switch neither clicks nor leaves a gap.
+ *
+ * GstWzpReencoder turns such audio back into Opus, for wzpsrc's encoded
+ * output when the peer sends something other than Opus. */
+#pragma once
+
+#include <gst/gst.h>
+#include "wzp-wire.h"
+
+G_BEGIN_DECLS
+
+#define GST_WZP_RATE 48000
+/* the longest frame: a 120 ms Opus packet */
+#define GST_WZP_MAX_FRAME_SAMPLES 5760
+
+typedef struct {
+  guint64 decoded[WZP_CODEC_COUNT];  /* frames, by codec id */
+  guint64 undecodable;               /* frames no decoder took (concealed instead) */
+  guint64 concealed_ms;              /* audio made up for gaps */
+  guint64 switches;                  /* codec changes, each cross-faded */
+} GstWzpDecoderStats;
+
+typedef struct _GstWzpDecoder GstWzpDecoder;
+
+GstWzpDecoder *gst_wzp_decoder_new (void);
+void gst_wzp_decoder_free (GstWzpDecoder *decoder);
+/* Decodes one frame into @out (room for GST_WZP_MAX_FRAME_SAMPLES); returns
+ * its samples. A frame no decoder takes is concealed for @fallback_samples
+ * and counted. */
+guint gst_wzp_decoder_decode (GstWzpDecoder *decoder, WzpCodecId codec, const guint8 *data,
+                              gsize len, guint fallback_samples, gint16 *out);
+/* @samples (at most GST_WZP_MAX_FRAME_SAMPLES) of concealment after what was
+ * decoded last. */
+void gst_wzp_decoder_conceal (GstWzpDecoder *decoder, guint samples, gint16 *out);
+void gst_wzp_decoder_get_stats (GstWzpDecoder *decoder, GstWzpDecoderStats *stats);
+
+typedef struct _GstWzpReencoder GstWzpReencoder;
+
+GstWzpReencoder *gst_wzp_reencoder_new (void);
+void gst_wzp_reencoder_free (GstWzpReencoder *reencoder);
+/* Encodes @samples (a 10, 20 or 40 ms frame) to one Opus packet, at the
+ * bitrate of @codec's Opus profile (24 kbit/s for the others). */
+GBytes *gst_wzp_reencoder_encode (GstWzpReencoder *reencoder, const gint16 *pcm, guint samples,
+                                  WzpCodecId codec);
+/* Runs @samples of what came before through the encoder, output dropped,
+ * at the bandwidth of the Opus packet before (@last_toc): its first packet
+ * then continues that audio in a decoder that played it. */
+void gst_wzp_reencoder_prime (GstWzpReencoder *reencoder, const gint16 *pcm, guint samples,
+                              guint8 last_toc);
+
+G_END_DECLS

@@ -1,0 +1,565 @@
+/* Every codec id of §3.4 into wzpsrc through a real relay, as an upstream
+ * peer on a degrading network sends them: Opus24k → Opus6k/40 ms →
+ * Codec2_1200 (with FEC repair packets) → Codec2_3200 → Opus24k → comfort
+ * noise → Opus24k, paced in real time. Checked on both outputs:
+ * - audio/x-raw: the audio is continuous (no hole, nothing beyond one frame
+ *   concealed), each Opus segment carries its tone, each Codec2 segment
+ *   matches an independent decoding of the same frames (Debian's c2dec)
+ *   of speech that an independent encoder (c2enc) made from espeak-ng,
+ *   comfort noise is noise at the level sent, and no codec switch clicks;
+ * - audio/x-opus: every buffer is an Opus packet, contiguous, and decodes to
+ *   the same segments.
+ * Needs espeak-ng, c2enc and c2dec (scripts/install-deps installs them);
+ * without them it says so and is skipped. */
+#include <math.h>
+#include <string.h>
+#include <glib/gstdio.h>
+#include <gst/check/gstharness.h>
+#include <opus.h>
+
+#include "relay-client.h"
+#include "wzp-identity.h"
+
+static const gchar *relay_path;
+static gchar *workdir;
+
+static GstStaticPadTemplate any_caps = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
+    GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+#define SRC_SEED "5656565656565656565656565656565656565656565656565656565656565656"
+#define RATE 48000
+#define MS(x) ((x) * RATE / 1000)
+
+/* the stream, segment by segment */
+typedef enum { SEG_OPUS24, SEG_OPUS6, SEG_C2_1200, SEG_C2_3200, SEG_OPUS24_B, SEG_CN, SEG_OPUS24_C,
+               N_SEG } Seg;
+static const struct {
+  const gchar *name;
+  guint start_ms, end_ms;
+  gdouble tone;                 /* Hz, 0: not a tone */
+} segs[N_SEG] = {
+  { "opus24k", 0, 1000, 440 },
+  { "opus6k/40ms", 1000, 2000, 660 },
+  { "codec2-1200", 2000, 3000, 0 },
+  { "codec2-3200", 3000, 4000, 0 },
+  { "opus24k", 4000, 5000, 440 },
+  { "comfort-noise", 5000, 5600, 0 },
+  { "opus24k", 5600, 6600, 880 },
+};
+#define CN_LEVEL 40             /* −40 dBov */
+#define REPAIR_EVERY 5          /* Codec2 1200 frames per FEC block */
+#define REPAIRS 2               /* repair packets after each block */
+
+typedef struct {
+  guint8 *bits;
+  gsize len;
+  gint16 *ref;                  /* c2dec's decoding, 8 kHz */
+  gsize ref_len;
+} C2Stream;
+
+static C2Stream c2[2];          /* 1200, 3200 */
+
+static gboolean
+run (const gchar *cmd)
+{
+  gint status = -1;
+  g_autoptr (GError) error = NULL;
+
+  if (!g_spawn_command_line_sync (cmd, NULL, NULL, &status, &error) ||
+      !g_spawn_check_wait_status (status, NULL)) {
+    g_test_message ("failed: %s", cmd);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Speech from espeak-ng at 8 kHz, coded by c2enc and decoded by c2dec: the
+ * frames we send and the reference we compare with. */
+static gboolean
+make_speech (void)
+{
+  g_autofree gchar *wav = g_build_filename (workdir, "speech.wav", NULL);
+  g_autofree gchar *raw = g_build_filename (workdir, "speech8k.raw", NULL);
+  g_autofree gchar *cmd = g_strdup_printf ("espeak-ng -s 140 -w %s \"The quick brown fox jumps "
+                                           "over the lazy dog, and the call goes on.\"", wav);
+  g_autofree gchar *pipe = g_strdup_printf ("filesrc location=%s ! wavparse ! audioconvert ! "
+      "audioresample ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! filesink location=%s",
+      wav, raw);
+  g_autoptr (GError) error = NULL;
+  GstElement *p;
+  GstMessage *m;
+  const gchar *modes[2] = { "1200", "3200" };
+
+  if (!g_find_program_in_path ("espeak-ng") || !g_find_program_in_path ("c2enc") ||
+      !g_find_program_in_path ("c2dec"))
+    return FALSE;
+  g_assert_true (run (cmd));
+  p = gst_parse_launch (pipe, &error);
+  g_assert_no_error (error);
+  gst_element_set_state (p, GST_STATE_PLAYING);
+  m = gst_bus_timed_pop_filtered (GST_ELEMENT_BUS (p), 10 * GST_SECOND,
+                                  GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  g_assert_nonnull (m);
+  g_assert_cmpint (GST_MESSAGE_TYPE (m), ==, GST_MESSAGE_EOS);
+  gst_message_unref (m);
+  gst_element_set_state (p, GST_STATE_NULL);
+  gst_object_unref (p);
+  for (guint i = 0; i < 2; i++) {
+    g_autofree gchar *bit = g_strdup_printf ("%s/c2-%s.bit", workdir, modes[i]);
+    g_autofree gchar *dec = g_strdup_printf ("%s/c2-%s.raw", workdir, modes[i]);
+    g_autofree gchar *enc_cmd = g_strdup_printf ("c2enc %s %s %s", modes[i], raw, bit);
+    g_autofree gchar *dec_cmd = g_strdup_printf ("c2dec %s %s %s", modes[i], bit, dec);
+    gsize len;
+
+    g_assert_true (run (enc_cmd) && run (dec_cmd));
+    g_assert_true (g_file_get_contents (bit, (gchar **) &c2[i].bits, &c2[i].len, NULL));
+    g_assert_true (g_file_get_contents (dec, (gchar **) &c2[i].ref, &len, NULL));
+    c2[i].ref_len = len / 2;
+  }
+  return TRUE;
+}
+
+static gboolean
+element_on_relay (gpointer data)
+{
+  GstStructure *st = NULL;
+  gboolean up;
+
+  g_object_get (data, "stats", &st, NULL);
+  up = g_strcmp0 (gst_structure_get_string (st, "state"), "active") == 0;
+  gst_structure_free (st);
+  return up;
+}
+
+static guint64
+stat_u64 (GstElement *e, const gchar *field)
+{
+  GstStructure *st = NULL;
+  guint64 v = G_MAXUINT64;
+
+  g_object_get (e, "stats", &st, NULL);
+  g_assert_true (gst_structure_get_uint64 (st, field, &v));
+  gst_structure_free (st);
+  return v;
+}
+
+typedef struct {
+  Client *c;
+  guint16 seq;
+  gint64 t0;
+} Sender;
+
+/* Sends one packet at its media time (real-time pacing, as a peer does). */
+static void
+send_at (Sender *s, WzpCodecId codec, gboolean repair, guint32 ts, const guint8 *payload, gsize len)
+{
+  guint8 pkt[1500];
+  WzpMediaHeader hd = { .codec = codec, .repair = repair, .seq = s->seq++, .timestamp = ts };
+  gsize n = wzp_media_packet_write (&hd, payload, len, NULL, pkt, sizeof pkt);
+
+  g_assert_cmpuint (n, >, 0);
+  while (g_get_monotonic_time () < s->t0 + (gint64) ts * 1000) {
+    g_main_context_iteration (NULL, FALSE);
+    g_usleep (500);
+  }
+  g_assert_true (wzp_connection_send_datagram (s->c->conn, pkt, n, NULL));
+}
+
+static void
+send_tone (Sender *s, WzpCodecId codec, guint bitrate, guint frame_ms, const guint seg_i)
+{
+  int err;
+  OpusEncoder *enc = opus_encoder_create (RATE, 1, OPUS_APPLICATION_VOIP, &err);
+  guint n = MS (frame_ms);
+
+  opus_encoder_ctl (enc, OPUS_SET_BITRATE ((opus_int32) bitrate));
+  for (guint ts = segs[seg_i].start_ms; ts < segs[seg_i].end_ms; ts += frame_ms) {
+    gint16 pcm[MS (40)];
+    guint8 out[1276];
+    opus_int32 len;
+
+    for (guint i = 0; i < n; i++)
+      pcm[i] = (gint16) (8000 * sin (2 * G_PI * segs[seg_i].tone * (MS (ts) + i) / RATE));
+    len = opus_encode (enc, pcm, (int) n, out, sizeof out);
+    g_assert_cmpint (len, >, 0);
+    send_at (s, codec, FALSE, ts, out, (gsize) len);
+  }
+  opus_encoder_destroy (enc);
+}
+
+static void
+send_stream (Client *c)
+{
+  Sender s = { c, 100, g_get_monotonic_time () + 200000 };
+  guint8 junk[256];
+
+  memset (junk, 0xa5, sizeof junk);
+  send_tone (&s, WZP_CODEC_OPUS24K, 24000, 20, SEG_OPUS24);
+  send_tone (&s, WZP_CODEC_OPUS6K, 6000, 40, SEG_OPUS6);
+  for (guint k = 0; k < 25; k++) {
+    send_at (&s, WZP_CODEC_CODEC2_1200, FALSE, 2000 + k * 40, c2[0].bits + k * 6, 6);
+    if (k % REPAIR_EVERY == REPAIR_EVERY - 1)
+      for (guint r = 0; r < REPAIRS; r++)
+        send_at (&s, WZP_CODEC_CODEC2_1200, TRUE, 2000 + (k + 1) * 40, junk, sizeof junk);
+  }
+  for (guint k = 0; k < 50; k++)
+    send_at (&s, WZP_CODEC_CODEC2_3200, FALSE, 3000 + k * 20, c2[1].bits + k * 8, 8);
+  send_tone (&s, WZP_CODEC_OPUS24K, 24000, 20, SEG_OPUS24_B);
+  /* silence suppressed: one comfort-noise packet every 10th frame */
+  for (guint ts = 5000; ts < 5600; ts += 200) {
+    guint8 level = CN_LEVEL;
+    send_at (&s, WZP_CODEC_COMFORT_NOISE, FALSE, ts, &level, 1);
+  }
+  send_tone (&s, WZP_CODEC_OPUS24K, 24000, 20, SEG_OPUS24_C);
+}
+
+/* ---- analysis ---------------------------------------------------------- */
+
+static gdouble
+goertzel (const gint16 *x, guint n, gdouble f)
+{
+  gdouble w = 2 * G_PI * f / RATE, c = 2 * cos (w), s1 = 0, s2 = 0;
+
+  for (guint i = 0; i < n; i++) {
+    gdouble s0 = x[i] + c * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  return s1 * s1 + s2 * s2 - c * s1 * s2;
+}
+
+static gdouble
+energy (const gint16 *x, guint n)
+{
+  gdouble e = 0;
+
+  for (guint i = 0; i < n; i++)
+    e += (gdouble) x[i] * x[i];
+  return e;
+}
+
+/* 20 ms blocks of @seg (edges left out) whose energy is mostly the tone */
+static gdouble
+tone_share (const gint16 *pcm, gsize len, gsize origin, Seg seg)
+{
+  guint good = 0, total = 0;
+
+  for (guint ms = segs[seg].start_ms + 40; ms + 40 <= segs[seg].end_ms; ms += 20, total++) {
+    gsize at = origin + MS (ms);
+    gdouble e;
+
+    if (at + MS (20) > len)
+      break;
+    e = energy (pcm + at, MS (20));
+    /* Goertzel power vs. block energy: a pure tone gives e × n / 2 */
+    if (e > 0 && goertzel (pcm + at, MS (20), segs[seg].tone) / (e * MS (20) / 2.0) > 0.8)
+      good++;
+  }
+  return total ? (gdouble) good / total : 0;
+}
+
+/* The best normalised correlation of @seg's audio, taken down to 8 kHz,
+ * with c2dec's decoding of the same frames, over lags of ±10 ms. */
+static gdouble
+c2_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2Stream *ref)
+{
+  guint n8 = (segs[seg].end_ms - segs[seg].start_ms - 80) * 8;
+  gdouble best = 0;
+
+  for (gint lag = -480; lag <= 480; lag++) {
+    gdouble xy = 0, xx = 0, yy = 0;
+
+    for (guint i = 0; i < n8; i++) {
+      gssize at = (gssize) origin + MS (segs[seg].start_ms + 40) + ((gssize) i * 6) + lag;
+      gdouble x, y;
+
+      if (at < 0 || (gsize) at >= len || 40 * 8 + i >= ref->ref_len)
+        continue;
+      x = pcm[at];
+      y = ref->ref[40 * 8 + i];
+      xy += x * y;
+      xx += x * x;
+      yy += y * y;
+    }
+    if (xx > 0 && yy > 0)
+      best = MAX (best, xy / sqrt (xx * yy));
+  }
+  return best;
+}
+
+/* The same for the loudness: per 20 ms block, the correlation of log
+ * energies (what survives a transcoding to Opus, which keeps the speech but
+ * not its waveform), best over lags of ±10 ms. */
+static gdouble
+c2_envelope_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2Stream *ref)
+{
+  guint blocks = (segs[seg].end_ms - segs[seg].start_ms - 80) / 20;
+  gdouble best = -1;
+
+  for (gint lag = -480; lag <= 480; lag += 48) {
+    gdouble a[64], b[64], ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
+
+    for (guint k = 0; k < blocks && k < G_N_ELEMENTS (a); k++) {
+      gdouble ea = 0, eb = 0;
+
+      for (guint i = 0; i < 160; i++) {
+        gssize at = (gssize) origin + MS (segs[seg].start_ms + 40) + (gssize) (k * 160 + i) * 6 + lag;
+        gsize r = 40 * 8 + k * 160 + i;
+        gdouble x = at >= 0 && (gsize) at < len ? pcm[at] : 0, y = r < ref->ref_len ? ref->ref[r] : 0;
+
+        ea += x * x;
+        eb += y * y;
+      }
+      a[k] = 10 * log10 (ea + 160);
+      b[k] = 10 * log10 (eb + 160);
+      ma += a[k] / blocks;
+      mb += b[k] / blocks;
+    }
+    for (guint k = 0; k < blocks; k++) {
+      ab += (a[k] - ma) * (b[k] - mb);
+      aa += (a[k] - ma) * (a[k] - ma);
+      bb += (b[k] - mb) * (b[k] - mb);
+    }
+    if (aa > 0 && bb > 0)
+      best = MAX (best, ab / sqrt (aa * bb));
+  }
+  return best;
+}
+
+/* The largest sample-to-sample step in [@from, @to) */
+static gint
+max_step (const gint16 *pcm, gsize len, gsize from, gsize to)
+{
+  gint m = 0;
+
+  for (gsize i = MAX (from, (gsize) 1); i < MIN (to, len); i++)
+    m = MAX (m, ABS (pcm[i] - pcm[i - 1]));
+  return m;
+}
+
+/* ---- the test ---------------------------------------------------------- */
+
+static GstHarness *
+src_harness (Relay *r, const gchar *room, const gchar *caps)
+{
+  GstElement *e = gst_element_factory_make ("wzpsrc", NULL);
+  GstHarness *h = gst_harness_new_empty ();
+
+  g_assert_nonnull (e);
+  g_object_set (e, "relay", r->addr, "identity", SRC_SEED, "room", room, "relay-fingerprint",
+                r->tls_fp, "latency", 100, NULL);
+  gst_harness_add_element_full (h, e, NULL, NULL, &any_caps, "src");
+  gst_object_unref (e);
+  gst_harness_set_sink_caps_str (h, caps);
+  gst_harness_play (h);
+  return h;
+}
+
+/* Everything the source put out, as 48 kHz samples from the first buffer's
+ * PTS; @origin is where the stream's media time 0 lies in them. */
+typedef struct {
+  GArray *pcm;
+  gsize origin;
+  guint buffers, holes, gap_events;
+  gboolean opus_ok;
+} Output;
+
+static void
+collect (GstHarness *h, gboolean raw, Output *o)
+{
+  gint64 end = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+  GstClockTime first = GST_CLOCK_TIME_NONE, next = GST_CLOCK_TIME_NONE;
+  OpusDecoder *dec = NULL;
+  int err;
+  GstEvent *ev;
+
+  o->pcm = g_array_new (FALSE, TRUE, sizeof (gint16));
+  o->opus_ok = TRUE;
+  if (!raw)
+    dec = opus_decoder_create (RATE, 1, &err);
+  for (;;) {
+    GstBuffer *b = gst_harness_try_pull (h);
+    GstMapInfo map;
+
+    if (b == NULL) {
+      if (g_get_monotonic_time () > end)
+        break;
+      g_usleep (2000);
+      continue;
+    }
+    end = g_get_monotonic_time () + G_USEC_PER_SEC;
+    if (!GST_CLOCK_TIME_IS_VALID (first))
+      first = GST_BUFFER_PTS (b);
+    /* a GAP event would be concealment by opusdec: there should be none
+     * (a fixed delay, no loss on loopback) */
+    while ((ev = gst_harness_try_pull_event (h))) {
+      if (GST_EVENT_TYPE (ev) == GST_EVENT_GAP)
+        o->gap_events++;
+      gst_event_unref (ev);
+    }
+    if (GST_CLOCK_TIME_IS_VALID (next) && GST_BUFFER_PTS (b) != next) {
+      g_test_message ("hole of %" G_GINT64_FORMAT " µs at %" GST_TIME_FORMAT,
+                      GST_CLOCK_DIFF (next, GST_BUFFER_PTS (b)) / 1000,
+                      GST_TIME_ARGS (GST_BUFFER_PTS (b) - first));
+      o->holes++;
+      /* as silence, so that what follows stays in its place */
+      for (GstClockTime t = next; t < GST_BUFFER_PTS (b); t += GST_SECOND / RATE) {
+        gint16 zero = 0;
+        g_array_append_val (o->pcm, zero);
+      }
+    }
+    next = GST_BUFFER_PTS (b) + GST_BUFFER_DURATION (b);
+    gst_buffer_map (b, &map, GST_MAP_READ);
+    if (raw) {
+      g_array_append_vals (o->pcm, map.data, map.size / 2);
+    } else {
+      gint16 out[5760];
+      int n = opus_decode (dec, map.data, (opus_int32) map.size, out, 5760, 0);
+
+      if (n <= 0 || (GstClockTime) n * GST_SECOND / RATE != GST_BUFFER_DURATION (b))
+        o->opus_ok = FALSE;
+      else
+        g_array_append_vals (o->pcm, out, (guint) n);
+    }
+    gst_buffer_unmap (b, &map);
+    gst_buffer_unref (b);
+    o->buffers++;
+  }
+  if (dec)
+    opus_decoder_destroy (dec);
+}
+
+/* Where media time 0 lies: the first Opus segment's tone starts it; the
+ * output's first sample is the first frame's (nothing is played before). */
+static void
+check_output (const Output *o, gboolean raw, GstElement *src)
+{
+  const gint16 *pcm = (const gint16 *) o->pcm->data;
+  gsize len = o->pcm->len;
+  gdouble m1200, m3200, e1200, e3200, noise_rms;
+  gint steady[N_SEG];
+
+  g_test_message ("%s output: %u buffers, %.2f s of audio, %u holes", raw ? "raw" : "opus",
+                  o->buffers, (gdouble) len / RATE, o->holes);
+  g_assert_cmpuint (o->holes, ==, 0);
+  g_assert_cmpuint (o->gap_events, ==, 0);
+  g_assert_true (o->opus_ok);
+  /* 6.6 s sent; at most one frame concealed beyond that, none missing */
+  g_assert_cmpuint (len, >=, MS (6600));
+  g_assert_cmpuint (len, <=, MS (6600 + 80));
+  for (Seg s = 0; s < N_SEG; s++)
+    if (segs[s].tone > 0) {
+      gdouble share = tone_share (pcm, len, o->origin, s);
+      g_test_message ("%s: %.0f %% of its 20 ms blocks carry the %.0f Hz tone", segs[s].name,
+                      share * 100, segs[s].tone);
+      g_assert_cmpfloat (share, >=, 0.95);
+    }
+  m1200 = c2_match (pcm, len, o->origin, SEG_C2_1200, &c2[0]);
+  m3200 = c2_match (pcm, len, o->origin, SEG_C2_3200, &c2[1]);
+  e1200 = c2_envelope_match (pcm, len, o->origin, SEG_C2_1200, &c2[0]);
+  e3200 = c2_envelope_match (pcm, len, o->origin, SEG_C2_3200, &c2[1]);
+  g_test_message ("codec2 segments vs c2dec's decoding: waveform correlation %.3f (1200), %.3f "
+                  "(3200); loudness per 20 ms %.3f, %.3f", m1200, m3200, e1200, e3200);
+  /* decoded here: the same waveform; made Opus: the same speech */
+  if (raw) {
+    g_assert_cmpfloat (m1200, >=, 0.9);
+    g_assert_cmpfloat (m3200, >=, 0.9);
+  }
+  g_assert_cmpfloat (e1200, >=, 0.9);
+  g_assert_cmpfloat (e3200, >=, 0.9);
+  /* comfort noise: noise at −40 dBov (RMS 328), not silence, in the middle */
+  noise_rms = sqrt (energy (pcm + o->origin + MS (5100), MS (400)) / MS (400));
+  g_test_message ("comfort noise: RMS %.0f (%.1f dBov)", noise_rms,
+                  20 * log10 (noise_rms / 32767.0));
+  g_assert_cmpfloat (noise_rms, >, 328 / 2.0);
+  g_assert_cmpfloat (noise_rms, <, 328 * 2.0);
+  /* no click at a switch: the steps there are no larger than within the
+   * two segments it joins (a click is a step of up to full scale) */
+  for (Seg s = 0; s < N_SEG; s++)
+    steady[s] = max_step (pcm, len, o->origin + MS (segs[s].start_ms + 20),
+                          o->origin + MS (segs[s].end_ms - 20));
+  for (Seg s = 1; s < N_SEG; s++) {
+    gsize at = o->origin + MS (segs[s].start_ms);
+    gint step = max_step (pcm, len, at - MS (20), at + MS (20));
+    gint around = MAX (steady[s - 1], steady[s]);
+
+    g_test_message ("switch to %s: largest step %d (within the two segments: %d)", segs[s].name,
+                    step, around);
+    g_assert_cmpint (step, <=, around * 3 / 2);
+  }
+  if (raw) {
+    g_assert_cmpuint (stat_u64 (src, "frames-decoded-opus"), ==, 50 + 25 + 50 + 50);
+    g_assert_cmpuint (stat_u64 (src, "codec-switches"), ==, 5);
+  }
+  g_assert_cmpuint (stat_u64 (src, "frames-decoded-codec2-1200"), ==, 25);
+  g_assert_cmpuint (stat_u64 (src, "frames-decoded-codec2-3200"), ==, 50);
+  g_assert_cmpuint (stat_u64 (src, "frames-comfort-noise"), ==, 3);
+  g_assert_cmpuint (stat_u64 (src, "frames-undecodable"), ==, 0);
+  g_assert_cmpuint (stat_u64 (src, "packets-repair"), ==, 25 / REPAIR_EVERY * REPAIRS);
+  g_assert_cmpuint (stat_u64 (src, "packets-lost"), ==, 0);
+}
+
+static void
+check_switching (gconstpointer data)
+{
+  gboolean raw = GPOINTER_TO_INT (data);
+  Relay *r;
+  Client *c;
+  GstHarness *h;
+  Output o = { 0 };
+  g_autofree gchar *room = g_strdup_printf ("codecs-%s", raw ? "raw" : "opus");
+
+  if (c2[0].bits == NULL) {
+    g_test_skip ("needs espeak-ng, c2enc and c2dec (scripts/install-deps installs them)");
+    return;
+  }
+  r = relay_start (relay_path, NULL);
+  c = client_new (raw ? 0x61 : 0x62);
+  join_room (c, r, room);
+  h = src_harness (r, room, raw ? "audio/x-raw" : "audio/x-opus");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  settle (300);
+  send_stream (c);
+  collect (h, raw, &o);
+  {
+    GstCaps *caps = gst_pad_get_current_caps (h->sinkpad);
+    g_assert_true (gst_structure_has_name (gst_caps_get_structure (caps, 0),
+                                           raw ? "audio/x-raw" : "audio/x-opus"));
+    gst_caps_unref (caps);
+  }
+  g_assert_cmpstr (raw ? "raw" : "opus", ==, ({
+    GstStructure *st = NULL;
+    g_object_get (h->element, "stats", &st, NULL);
+    const gchar *v = g_intern_string (gst_structure_get_string (st, "output"));
+    gst_structure_free (st);
+    v;
+  }));
+  o.origin = 0;
+  check_output (&o, raw, h->element);
+  g_array_unref (o.pcm);
+  gst_harness_teardown (h);
+  client_free (c);
+  relay_stop (r);
+}
+
+int
+main (int argc, char **argv)
+{
+  int rc;
+
+  gst_init (&argc, &argv);
+  g_test_init (&argc, &argv, NULL);
+  relay_path = g_getenv ("WZP_RELAY");
+  g_assert_nonnull (relay_path);
+  workdir = g_dir_make_tmp ("wzp-codecs-XXXXXX", NULL);
+  if (!make_speech ())
+    g_test_message ("espeak-ng, c2enc or c2dec missing: the codec tests are skipped");
+  g_test_add_data_func ("/codecs/switching-raw", GINT_TO_POINTER (TRUE), check_switching);
+  g_test_add_data_func ("/codecs/switching-opus", GINT_TO_POINTER (FALSE), check_switching);
+  rc = g_test_run ();
+  {
+    g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", workdir);
+    run (cmd);
+  }
+  return rc;
+}
