@@ -2,11 +2,16 @@
  * SECTION:element-wzpsink
  * @title: wzpsink
  *
- * Sends Opus frames (20 or 40 ms) into a WarzonePhone call: registers on the
- * relay, places the call given by `call` (or answers one with `auto-answer`,
- * or joins `room`), and sends each buffer as one media datagram on the
- * negotiated path. Takes what stock Opus elements produce (opusenc at any
- * rate, rtpopusdepay, oggdemux).
+ * Sends audio into a WarzonePhone call: registers on the relay, places the
+ * call given by `call` (or answers one with `auto-answer`, or joins `room`),
+ * and sends each frame as one media datagram on the negotiated path.
+ * Takes Opus as stock elements produce it (opusenc at any rate,
+ * rtpopusdepay, oggdemux), each buffer one datagram; or raw audio (S16LE,
+ * 48 kHz, mono), which it encodes itself and adapts as upstream peers do:
+ * the profile follows the relay's QualityDirective in rooms and the peer's
+ * QualityReports in calls (Opus 6-64 kbit/s, Codec2 1200 when the network
+ * is catastrophic), with Opus in-band FEC from the measured loss; `profile`
+ * pins one.
  *
  * A live source's frames go as they come: before the call carries media they
  * are dropped and counted, as a live call's would be. A non-live source (a
@@ -21,6 +26,7 @@
  * ]|
  */
 #include "gstwzpsink.h"
+#include "gstwzpencoder.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_sink_debug);
 #define GST_CAT_DEFAULT gst_wzp_sink_debug
@@ -40,9 +46,14 @@ struct _GstWzpSink {
   GCond cond;
   gboolean unlocked;
   gint live;                    /* -1 not known yet, else whether upstream is live */
+  gint profile;                 /* GstWzpProfile: AUTO or the codec id pinned */
+  gboolean raw;                 /* raw audio in: encoded here */
+  GstWzpEncoder *encoder;
+  gint told_codec;              /* the codec the log last named (-1: none) */
+  GMutex encoder_lock;          /* the encoder and its stats */
 };
 
-enum { PROP_CODEC = GST_WZP_PROP_LAST, PROP_STATS, PROP_CONNECT_TIMEOUT };
+enum { PROP_CODEC = GST_WZP_PROP_LAST, PROP_STATS, PROP_CONNECT_TIMEOUT, PROP_PROFILE };
 
 #define CONNECT_TIMEOUT_DEFAULT_MS 60000
 #define HOLD_POLL_MS 10
@@ -76,12 +87,46 @@ gst_wzp_codec_get_type (void)
   return type;
 }
 
+#define GST_WZP_PROFILE_AUTO (-1)
+
+/**
+ * GstWzpProfile:
+ * @GST_WZP_PROFILE_AUTO: follow the relay's QualityDirective (rooms) or the
+ *   peer's QualityReports (calls)
+ *
+ * What wzpsink sends when it encodes raw audio itself: upstream's profiles
+ * (protocol §2.3, §5.3.4), each by its codec.
+ */
+static GType
+gst_wzp_profile_get_type (void)
+{
+  static gsize type = 0;
+  static const GEnumValue values[] = {
+    { GST_WZP_PROFILE_AUTO, "Follow the relay's directive (rooms) or the peer's reports (calls)",
+      "auto" },
+    { WZP_CODEC_OPUS24K, "GOOD: Opus 24 kbit/s, 20 ms", "good" },
+    { WZP_CODEC_OPUS6K, "DEGRADED: Opus 6 kbit/s, 40 ms", "degraded" },
+    { WZP_CODEC_CODEC2_1200, "CATASTROPHIC: Codec2 1200, 40 ms", "catastrophic" },
+    { WZP_CODEC_OPUS32K, "STUDIO_32K: Opus 32 kbit/s, 20 ms", "studio-32k" },
+    { WZP_CODEC_OPUS48K, "STUDIO_48K: Opus 48 kbit/s, 20 ms", "studio-48k" },
+    { WZP_CODEC_OPUS64K, "STUDIO_64K: Opus 64 kbit/s, 20 ms", "studio-64k" },
+    { WZP_CODEC_CODEC2_3200, "Codec2 3200, 20 ms", "codec2-3200" },
+    { 0, NULL, NULL },
+  };
+
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWzpProfile", values));
+  return type;
+}
+
 G_DEFINE_TYPE_WITH_CODE (GstWzpSink, gst_wzp_sink, GST_TYPE_BASE_SINK,
     G_IMPLEMENT_INTERFACE (GST_TYPE_URI_HANDLER, gst_wzp_uri_handler_init))
 GST_ELEMENT_REGISTER_DEFINE (wzpsink, "wzpsink", GST_RANK_NONE, GST_TYPE_WZP_SINK)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK,
-    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus, channels = (int) [ 1, 2 ]"));
+    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-opus, channels = (int) [ 1, 2 ]; "
+                                     "audio/x-raw, format = (string) S16LE, rate = (int) 48000, "
+                                     "channels = (int) 1, layout = (string) interleaved"));
 
 /* A streaming thread that is not ours: the call ended while upstream may be
  * sending nothing (an RTP source gone quiet), so EOS goes into our own pad
@@ -111,6 +156,7 @@ gst_wzp_sink_start (GstBaseSink *bsink)
   self->next_ts = 0;
   self->warned_duration = FALSE;
   self->live = -1;
+  self->told_codec = -1;
   self->unlocked = FALSE;
   self->session = gst_wzp_session_acquire (GST_ELEMENT (self), &self->settings, &error);
   if (self->session == NULL) {
@@ -130,6 +176,10 @@ gst_wzp_sink_stop (GstBaseSink *bsink)
   if (self->session)
     g_signal_handlers_disconnect_by_data (self->session, self);
   g_clear_pointer (&self->session, gst_wzp_session_release);
+  g_mutex_lock (&self->encoder_lock);
+  g_clear_pointer (&self->encoder, gst_wzp_encoder_free);
+  g_mutex_unlock (&self->encoder_lock);
+  self->raw = FALSE;
   return TRUE;
 }
 
@@ -239,8 +289,18 @@ gst_wzp_sink_unlock_stop (GstBaseSink *bsink)
 static gboolean
 gst_wzp_sink_set_caps (GstBaseSink *bsink, GstCaps *caps)
 {
+  GstWzpSink *self = GST_WZP_SINK (bsink);
   const GstStructure *st = gst_caps_get_structure (caps, 0);
   gint family = 0;
+
+  self->raw = gst_structure_has_name (st, "audio/x-raw");
+  if (self->raw) {
+    g_mutex_lock (&self->encoder_lock);
+    if (self->encoder == NULL)
+      self->encoder = gst_wzp_encoder_new ();
+    g_mutex_unlock (&self->encoder_lock);
+    return TRUE;
+  }
 
   if (gst_structure_get_int (st, "channel-mapping-family", &family) && family != 0) {
     GST_ELEMENT_ERROR (bsink, STREAM, FORMAT, ("multistream Opus (channel mapping family %d) "
@@ -248,6 +308,39 @@ gst_wzp_sink_set_caps (GstBaseSink *bsink, GstCaps *caps)
     return FALSE;
   }
   return TRUE;
+}
+
+/* Raw audio: encoded in frames of the profile the call should have now,
+ * each sent with its codec id; the media clock counts the frames. */
+static void
+encode_and_send (GstWzpSink *self, const gint16 *pcm, gsize samples)
+{
+  guint loss_permille = 0;
+  WzpCodecId advice = wzp_session_get_send_advice (self->session, &loss_permille);
+  WzpCodecId codec;
+  guint ms;
+  GBytes *frame;
+
+  WzpCodecId want = self->profile == GST_WZP_PROFILE_AUTO ? advice : (WzpCodecId) self->profile;
+
+  g_mutex_lock (&self->encoder_lock);
+  if ((gint) want != self->told_codec) {
+    GST_INFO_OBJECT (self, "sending %s from now on (%s)", wzp_codec_id_to_string (want),
+                     self->profile == GST_WZP_PROFILE_AUTO ? "advised" : "pinned");
+    self->told_codec = want;
+  }
+  gst_wzp_encoder_set_codec (self->encoder, want);
+  gst_wzp_encoder_set_loss (self->encoder, (loss_permille + 5) / 10);
+  gst_wzp_encoder_push (self->encoder, pcm, samples);
+  while ((frame = gst_wzp_encoder_pull (self->encoder, &codec, &ms)) != NULL) {
+    gsize len;
+    const guint8 *data = g_bytes_get_data (frame, &len);
+
+    wzp_session_send_media (self->session, data, len, codec, self->next_ts);
+    self->next_ts += ms;
+    g_bytes_unref (frame);
+  }
+  g_mutex_unlock (&self->encoder_lock);
 }
 
 static GstFlowReturn
@@ -267,6 +360,11 @@ gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
     return ret;
   if (!gst_buffer_map (buf, &map, GST_MAP_READ))
     return GST_FLOW_ERROR;
+  if (self->raw) {
+    encode_and_send (self, (const gint16 *) map.data, map.size / sizeof (gint16));
+    gst_buffer_unmap (buf, &map);
+    return GST_FLOW_OK;
+  }
   us = wzp_opus_packet_duration_us (map.data, map.size);
   if (us == 0) {
     /* not an Opus packet: nothing a receiver could decode */
@@ -298,6 +396,34 @@ gst_wzp_sink_change_state (GstElement *element, GstStateChange transition)
   return GST_ELEMENT_CLASS (gst_wzp_sink_parent_class)->change_state (element, transition);
 }
 
+static GstStructure *
+sink_stats (GstWzpSink *self)
+{
+  GstStructure *st = gst_wzp_stats_new (self->session, NULL);
+  GstWzpEncoderStats es = { { 0 } };
+  WzpCodecId codec = WZP_CODEC_OPUS24K;
+  guint64 opus = 0;
+
+  g_mutex_lock (&self->encoder_lock);
+  if (self->encoder) {
+    gst_wzp_encoder_get_stats (self->encoder, &es);
+    codec = gst_wzp_encoder_get_codec (self->encoder);
+  }
+  g_mutex_unlock (&self->encoder_lock);
+  for (guint c = 0; c < WZP_CODEC_COUNT; c++)
+    opus += wzp_codec_id_is_opus (c) ? es.frames[c] : 0;
+  /* the encoder's (raw input) */
+  gst_structure_set (st, "input", G_TYPE_STRING, self->raw ? "raw" : "opus",
+      "codec", G_TYPE_STRING, self->raw ? wzp_codec_id_to_string (codec) : "",
+      "frames-encoded-opus", G_TYPE_UINT64, opus,
+      "frames-encoded-codec2-3200", G_TYPE_UINT64, es.frames[WZP_CODEC_CODEC2_3200],
+      "frames-encoded-codec2-1200", G_TYPE_UINT64, es.frames[WZP_CODEC_CODEC2_1200],
+      "codec-switches", G_TYPE_UINT64, es.switches,
+      "fec", G_TYPE_BOOLEAN, es.fec,
+      "loss-hint-percent", G_TYPE_UINT, es.loss_percent, NULL);
+  return st;
+}
+
 static void
 gst_wzp_sink_set_property (GObject *object, guint id, const GValue *value, GParamSpec *pspec)
 {
@@ -305,6 +431,8 @@ gst_wzp_sink_set_property (GObject *object, guint id, const GValue *value, GPara
     GST_WZP_SINK (object)->codec = g_value_get_enum (value);
   else if (id == PROP_CONNECT_TIMEOUT)
     GST_WZP_SINK (object)->connect_timeout_ms = g_value_get_uint (value);
+  else if (id == PROP_PROFILE)
+    GST_WZP_SINK (object)->profile = g_value_get_enum (value);
   else if (!gst_wzp_set_property (&GST_WZP_SINK (object)->settings, id, value))
     G_OBJECT_WARN_INVALID_PROPERTY_ID (object, id, pspec);
 }
@@ -318,8 +446,10 @@ gst_wzp_sink_get_property (GObject *object, guint id, GValue *value, GParamSpec 
     g_value_set_enum (value, self->codec);
   else if (id == PROP_CONNECT_TIMEOUT)
     g_value_set_uint (value, self->connect_timeout_ms);
+  else if (id == PROP_PROFILE)
+    g_value_set_enum (value, self->profile);
   else if (id == PROP_STATS)
-    g_value_take_boxed (value, gst_wzp_stats_new (self->session, NULL));
+    g_value_take_boxed (value, sink_stats (self));
   else if (id == GST_WZP_PROP_FINGERPRINT)
     g_value_take_string (value, gst_wzp_fingerprint (self->session, &self->settings));
   else if (!gst_wzp_get_property (&GST_WZP_SINK (object)->settings, id, value))
@@ -333,6 +463,8 @@ gst_wzp_sink_finalize (GObject *object)
 
   g_clear_pointer (&self->session, gst_wzp_session_release);
   gst_wzp_settings_clear (&self->settings);
+  g_clear_pointer (&self->encoder, gst_wzp_encoder_free);
+  g_mutex_clear (&self->encoder_lock);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   G_OBJECT_CLASS (gst_wzp_sink_parent_class)->finalize (object);
@@ -359,12 +491,18 @@ gst_wzp_sink_class_init (GstWzpSinkClass *klass)
                          "file) is held for the call to carry media before an error, in ms",
                          0, G_MAXUINT, CONNECT_TIMEOUT_DEFAULT_MS,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (oc, PROP_PROFILE,
+      g_param_spec_enum ("profile", "Profile", "What to send when wzpsink encodes raw audio: "
+                         "auto follows the relay (rooms) or the peer's reports (calls)",
+                         gst_wzp_profile_get_type (), GST_WZP_PROFILE_AUTO,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING));
   gst_wzp_install_stats (oc, PROP_STATS);
   gst_type_mark_as_plugin_api (gst_wzp_codec_get_type (), 0);
+  gst_type_mark_as_plugin_api (gst_wzp_profile_get_type (), 0);
   ec->change_state = gst_wzp_sink_change_state;
   gst_element_class_add_static_pad_template (ec, &sink_template);
   gst_element_class_set_static_metadata (ec, "WarzonePhone sink", "Sink/Network/Audio",
-      "Sends Opus audio into a WarzonePhone call", "gst-wzp");
+      "Sends audio into a WarzonePhone call: Opus, or raw audio it encodes", "gst-wzp");
   bc->start = gst_wzp_sink_start;
   bc->stop = gst_wzp_sink_stop;
   bc->render = gst_wzp_sink_render;
@@ -380,6 +518,8 @@ gst_wzp_sink_init (GstWzpSink *self)
   gst_wzp_settings_init (&self->settings);
   self->codec = GST_WZP_CODEC_AUTO;
   self->connect_timeout_ms = CONNECT_TIMEOUT_DEFAULT_MS;
+  self->profile = GST_WZP_PROFILE_AUTO;
+  g_mutex_init (&self->encoder_lock);
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   /* A live stream is paced by its source and must not wait for the clock;

@@ -27,6 +27,11 @@ static GstStaticPadTemplate any_caps = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_
     GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
 
 #define SRC_SEED "5656565656565656565656565656565656565656565656565656565656565656"
+#define SINK_SEED "5757575757575757575757575757575757575757575757575757575757575757"
+#define C2_UP 6
+
+static GstStaticPadTemplate raw_src = GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC,
+    GST_PAD_ALWAYS, GST_STATIC_CAPS ("audio/x-raw"));
 #define RATE 48000
 #define MS(x) ((x) * RATE / 1000)
 
@@ -58,6 +63,8 @@ typedef struct {
 } C2Stream;
 
 static C2Stream c2[2];          /* 1200, 3200 */
+static gint16 *speech48, *speech8;      /* the speech, at 48 and 8 kHz */
+static gsize speech48_len, speech8_len;
 
 static gboolean
 run (const gchar *cmd)
@@ -82,17 +89,22 @@ make_speech (void)
   g_autofree gchar *raw = g_build_filename (workdir, "speech8k.raw", NULL);
   g_autofree gchar *cmd = g_strdup_printf ("espeak-ng -s 140 -w %s \"The quick brown fox jumps "
                                            "over the lazy dog, and the call goes on.\"", wav);
+  g_autofree gchar *raw48 = g_build_filename (workdir, "speech48k.raw", NULL);
   g_autofree gchar *pipe = g_strdup_printf ("filesrc location=%s ! wavparse ! audioconvert ! "
-      "audioresample ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! filesink location=%s",
-      wav, raw);
+      "audioresample ! tee name=t ! queue ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! "
+      "filesink location=%s t. ! queue ! audioresample ! "
+      "audio/x-raw,format=S16LE,rate=48000,channels=1 ! filesink location=%s", wav, raw, raw48);
   g_autoptr (GError) error = NULL;
   GstElement *p;
   GstMessage *m;
   const gchar *modes[2] = { "1200", "3200" };
 
-  if (!g_find_program_in_path ("espeak-ng") || !g_find_program_in_path ("c2enc") ||
-      !g_find_program_in_path ("c2dec"))
-    return FALSE;
+  for (guint i = 0; i < 3; i++) {
+    g_autofree gchar *path = g_find_program_in_path ((const gchar *[]) { "espeak-ng", "c2enc",
+                                                                         "c2dec" }[i]);
+    if (path == NULL)
+      return FALSE;
+  }
   g_assert_true (run (cmd));
   p = gst_parse_launch (pipe, &error);
   g_assert_no_error (error);
@@ -104,6 +116,13 @@ make_speech (void)
   gst_message_unref (m);
   gst_element_set_state (p, GST_STATE_NULL);
   gst_object_unref (p);
+  {
+    gsize len;
+    g_assert_true (g_file_get_contents (raw48, (gchar **) &speech48, &len, NULL));
+    speech48_len = len / 2;
+    g_assert_true (g_file_get_contents (raw, (gchar **) &speech8, &len, NULL));
+    speech8_len = len / 2;
+  }
   for (guint i = 0; i < 2; i++) {
     g_autofree gchar *bit = g_strdup_printf ("%s/c2-%s.bit", workdir, modes[i]);
     g_autofree gchar *dec = g_strdup_printf ("%s/c2-%s.raw", workdir, modes[i]);
@@ -287,24 +306,27 @@ c2_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2Stream *r
   return best;
 }
 
-/* The same for the loudness: per 20 ms block, the correlation of log
- * energies (what survives a transcoding to Opus, which keeps the speech but
- * not its waveform), best over lags of ±10 ms. */
+/* The same for the loudness: per 20 ms block from @start_ms to @end_ms of
+ * media time, the correlation of log energies with @ref from the same time
+ * on (what survives a transcoding to Opus, or a vocoder: the speech, not
+ * its waveform), best over lags of ±40 ms. */
 static gdouble
-c2_envelope_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2Stream *ref)
+envelope_match (const gint16 *pcm, gsize len, gsize origin, guint start_ms, guint end_ms,
+                guint segs_start_ms, const C2Stream *ref)
 {
-  guint blocks = (segs[seg].end_ms - segs[seg].start_ms - 80) / 20;
+  guint blocks = (end_ms - start_ms) / 20;
+  g_autofree gdouble *a = g_new0 (gdouble, blocks), *b = g_new0 (gdouble, blocks);
   gdouble best = -1;
 
-  for (gint lag = -480; lag <= 480; lag += 48) {
-    gdouble a[64], b[64], ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
+  for (gint lag = -MS (40); lag <= MS (40); lag += MS (1)) {
+    gdouble ma = 0, mb = 0, ab = 0, aa = 0, bb = 0;
 
-    for (guint k = 0; k < blocks && k < G_N_ELEMENTS (a); k++) {
+    for (guint k = 0; k < blocks; k++) {
       gdouble ea = 0, eb = 0;
 
       for (guint i = 0; i < 160; i++) {
-        gssize at = (gssize) origin + MS (segs[seg].start_ms + 40) + (gssize) (k * 160 + i) * 6 + lag;
-        gsize r = 40 * 8 + k * 160 + i;
+        gssize at = (gssize) origin + MS (start_ms) + (gssize) (k * 160 + i) * 6 + lag;
+        gsize r = (gsize) (start_ms - segs_start_ms) * 8 + k * 160 + i;
         gdouble x = at >= 0 && (gsize) at < len ? pcm[at] : 0, y = r < ref->ref_len ? ref->ref[r] : 0;
 
         ea += x * x;
@@ -324,6 +346,13 @@ c2_envelope_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2
       best = MAX (best, ab / sqrt (aa * bb));
   }
   return best;
+}
+
+static gdouble
+c2_envelope_match (const gint16 *pcm, gsize len, gsize origin, Seg seg, const C2Stream *ref)
+{
+  return envelope_match (pcm, len, origin, segs[seg].start_ms + 40, segs[seg].end_ms - 40,
+                         segs[seg].start_ms, ref);
 }
 
 /* The largest sample-to-sample step in [@from, @to) */
@@ -542,6 +571,224 @@ check_switching (gconstpointer data)
   relay_stop (r);
 }
 
+/* ---- wzpsink with raw audio ---------------------------------------------- */
+
+static GstHarness *
+sink_harness (Relay *r, const gchar *room, const gchar *profile)
+{
+  GstElement *e = gst_element_factory_make ("wzpsink", NULL);
+  GstHarness *h = gst_harness_new_empty ();
+
+  g_assert_nonnull (e);
+  g_object_set (e, "relay", r->addr, "identity", SINK_SEED, "room", room, "relay-fingerprint",
+                r->tls_fp, NULL);
+  gst_util_set_object_arg (G_OBJECT (e), "profile", profile);
+  gst_harness_add_element_full (h, e, &raw_src, "sink", NULL, NULL);
+  gst_object_unref (e);
+  gst_harness_set_src_caps_str (h, "audio/x-raw, format=(string)S16LE, rate=(int)48000, "
+                                "channels=(int)1, layout=(string)interleaved");
+  return h;
+}
+
+/* 20 ms of @pcm from sample @at (looped), as a buffer at @pts */
+static GstBuffer *
+pcm20 (const gint16 *pcm, gsize len, gsize at, GstClockTime pts)
+{
+  gint16 block[MS (20)];
+  GstBuffer *b;
+
+  for (guint i = 0; i < MS (20); i++)
+    block[i] = pcm[(at + i) % len];
+  b = gst_buffer_new_memdup (block, sizeof block);
+  GST_BUFFER_PTS (b) = pts;
+  GST_BUFFER_DURATION (b) = 20 * GST_MSECOND;
+  return b;
+}
+
+typedef struct {
+  Client *c;
+  guint want;
+} WantDatagrams;
+
+static gboolean
+got_datagrams (gpointer data)
+{
+  WantDatagrams *w = data;
+
+  return w->c->datagram_log->len >= w->want;
+}
+
+/* profile=catastrophic and codec2-3200: the sink's Codec2 frames of the
+ * speech, decoded by Debian's c2dec (a decoder that is not ours), have the
+ * speech's loudness contour. */
+static void
+check_sink_codec2 (gconstpointer data)
+{
+  gboolean c1200 = GPOINTER_TO_INT (data);
+  const gchar *mode = c1200 ? "1200" : "3200";
+  g_autofree gchar *room = g_strdup_printf ("sink-codec2-%s", mode);
+  g_autofree gchar *bitfile = g_strdup_printf ("%s/sink-%s.bit", workdir, mode);
+  g_autofree gchar *decfile = g_strdup_printf ("%s/sink-%s.raw", workdir, mode);
+  g_autofree gchar *cmd = g_strdup_printf ("c2dec %s %s %s", mode, bitfile, decfile);
+  guint frames = (guint) (speech48_len / MS (20));
+  WantDatagrams w;
+  GByteArray *bits = g_byte_array_new ();
+  C2Stream ours = { 0 };
+  Relay *r;
+  Client *c;
+  GstHarness *h;
+  gdouble m;
+  gsize len;
+
+  if (speech48 == NULL) {
+    g_test_skip ("needs espeak-ng, c2enc and c2dec (scripts/install-deps installs them)");
+    return;
+  }
+  r = relay_start (relay_path, NULL);
+  c = client_new (c1200 ? 0x63 : 0x64);
+  c->keep_datagrams = TRUE;
+  join_room (c, r, room);
+  h = sink_harness (r, room, c1200 ? "catastrophic" : "codec2-3200");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  for (guint k = 0; k < frames; k++)
+    g_assert_cmpint (gst_harness_push (h, pcm20 (speech48, speech48_len, k * MS (20),
+                                                   k * 20 * GST_MSECOND)), ==, GST_FLOW_OK);
+  w = (WantDatagrams) { c, frames * 20 / (c1200 ? 40 : 20) };
+  spin (got_datagrams, &w, 5000);
+  g_assert_cmpuint (c->datagram_log->len, ==, w.want);
+  for (guint i = 0; i < c->datagram_log->len; i++) {
+    WzpMediaPacket pkt;
+    gsize dlen;
+    const guint8 *d = g_bytes_get_data (g_ptr_array_index (c->datagram_log, i), &dlen);
+
+    g_assert_true (wzp_media_packet_parse (d, dlen, &pkt, NULL));
+    g_assert_cmpint (pkt.header.codec, ==, c1200 ? WZP_CODEC_CODEC2_1200 : WZP_CODEC_CODEC2_3200);
+    g_assert_cmpuint (pkt.header.timestamp, ==, i * (c1200 ? 40 : 20));
+    g_assert_cmpuint (pkt.payload_len, ==, c1200 ? 6 : 8);
+    g_byte_array_append (bits, pkt.payload, (guint) pkt.payload_len);
+  }
+  g_assert_true (g_file_set_contents (bitfile, (const gchar *) bits->data, bits->len, NULL));
+  g_assert_true (run (cmd));
+  g_assert_true (g_file_get_contents (decfile, (gchar **) &ours.ref, &len, NULL));
+  ours.ref_len = len / 2;
+  /* the speech itself (8 kHz) against c2dec's decoding of our frames: the
+   * envelope measure of the receive test, with the roles swapped */
+  {
+    /* the measure reads 48 kHz audio, every 6th sample */
+    GArray *sent = g_array_new (FALSE, TRUE, sizeof (gint16));
+
+    for (gsize i = 0; i < speech8_len; i++)
+      for (guint k = 0; k < C2_UP; k++)
+        g_array_append_val (sent, speech8[i]);
+    m = envelope_match ((const gint16 *) sent->data, sent->len, 0, 40,
+                        (guint) (speech8_len / 8) - 40, 0, &ours);
+    g_array_unref (sent);
+  }
+  g_test_message ("Codec2 %s: %u frames from wzpsink, decoded by c2dec: loudness per 20 ms "
+                  "against the speech sent %.3f; stats %" G_GUINT64_FORMAT " frames", mode,
+                  c->datagram_log->len, m,
+                  stat_u64 (h->element, c1200 ? "frames-encoded-codec2-1200" : "frames-encoded-codec2-3200"));
+  g_assert_cmpfloat (m, >=, 0.85);
+  g_free (ours.ref);
+  g_byte_array_unref (bits);
+  gst_harness_teardown (h);
+  client_free (c);
+  relay_stop (r);
+}
+
+/* A room whose other member reports loss: the relay's QualityDirective
+ * moves a raw-audio wzpsink GOOD → CATASTROPHIC (Codec2 1200) → DEGRADED
+ * (Opus6k/40 ms) → GOOD, with Opus FEC on while loss is reported; the
+ * media clock runs on through every switch. */
+static void
+test_sink_adapts (void)
+{
+  static const struct { guint loss; guint frames; } phases[] = {
+    { 0, 40 }, { 20, 60 }, { 7, 60 }, { 0, 60 },
+  };
+  Relay *r = relay_start (relay_path, NULL);
+  Client *c = client_new (0x65);
+  GstHarness *h;
+  guint k = 0, seq = 0;
+  gint16 tone[MS (20) * 50];
+  gboolean fec_seen = FALSE;
+  GArray *codecs = g_array_new (FALSE, FALSE, sizeof (gint));
+
+  for (guint i = 0; i < G_N_ELEMENTS (tone); i++)
+    tone[i] = (gint16) (8000 * sin (2 * G_PI * 440 * i / RATE));
+  c->keep_datagrams = TRUE;
+  join_room (c, r, "sink-adapts");
+  h = sink_harness (r, "sink-adapts", "auto");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  for (guint p = 0; p < G_N_ELEMENTS (phases); p++) {
+    for (guint i = 0; i < phases[p].frames; i++, k++) {
+      gint64 until = g_get_monotonic_time () + 20000;
+      guint8 junk[20] = { 0xf8 }, pkt[64];
+      WzpMediaHeader hd = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) seq++,
+                            .timestamp = k * 20, .has_quality = TRUE };
+      WzpQualityReport qr = wzp_quality_report_from_stats (phases[p].loss, 20, 2);
+      gsize n = wzp_media_packet_write (&hd, junk, sizeof junk, &qr, pkt, sizeof pkt);
+
+      /* the other member's media, each packet with its report */
+      g_assert_true (wzp_connection_send_datagram (c->conn, pkt, n, NULL));
+      g_assert_cmpint (gst_harness_push (h, pcm20 (tone, G_N_ELEMENTS (tone), k * MS (20),
+                                                     k * 20 * GST_MSECOND)), ==, GST_FLOW_OK);
+      while (g_get_monotonic_time () < until) {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (1000);
+      }
+      {
+        GstStructure *st = NULL;
+        gboolean fec = FALSE;
+        g_object_get (h->element, "stats", &st, NULL);
+        g_assert_true (gst_structure_get_boolean (st, "fec", &fec));
+        gst_structure_free (st);
+        fec_seen |= fec && phases[p].loss > 0;
+        if (p == G_N_ELEMENTS (phases) - 1 && i == phases[p].frames - 1)
+          g_assert_false (fec);             /* the loss is gone: FEC off */
+      }
+    }
+  }
+  settle (200);
+  /* the sink's datagrams: their codecs in order, the media clock contiguous */
+  {
+    guint32 next_ts = 0;
+    gint last = -1;
+    GString *seen = g_string_new (NULL);
+
+    for (guint i = 0; i < c->datagram_log->len; i++) {
+      WzpMediaPacket pkt;
+      gsize dlen;
+      const guint8 *d = g_bytes_get_data (g_ptr_array_index (c->datagram_log, i), &dlen);
+
+      g_assert_true (wzp_media_packet_parse (d, dlen, &pkt, NULL));
+      g_assert_cmpuint (pkt.header.timestamp, ==, next_ts);
+      next_ts += wzp_codec_id_frame_ms (pkt.header.codec);
+      if ((gint) pkt.header.codec != last) {
+        gint cid = pkt.header.codec;
+        g_array_append_val (codecs, cid);
+        g_string_append_printf (seen, "%s%s", seen->len ? " -> " : "",
+                                wzp_codec_id_to_string (pkt.header.codec));
+        last = pkt.header.codec;
+      }
+    }
+    g_test_message ("the sink sent %u datagrams: %s; FEC on under loss: %s; switches %"
+                    G_GUINT64_FORMAT, c->datagram_log->len, seen->str, fec_seen ? "yes" : "no",
+                    stat_u64 (h->element, "codec-switches"));
+    g_string_free (seen, TRUE);
+  }
+  g_assert_cmpuint (codecs->len, ==, 4);
+  g_assert_cmpint (g_array_index (codecs, gint, 0), ==, WZP_CODEC_OPUS24K);
+  g_assert_cmpint (g_array_index (codecs, gint, 1), ==, WZP_CODEC_CODEC2_1200);
+  g_assert_cmpint (g_array_index (codecs, gint, 2), ==, WZP_CODEC_OPUS6K);
+  g_assert_cmpint (g_array_index (codecs, gint, 3), ==, WZP_CODEC_OPUS24K);
+  g_assert_true (fec_seen);
+  g_array_unref (codecs);
+  gst_harness_teardown (h);
+  client_free (c);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -556,6 +803,9 @@ main (int argc, char **argv)
     g_test_message ("espeak-ng, c2enc or c2dec missing: the codec tests are skipped");
   g_test_add_data_func ("/codecs/switching-raw", GINT_TO_POINTER (TRUE), check_switching);
   g_test_add_data_func ("/codecs/switching-opus", GINT_TO_POINTER (FALSE), check_switching);
+  g_test_add_data_func ("/codecs/sink-codec2-1200", GINT_TO_POINTER (TRUE), check_sink_codec2);
+  g_test_add_data_func ("/codecs/sink-codec2-3200", GINT_TO_POINTER (FALSE), check_sink_codec2);
+  g_test_add_func ("/codecs/sink-adapts", test_sink_adapts);
   rc = g_test_run ();
   {
     g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", workdir);

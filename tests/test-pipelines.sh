@@ -268,6 +268,35 @@ grep -q "encrypted=(boolean)true" "$tmp/a16.log" &&
   awk -F'[ =]' '{for (i=1;i<NF;i++) {if ($i=="seconds") s=$(i+1); if ($i=="ratio_440_vs_others") r=$(i+1)}} END {exit !(s >= 2.5 && r >= 1000)}' <<<"$verdict"
 ok "end-to-end encryption on the relay path: what the relay forwarded has ${entropy:-?} bits/byte of entropy; the callee heard the tone ($verdict)" $?
 
+# 17. raw audio both ways, as a user with a microphone and speakers writes it
+#     (audiotestsrc and wavenc in their places): wzpsink encodes, wzpsrc
+#     decodes, pinned to CATASTROPHIC (Codec2 1200) and to GOOD (Opus), and
+#     the callee's recording carries the audio for the whole call
+for prof in catastrophic good; do
+  gst-launch-1.0 -e wzpsrc relay="$relay" identity="$tmp/bob.seed" auto-answer=true \
+      ! audioconvert ! wavenc ! filesink location="$tmp/raw-$prof.wav" >"$tmp/c17.log" 2>&1 &
+  callee_pid=$!; pids+=($callee_pid)
+  sleep 0.7
+  GST_DEBUG=wzpsink:4 gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 \
+      samplesperbuffer=960 ! wzpsink relay="$relay" identity="$tmp/alice.seed" call="$bob" \
+      profile=$prof >"$tmp/a17.log" 2>&1
+  st=$?
+  wait_exit "$callee_pid" 5; st2=$?
+  level=$(/usr/bin/python3 - "$tmp/raw-$prof.wav" <<'EOF'
+import array, math, sys, wave
+w = wave.open(sys.argv[1]); a = array.array("h", w.readframes(w.getnframes()))
+steady = a[len(a) // 4:]                         # the call's steady part
+print("%.2f %.0f" % (w.getnframes() / w.getframerate(),
+                     math.sqrt(sum(x * x for x in steady) / max(len(steady), 1))))
+EOF
+)
+  codec=$([ $prof = catastrophic ] && echo Codec2_1200 || echo Opus24k)
+  read -r secs rms <<<"${level:-0 0}"
+  [ "$st" -eq 0 ] && [ "$st2" -eq 0 ] && grep -q "sending $codec from now on (pinned)" "$tmp/a17.log" &&
+    awk -v s="$secs" -v r="$rms" 'BEGIN { exit !(s >= 2.0 && r >= 1000) }'
+  ok "raw audio in and out, profile=$prof: the caller sent $codec, the callee decoded $secs s at RMS $rms; exits $st, $st2" $?
+done
+
 echo "1..$n"
 if [ $failed -ne 0 ]; then
   for f in "$tmp"/a*.log; do echo "# $(basename "$f"):"; tail -5 "$f" | sed 's/^/#   /'; done

@@ -43,6 +43,35 @@ media_conn (WzpSession *s)
   return NULL;
 }
 
+/* A QualityReport from the peer: in a call, its loss and RTT move the tier
+ * our sender should use (upstream's controller and thresholds, §5.3.4); in
+ * a room the relay does that and sends a QualityDirective. */
+static void
+take_peer_report (WzpSession *s, const WzpQualityReport *qr)
+{
+  gdouble loss = wzp_quality_report_loss_percent (qr);
+  guint rtt = wzp_quality_report_rtt_ms (qr);
+
+  g_atomic_int_set (&s->advice_loss_permille,
+                    MAX ((gint) (loss * 10), g_atomic_int_get (&s->own_loss_permille)));
+  if (g_strcmp0 (s->mode, "room") == 0 || !wzp_tier_controller_feed (&s->tier, loss, rtt))
+    return;
+  g_atomic_int_set (&s->advice_codec, wzp_tier_profile (s->tier.tier)->codec);
+  call_event (s, "quality:tier", "tier", g_variant_new_string (wzp_tier_name (s->tier.tier)),
+              "codec", g_variant_new_string (wzp_codec_id_to_string (wzp_tier_profile (s->tier.tier)->codec)),
+              "loss_percent", g_variant_new_double (loss), "rtt_ms", g_variant_new_uint32 (rtt), NULL);
+}
+
+/* what wzpsink with raw input should send now (any thread) */
+WzpCodecId
+wzp_session_get_send_advice (WzpSession *s, guint *loss_permille)
+{
+  if (loss_permille)
+    *loss_permille = (guint) MAX (g_atomic_int_get (&s->advice_loss_permille),
+                                  g_atomic_int_get (&s->own_loss_permille));
+  return (WzpCodecId) g_atomic_int_get (&s->advice_codec);
+}
+
 gboolean
 flush_tx (gpointer data)
 {
@@ -65,6 +94,8 @@ flush_tx (gpointer data)
       wzp_connection_get_stats (c, &cs);
       qr = wzp_quality_report_from_stats (cs.datagrams_sent ? 100.0 * cs.datagrams_lost / cs.datagrams_sent : 0,
                                           (guint) (cs.rtt_us / 1000), (guint) (s->jitter_us / 1000));
+      g_atomic_int_set (&s->own_loss_permille,
+                        cs.datagrams_sent ? (gint) (1000 * cs.datagrams_lost / cs.datagrams_sent) : 0);
       if (wzp_media_packet_parse (d, len, &parsed, NULL)) {
         gsize n = wzp_media_packet_write (&parsed.header, parsed.payload, parsed.payload_len, &qr,
                                           withqr, len + WZP_QUALITY_REPORT_SIZE);
@@ -171,6 +202,8 @@ on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data)
     g_mutex_unlock (&s->lock);
     return;
   }
+  if (pkt.header.has_quality)
+    take_peer_report (s, &pkt.quality);
   f = g_new0 (WzpMediaFrame, 1);
   f->seq = pkt.header.seq;
   f->timestamp = pkt.header.timestamp;

@@ -11,6 +11,7 @@
 #include "wzp-quic.h"
 #include "wzp-signal.h"
 #include "wzp-e2e.h"
+#include "wzp-quality.h"
 
 G_BEGIN_DECLS
 
@@ -136,6 +137,14 @@ struct _WzpSession {
   gint64 call_started_us;
   gboolean first_send, first_recv;
   guint64 frames_since_report;
+  /* what to send (read by wzpsink from its streaming thread: atomics):
+   * the codec of the relay's QualityDirective (rooms) or of the tier the
+   * peer's QualityReports give (calls, §5.3.4), and the loss in tenths of
+   * a percent, the larger of the peer's report and our own connection's */
+  gint advice_codec;
+  gint advice_loss_permille;
+  gint own_loss_permille;
+  WzpTierController tier;       /* session thread */
   gint64 last_arrival_us;
   guint32 last_arrival_ts;
   gdouble jitter_us;

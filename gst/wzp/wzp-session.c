@@ -264,6 +264,9 @@ on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
   if (msg->type == WZP_SIGNAL_QUALITY_DIRECTIVE) {
     /* the relay's advice for the room's weakest link (§5.3.4): passed on */
     const WzpQualityProfile *pr = &msg->quality_directive.recommended_profile;
+
+    if ((guint) pr->codec < WZP_CODEC_COUNT && pr->codec != WZP_CODEC_COMFORT_NOISE)
+      g_atomic_int_set (&s->advice_codec, pr->codec);
     call_event (s, "quality:directive", "codec", g_variant_new_string (wzp_codec_id_to_string (pr->codec)),
                 "frame_duration_ms", g_variant_new_uint32 (pr->frame_duration_ms),
                 "reason", g_variant_new_string (msg->quality_directive.reason ? msg->quality_directive.reason : ""),
@@ -1288,6 +1291,8 @@ wzp_session_init (WzpSession *s)
   s->ring_timeout_ms = WZP_SESSION_RING_TIMEOUT_DEFAULT_MS;
   s->mode = g_strdup ("call");
   s->encryption = g_strdup ("auto");
+  s->advice_codec = WZP_CODEC_OPUS24K;
+  wzp_tier_controller_init (&s->tier);
   s->rx = g_async_queue_new_full ((GDestroyNotify) wzp_media_frame_free);
   s->tx = g_async_queue_new_full ((GDestroyNotify) g_bytes_unref);
 }

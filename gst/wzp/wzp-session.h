@@ -136,6 +136,20 @@ void wzp_session_stop (WzpSession *session);
 gboolean wzp_session_send_media (WzpSession *session, const guint8 *frame, gsize len,
                                  WzpCodecId codec, guint32 timestamp_ms);
 /**
+ * wzp_session_get_send_advice:
+ * @session: the session
+ * @loss_permille: (out) (optional): the loss the media path has, in tenths
+ *   of a percent: the larger of the peer's last report and our own measure
+ *
+ * What a sender that owns its encoder should send now: the codec (and so
+ * the frame duration) of the relay's last QualityDirective in a room, or of
+ * the tier the peer's QualityReports give in a call (protocol §5.3.4, with
+ * upstream's hysteresis); Opus24k (GOOD) until either says otherwise.
+ * Returns: the codec id.
+ */
+WzpCodecId wzp_session_get_send_advice (WzpSession *session, guint *loss_permille);
+
+/**
  * wzp_session_recv_media:
  * @session: the session
  * @deadline_us: monotonic time (g_get_monotonic_time()) to wait until; -1 = forever
