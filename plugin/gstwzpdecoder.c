@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 #include <codec2/codec2.h>
-#include <gst/audio/audio.h>
 #include <opus.h>
 
 /* the cross-fade at a codec change, and the Opus concealment step */
@@ -54,43 +53,61 @@ family_of (WzpCodecId codec)
   }
 }
 
+GstAudioResampler *
+gst_wzp_resampler_new (gint in_rate, gint out_rate)
+{
+  GstStructure *opts = gst_structure_new_empty ("options");
+  GstAudioResampler *r;
+
+  gst_audio_resampler_options_set_quality (GST_AUDIO_RESAMPLER_METHOD_KAISER,
+                                           GST_AUDIO_RESAMPLER_QUALITY_DEFAULT, in_rate, out_rate,
+                                           opts);
+  r = gst_audio_resampler_new (GST_AUDIO_RESAMPLER_METHOD_KAISER, GST_AUDIO_RESAMPLER_FLAG_NONE,
+                               GST_AUDIO_FORMAT_S16, 1, in_rate, out_rate, opts);
+  gst_structure_free (opts);
+  gst_wzp_resampler_prime (r);
+  return r;
+}
+
 /* Resamplers start with their filter empty: what the filter holds back
- * (its latency) is fed as silence once, so that from then on every frame
- * of n samples comes out as exactly 6n. */
-static void
-c2_prime (C2 *c)
+ * (its latency, in input samples) is fed as silence once. */
+void
+gst_wzp_resampler_prime (GstAudioResampler *r)
 {
   gint16 zeros[256] = { 0 }, sink[256 * C2_UP];
-  gsize latency = gst_audio_resampler_get_max_latency (c->up);
+  gsize latency = gst_audio_resampler_get_max_latency (r);
 
-  gst_audio_resampler_reset (c->up);
+  gst_audio_resampler_reset (r);
   while (latency > 0) {
     gsize in = MIN (latency, G_N_ELEMENTS (zeros));
-    gsize out = gst_audio_resampler_get_out_frames (c->up, in);
+    gsize out = gst_audio_resampler_get_out_frames (r, in);
     gpointer ip[1] = { zeros }, op[1] = { sink };
 
-    gst_audio_resampler_resample (c->up, ip, in, op, MIN (out, G_N_ELEMENTS (sink)));
+    gst_audio_resampler_resample (r, ip, in, op, MIN (out, G_N_ELEMENTS (sink)));
     latency -= in;
   }
+}
+
+void
+gst_wzp_resample (GstAudioResampler *r, gint16 *in, gsize in_samples, gint16 *out,
+                  gsize out_samples)
+{
+  gsize got = MIN (gst_audio_resampler_get_out_frames (r, in_samples), out_samples);
+  gpointer ip[1] = { in }, op[1] = { out };
+
+  gst_audio_resampler_resample (r, ip, in_samples, op, got);
+  for (gsize i = got; i < out_samples; i++)
+    out[i] = i ? out[i - 1] : 0;
 }
 
 static void
 c2_init (C2 *c, int mode)
 {
-  GstStructure *opts = gst_structure_new_empty ("options");
-
   c->codec2 = codec2_create (mode);
   c->samples = (guint) codec2_samples_per_frame (c->codec2);
   c->bytes = (guint) codec2_bytes_per_frame (c->codec2);
   g_assert (c->bytes <= sizeof c->last && c->samples * C2_UP <= GST_WZP_MAX_FRAME_SAMPLES);
-  gst_audio_resampler_options_set_quality (GST_AUDIO_RESAMPLER_METHOD_KAISER,
-                                           GST_AUDIO_RESAMPLER_QUALITY_DEFAULT, C2_RATE,
-                                           GST_WZP_RATE, opts);
-  c->up = gst_audio_resampler_new (GST_AUDIO_RESAMPLER_METHOD_KAISER,
-                                   GST_AUDIO_RESAMPLER_FLAG_NONE, GST_AUDIO_FORMAT_S16, 1,
-                                   C2_RATE, GST_WZP_RATE, opts);
-  gst_structure_free (opts);
-  c2_prime (c);
+  c->up = gst_wzp_resampler_new (C2_RATE, GST_WZP_RATE);
 }
 
 /* One frame of @bits at @gain, up-sampled into @out: 6 × samples. */
@@ -99,17 +116,12 @@ c2_run (C2 *c, const guint8 *bits, gdouble gain, gint16 *out)
 {
   gint16 pcm[640];
   guint n = c->samples * C2_UP;
-  gsize got;
-  gpointer ip[1] = { pcm }, op[1] = { out };
 
   codec2_decode (c->codec2, pcm, bits);
   if (gain != 1.0)
     for (guint i = 0; i < c->samples; i++)
       pcm[i] = (gint16) lrint (pcm[i] * gain);
-  got = gst_audio_resampler_get_out_frames (c->up, c->samples);
-  gst_audio_resampler_resample (c->up, ip, c->samples, op, MIN (got, n));
-  for (gsize i = MIN (got, n); i < n; i++)
-    out[i] = i ? out[i - 1] : 0;
+  gst_wzp_resample (c->up, pcm, c->samples, out, n);
   return n;
 }
 
@@ -255,7 +267,7 @@ enter (GstWzpDecoder *d, Family f)
   if (f == FAM_OPUS)
     opus_decoder_ctl (d->opus, OPUS_RESET_STATE);
   else if (c)
-    c2_prime (c);
+    gst_wzp_resampler_prime (c->up);
   else if (f == FAM_CN)
     d->noise_gain = 0.0;        /* noise fades in */
 }

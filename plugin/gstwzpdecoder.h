@@ -44,6 +44,16 @@ guint gst_wzp_decoder_decode (GstWzpDecoder *decoder, WzpCodecId codec, const gu
 void gst_wzp_decoder_conceal (GstWzpDecoder *decoder, guint samples, gint16 *out);
 void gst_wzp_decoder_get_stats (GstWzpDecoder *decoder, GstWzpDecoderStats *stats);
 
+/* A mono S16 resampler whose filter is primed with its latency of silence,
+ * so that from the start every n samples in give n × out/in out; and one
+ * run of it that always writes exactly @out_samples (the last repeated,
+ * should the filter give one short). Shared by the Codec2 coders. */
+#include <gst/audio/audio.h>
+GstAudioResampler *gst_wzp_resampler_new (gint in_rate, gint out_rate);
+void gst_wzp_resampler_prime (GstAudioResampler *resampler);
+void gst_wzp_resample (GstAudioResampler *resampler, gint16 *in, gsize in_samples, gint16 *out,
+                       gsize out_samples);
+
 typedef struct _GstWzpReencoder GstWzpReencoder;
 
 GstWzpReencoder *gst_wzp_reencoder_new (void);

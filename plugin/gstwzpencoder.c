@@ -1,9 +1,9 @@
 /* GstWzpEncoder: see gstwzpencoder.h. */
 #include "gstwzpencoder.h"
+#include "gstwzpdecoder.h"
 
 #include <string.h>
 #include <codec2/codec2.h>
-#include <gst/audio/audio.h>
 #include <opus.h>
 
 #define RATE 48000
@@ -42,30 +42,10 @@ c2_of (GstWzpEncoder *e, WzpCodecId codec)
       codec == WZP_CODEC_CODEC2_1200 ? &e->c2[1] : NULL;
 }
 
-/* The down-sampler's filter starts empty: its latency is fed as silence
- * once, so that every 6n samples in give exactly n out from then on. */
-static void
-down_prime (GstWzpEncoder *e)
-{
-  gint16 zeros[256 * C2_DOWN] = { 0 }, sink[256];
-  gsize latency = gst_audio_resampler_get_max_latency (e->down);
-
-  gst_audio_resampler_reset (e->down);
-  while (latency > 0) {
-    gsize in = MIN (latency, G_N_ELEMENTS (zeros));
-    gsize out = gst_audio_resampler_get_out_frames (e->down, in);
-    gpointer ip[1] = { zeros }, op[1] = { sink };
-
-    gst_audio_resampler_resample (e->down, ip, in, op, MIN (out, G_N_ELEMENTS (sink)));
-    latency -= in;
-  }
-}
-
 GstWzpEncoder *
 gst_wzp_encoder_new (void)
 {
   GstWzpEncoder *e = g_new0 (GstWzpEncoder, 1);
-  GstStructure *opts = gst_structure_new_empty ("options");
   const int modes[2] = { CODEC2_MODE_3200, CODEC2_MODE_1200 };
   int err = 0;
 
@@ -78,12 +58,7 @@ gst_wzp_encoder_new (void)
     e->c2[i].samples = (guint) codec2_samples_per_frame (e->c2[i].codec2);
     e->c2[i].bytes = (guint) codec2_bytes_per_frame (e->c2[i].codec2);
   }
-  gst_audio_resampler_options_set_quality (GST_AUDIO_RESAMPLER_METHOD_KAISER,
-                                           GST_AUDIO_RESAMPLER_QUALITY_DEFAULT, RATE, C2_RATE, opts);
-  e->down = gst_audio_resampler_new (GST_AUDIO_RESAMPLER_METHOD_KAISER,
-                                     GST_AUDIO_RESAMPLER_FLAG_NONE, GST_AUDIO_FORMAT_S16, 1, RATE,
-                                     C2_RATE, opts);
-  gst_structure_free (opts);
+  e->down = gst_wzp_resampler_new (RATE, C2_RATE);
   e->pending = g_array_new (FALSE, FALSE, sizeof (gint16));
   e->codec = e->last = WZP_CODEC_OPUS24K;
   return e;
@@ -140,13 +115,9 @@ encode_c2 (GstWzpEncoder *e, C2 *c, gint16 *pcm, guint samples)
 {
   gint16 speech[640];
   guint8 bits[16];
-  gsize got = gst_audio_resampler_get_out_frames (e->down, samples);
-  gpointer ip[1] = { pcm }, op[1] = { speech };
 
   g_assert (c->samples <= G_N_ELEMENTS (speech) && c->bytes <= sizeof bits);
-  gst_audio_resampler_resample (e->down, ip, samples, op, MIN (got, (gsize) c->samples));
-  for (gsize i = MIN (got, (gsize) c->samples); i < c->samples; i++)
-    speech[i] = i ? speech[i - 1] : 0;
+  gst_wzp_resample (e->down, pcm, samples, speech, c->samples);
   codec2_encode (c->codec2, bits, speech);
   return g_bytes_new (bits, c->bytes);
 }
@@ -167,9 +138,7 @@ gst_wzp_encoder_pull (GstWzpEncoder *e, WzpCodecId *codec, guint *duration_ms)
     e->stats.switches++;
     /* Codec2 from a standstill: its down-sampler starts afresh */
     if (c && !c2_of (e, e->last))
-      down_prime (e);
-  } else if (!e->started && c) {
-    down_prime (e);
+      gst_wzp_resampler_prime (e->down);
   }
   if (c) {
     out = encode_c2 (e, c, pcm, samples);

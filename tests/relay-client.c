@@ -254,3 +254,24 @@ join_room (Client *c, Relay *r, const gchar *room)
   g_assert_cmpint (answer->call_answer.chosen_profile.codec, ==, WZP_CODEC_OPUS24K);
 }
 
+
+typedef struct {
+  Client *c;
+  guint want;
+} WantDatagrams;
+
+static gboolean
+has_datagrams (gpointer data)
+{
+  WantDatagrams *w = data;
+
+  return w->c->datagram_log->len >= w->want;
+}
+
+gboolean
+client_wait_datagrams (Client *c, guint n, guint ms)
+{
+  WantDatagrams w = { c, n };
+
+  return spin (has_datagrams, &w, ms);
+}

@@ -42,5 +42,7 @@ WzpSignal *client_expect (Client *c, WzpSignalType type);
 WzpSignal *register_msg (Client *c, gboolean sign, gboolean forge);
 void client_register (Client *c, Relay *r);
 WzpSignal *call_offer_msg (Client *c);
+/* Spins until @c has kept @n datagrams (keep_datagrams), at most @ms. */
+gboolean client_wait_datagrams (Client *c, guint n, guint ms);
 /* Joins @room, checking the relay's signed CallAnswer. */
 void join_room (Client *c, Relay *r, const gchar *room);

@@ -605,19 +605,6 @@ pcm20 (const gint16 *pcm, gsize len, gsize at, GstClockTime pts)
   return b;
 }
 
-typedef struct {
-  Client *c;
-  guint want;
-} WantDatagrams;
-
-static gboolean
-got_datagrams (gpointer data)
-{
-  WantDatagrams *w = data;
-
-  return w->c->datagram_log->len >= w->want;
-}
-
 /* profile=catastrophic and codec2-3200: the sink's Codec2 frames of the
  * speech, decoded by Debian's c2dec (a decoder that is not ours), have the
  * speech's loudness contour. */
@@ -631,7 +618,7 @@ check_sink_codec2 (gconstpointer data)
   g_autofree gchar *decfile = g_strdup_printf ("%s/sink-%s.raw", workdir, mode);
   g_autofree gchar *cmd = g_strdup_printf ("c2dec %s %s %s", mode, bitfile, decfile);
   guint frames = (guint) (speech48_len / MS (20));
-  WantDatagrams w;
+  guint want;
   GByteArray *bits = g_byte_array_new ();
   C2Stream ours = { 0 };
   Relay *r;
@@ -653,9 +640,9 @@ check_sink_codec2 (gconstpointer data)
   for (guint k = 0; k < frames; k++)
     g_assert_cmpint (gst_harness_push (h, pcm20 (speech48, speech48_len, k * MS (20),
                                                    k * 20 * GST_MSECOND)), ==, GST_FLOW_OK);
-  w = (WantDatagrams) { c, frames * 20 / (c1200 ? 40 : 20) };
-  spin (got_datagrams, &w, 5000);
-  g_assert_cmpuint (c->datagram_log->len, ==, w.want);
+  want = frames * 20 / (c1200 ? 40 : 20);
+  client_wait_datagrams (c, want, 5000);
+  g_assert_cmpuint (c->datagram_log->len, ==, want);
   for (guint i = 0; i < c->datagram_log->len; i++) {
     WzpMediaPacket pkt;
     gsize dlen;

@@ -88,19 +88,6 @@ opus_buffer (gboolean forty, guint8 tag, GstClockTime pts)
   return b;
 }
 
-typedef struct {
-  Client *c;
-  guint want;
-} Want;
-
-static gboolean
-got_datagrams (gpointer data)
-{
-  Want *w = data;
-
-  return w->c->datagram_log->len >= w->want;
-}
-
 static void
 parse (GBytes *d, WzpMediaPacket *pkt)
 {
@@ -121,7 +108,6 @@ test_sink_packing (void)
   Relay *r = relay_start (relay_path, NULL);
   Client *c = client_new (0x51);
   GstHarness *h;
-  Want w = { c, 0 };
   guint n20 = 120, n40 = 30, trailers = 0, first_trailer = 0, last_trailer = 0;
   WzpMediaPacket pkt, prev = { 0 };
 
@@ -139,8 +125,7 @@ test_sink_packing (void)
                      ==, GST_FLOW_OK);
   /* not Opus: dropped by the sink, never sent */
   g_assert_cmpint (gst_harness_push (h, gst_buffer_new ()), ==, GST_FLOW_OK);
-  w.want = n20 + n40;
-  spin (got_datagrams, &w, 5000);
+  client_wait_datagrams (c, n20 + n40, 5000);
   g_test_message ("received %u, stats sent %" G_GUINT64_FORMAT " dropped %" G_GUINT64_FORMAT,
                   c->datagram_log->len, stat_u64 (h->element, "packets-sent"),
                   stat_u64 (h->element, "packets-dropped"));
@@ -188,8 +173,7 @@ test_sink_packing (void)
   g_assert_true (spin (element_on_relay, h->element, 5000));
   gst_harness_push (h, opus_buffer (FALSE, 3, 0));
   gst_harness_push (h, opus_buffer (TRUE, 3, 20 * GST_MSECOND));
-  w.want = 2;
-  g_assert_true (spin (got_datagrams, &w, 5000));
+  g_assert_true (client_wait_datagrams (c, 2, 5000));
   parse (g_ptr_array_index (c->datagram_log, 0), &pkt);
   g_assert_cmpint (pkt.header.codec, ==, WZP_CODEC_OPUS48K);
   g_assert_cmpuint (pkt.header.timestamp, ==, 0);
