@@ -321,6 +321,31 @@ gst_wzp_decoder_conceal (GstWzpDecoder *d, guint samples, gint16 *out)
   d->stats.concealed_ms += samples * 1000 / GST_WZP_RATE;
 }
 
+gboolean
+gst_wzp_decoder_conceal_fec (GstWzpDecoder *d, guint samples, guint frame_samples,
+                             WzpCodecId next_codec, const guint8 *next, gsize next_len, gint16 *out)
+{
+  int n;
+
+  if (d->last != FAM_OPUS || !wzp_codec_id_is_opus (next_codec) || next_len == 0 ||
+      frame_samples == 0 || frame_samples > samples || frame_samples % OPUS_PLC_STEP != 0) {
+    gst_wzp_decoder_conceal (d, samples, out);
+    return FALSE;
+  }
+  if (samples > frame_samples)
+    continuation (d, FAM_OPUS, samples - frame_samples, out);
+  n = opus_decode (d->opus, next, (opus_int32) next_len, out + samples - frame_samples,
+                   (int) frame_samples, 1);
+  if (n != (int) frame_samples) {
+    continuation (d, FAM_OPUS, frame_samples, out + samples - frame_samples);
+    d->stats.concealed_ms += samples * 1000 / GST_WZP_RATE;
+    return FALSE;
+  }
+  d->stats.concealed_ms += (samples - frame_samples) * 1000 / GST_WZP_RATE;
+  d->stats.fec++;
+  return TRUE;
+}
+
 void
 gst_wzp_decoder_get_stats (GstWzpDecoder *d, GstWzpDecoderStats *stats)
 {

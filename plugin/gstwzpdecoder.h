@@ -28,6 +28,7 @@ typedef struct {
   guint64 undecodable;               /* frames no decoder took (concealed instead) */
   guint64 concealed_ms;              /* audio made up for gaps */
   guint64 switches;                  /* codec changes, each cross-faded */
+  guint64 fec;                       /* lost frames decoded from the next one's in-band FEC */
 } GstWzpDecoderStats;
 
 typedef struct _GstWzpDecoder GstWzpDecoder;
@@ -42,6 +43,13 @@ guint gst_wzp_decoder_decode (GstWzpDecoder *decoder, WzpCodecId codec, const gu
 /* @samples (at most GST_WZP_MAX_FRAME_SAMPLES) of concealment after what was
  * decoded last. */
 void gst_wzp_decoder_conceal (GstWzpDecoder *decoder, guint samples, gint16 *out);
+/* As gst_wzp_decoder_conceal(), for a gap whose next frame is here: when
+ * both are Opus, the last @frame_samples of the gap come from that frame's
+ * in-band FEC (LBRR; Opus conceals instead when the frame carries none).
+ * Returns whether it was used. */
+gboolean gst_wzp_decoder_conceal_fec (GstWzpDecoder *decoder, guint samples, guint frame_samples,
+                                      WzpCodecId next_codec, const guint8 *next, gsize next_len,
+                                      gint16 *out);
 void gst_wzp_decoder_get_stats (GstWzpDecoder *decoder, GstWzpDecoderStats *stats);
 
 /* A mono S16 resampler whose filter is primed with its latency of silence,

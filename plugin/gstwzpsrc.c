@@ -244,21 +244,33 @@ frame_buffer (GstWzpSrc *self, const WzpMediaFrame *f)
   return self->raw ? pcm_buffer (pcm, n) : reencode (self, pcm, n, f->codec);
 }
 
-/* @dur of concealment, decoded */
+/* @dur of concealment, decoded; when the frame after the gap is already
+ * here, the gap's last frame is taken from its in-band FEC */
 static GstBuffer *
 conceal_buffer (GstWzpSrc *self, GstClockTime dur)
 {
   guint samples = (guint) gst_util_uint64_scale_int (dur, GST_WZP_RATE, GST_SECOND);
+  guint frame = (guint) gst_util_uint64_scale_int (self->frame_dur, GST_WZP_RATE, GST_SECOND);
   GstBuffer *b = gst_buffer_new_allocate (NULL, samples * sizeof (gint16), NULL);
+  const WzpMediaFrame *next;
   GstMapInfo map;
 
   gst_buffer_map (b, &map, GST_MAP_WRITE);
   g_mutex_lock (&self->lock);
-  for (guint done = 0; done < samples;) {
-    guint step = MIN (samples - done, (guint) GST_WZP_MAX_FRAME_SAMPLES);
+  next = wzp_jitter_peek_next (self->jitter);
+  if (next && samples <= GST_WZP_MAX_FRAME_SAMPLES) {
+    gsize len;
+    const guint8 *data = g_bytes_get_data (next->payload, &len);
 
-    gst_wzp_decoder_conceal (self->decoder, step, (gint16 *) map.data + done);
-    done += step;
+    gst_wzp_decoder_conceal_fec (self->decoder, samples, frame, next->codec, data, len,
+                                 (gint16 *) map.data);
+  } else {
+    for (guint done = 0; done < samples;) {
+      guint step = MIN (samples - done, (guint) GST_WZP_MAX_FRAME_SAMPLES);
+
+      gst_wzp_decoder_conceal (self->decoder, step, (gint16 *) map.data + done);
+      done += step;
+    }
   }
   g_mutex_unlock (&self->lock);
   gst_buffer_unmap (b, &map);
@@ -443,6 +455,7 @@ src_stats (GstWzpSrc *self)
       "frames-comfort-noise", G_TYPE_UINT64, ds.decoded[WZP_CODEC_COMFORT_NOISE],
       "frames-undecodable", G_TYPE_UINT64, ds.undecodable,
       "codec-switches", G_TYPE_UINT64, ds.switches,
+      "frames-fec", G_TYPE_UINT64, ds.fec,
       "concealed-ms", G_TYPE_UINT64, ds.concealed_ms, NULL);
   return st;
 }

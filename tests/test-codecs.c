@@ -776,6 +776,161 @@ test_sink_adapts (void)
   relay_stop (r);
 }
 
+/* In-band FEC, end to end: a raw-audio wzpsink told of 10 % loss (a room
+ * member's reports) sends Opus with FEC; its frames, replayed to a wzpsrc
+ * with every 10th one missing, are recovered from the frame after each
+ * hole. The signal changes frequency every 20 ms at random, so concealment
+ * cannot guess a lost frame: it is counted as recovered only when its
+ * block has the frequency that was sent. The same without FEC for the
+ * difference. */
+#define HOP_N 8
+static const gdouble hop_hz[HOP_N] = { 400, 700, 1000, 1300, 1600, 1900, 2200, 2500 };
+#define FEC_FRAMES 200
+#define FEC_LOST_EVERY 10
+
+/* frame k's frequency: never the one before it, else at random */
+static guint
+hop_of (guint k)
+{
+  guint h = 0;
+
+  for (guint i = 1; i <= k; i++) {
+    guint32 x = i * 2654435761u;
+
+    x ^= x >> 15;
+    x *= 0x2c1b3c6du;
+    x ^= x >> 12;
+    h = (h + 1 + x % (HOP_N - 1)) % HOP_N;
+  }
+  return h;
+}
+
+/* The sink's frames of the hopping signal, with the loss it is told of */
+static GPtrArray *
+record_sink (Relay *r, guint loss, const gchar *room)
+{
+  Client *c = client_new (loss ? 0x66 : 0x67);
+  GstHarness *h;
+  GPtrArray *out;
+  gint16 pcm[MS (20)];
+  gdouble phase = 0;
+  gboolean fec = FALSE;
+
+  c->keep_datagrams = TRUE;
+  join_room (c, r, room);
+  h = sink_harness (r, room, "good");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  for (guint k = 0; k < FEC_FRAMES + 10; k++) {
+    guint8 junk[20] = { 0xf8 }, pkt[64];
+    WzpMediaHeader hd = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) k, .timestamp = k * 20,
+                          .has_quality = TRUE };
+    WzpQualityReport qr = wzp_quality_report_from_stats (loss, 20, 2);
+    gsize n = wzp_media_packet_write (&hd, junk, sizeof junk, &qr, pkt, sizeof pkt);
+    GstBuffer *b;
+
+    /* the report first, so that the frame is encoded knowing it */
+    g_assert_true (wzp_connection_send_datagram (c->conn, pkt, n, NULL));
+    settle (k < 10 ? 20 : 2);
+    for (guint i = 0; i < MS (20); i++) {
+      pcm[i] = (gint16) (8000 * sin (phase));
+      phase += 2 * G_PI * hop_hz[hop_of (k)] / RATE;
+    }
+    b = gst_buffer_new_memdup (pcm, sizeof pcm);
+    GST_BUFFER_PTS (b) = k * 20 * GST_MSECOND;
+    g_assert_cmpint (gst_harness_push (h, b), ==, GST_FLOW_OK);
+  }
+  client_wait_datagrams (c, FEC_FRAMES + 10, 5000);
+  {
+    GstStructure *st = NULL;
+    g_object_get (h->element, "stats", &st, NULL);
+    g_assert_true (gst_structure_get_boolean (st, "fec", &fec));
+    gst_structure_free (st);
+  }
+  g_assert_cmpint (fec, ==, loss > 0);
+  out = g_ptr_array_ref (c->datagram_log);
+  gst_harness_teardown (h);
+  client_free (c);
+  return out;
+}
+
+/* Replays @frames (from the 10th on, renumbered from 0) to a wzpsrc with
+ * raw output, every FEC_LOST_EVERY-th missing; returns the share of the
+ * missing frames played with the frequency that was sent. */
+static gdouble
+replay_lossy (Relay *r, GPtrArray *frames, const gchar *room, guint64 *fec_frames)
+{
+  Client *c = client_new (0x68);
+  GstHarness *h;
+  Sender snd;
+  Output o = { 0 };
+  guint right = 0, lost = 0;
+
+  join_room (c, r, room);
+  h = src_harness (r, room, "audio/x-raw");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  settle (300);
+  snd = (Sender) { c, 0, g_get_monotonic_time () + 100000 };
+  for (guint k = 0; k < FEC_FRAMES; k++) {
+    WzpMediaPacket pkt;
+    gsize len;
+    const guint8 *d = g_bytes_get_data (g_ptr_array_index (frames, k + 10), &len);
+
+    g_assert_true (wzp_media_packet_parse (d, len, &pkt, NULL));
+    snd.seq = (guint16) k;
+    if (k % FEC_LOST_EVERY == FEC_LOST_EVERY / 2) {
+      snd.seq++;
+      continue;                 /* lost on the way */
+    }
+    send_at (&snd, pkt.header.codec, FALSE, k * 20, pkt.payload, pkt.payload_len);
+  }
+  collect (h, TRUE, &o);
+  *fec_frames = stat_u64 (h->element, "frames-fec");
+  for (guint k = 0; k < FEC_FRAMES; k++) {
+    const gint16 *blk = (const gint16 *) o.pcm->data + k * MS (20) + 400;
+    guint best = 0;
+    gdouble best_p = -1;
+
+    if (k % FEC_LOST_EVERY != FEC_LOST_EVERY / 2 || (k + 1) * MS (20) + 400 > o.pcm->len)
+      continue;
+    /* the block of the lost frame, past the codec's delay */
+    for (guint f = 0; f < HOP_N; f++) {
+      gdouble p = goertzel (blk, 500, hop_hz[f]);
+      if (p > best_p) {
+        best_p = p;
+        best = f;
+      }
+    }
+    lost++;
+    right += best == hop_of (k + 10);
+  }
+  g_array_unref (o.pcm);
+  gst_harness_teardown (h);
+  client_free (c);
+  return lost ? (gdouble) right / lost : 0;
+}
+
+static void
+test_fec (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  GPtrArray *with = record_sink (r, 10, "fec-rec-on");
+  GPtrArray *without = record_sink (r, 0, "fec-rec-off");
+  guint64 fec_on = 0, fec_off = 0;
+  gdouble on = replay_lossy (r, with, "fec-play-on", &fec_on);
+  gdouble off = replay_lossy (r, without, "fec-play-off", &fec_off);
+
+  g_test_message ("every %uth of %u frames lost: with FEC (10 %% loss reported) %.0f %% of the "
+                  "lost frames played with the frequency sent (%" G_GUINT64_FORMAT
+                  " decoded from FEC); without FEC %.0f %%", FEC_LOST_EVERY, FEC_FRAMES, on * 100,
+                  fec_on, off * 100);
+  g_assert_cmpuint (fec_on, ==, FEC_FRAMES / FEC_LOST_EVERY);
+  g_assert_cmpfloat (on, >=, 0.75);
+  g_assert_cmpfloat (off, <=, 0.35);
+  g_ptr_array_unref (with);
+  g_ptr_array_unref (without);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -793,6 +948,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/codecs/sink-codec2-1200", GINT_TO_POINTER (TRUE), check_sink_codec2);
   g_test_add_data_func ("/codecs/sink-codec2-3200", GINT_TO_POINTER (FALSE), check_sink_codec2);
   g_test_add_func ("/codecs/sink-adapts", test_sink_adapts);
+  g_test_add_func ("/codecs/fec", test_fec);
   rc = g_test_run ();
   {
     g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", workdir);

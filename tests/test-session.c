@@ -1035,6 +1035,31 @@ wait_participants (Party *p, guint n, guint ms)
   return TRUE;
 }
 
+static gboolean
+has_relay_labels (Party *p, const gchar *a, const gchar *b)
+{
+  gboolean yes;
+
+  g_mutex_lock (&p->lock);
+  yes = p->relays && g_strv_contains ((const gchar *const *) p->relays, a) &&
+      g_strv_contains ((const gchar *const *) p->relays, b);
+  g_mutex_unlock (&p->lock);
+  return yes;
+}
+
+static gboolean
+wait_relay_labels (Party *p, const gchar *a, const gchar *b, guint ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+
+  while (!has_relay_labels (p, a, b)) {
+    if (g_get_monotonic_time () > end)
+      return FALSE;
+    g_usleep (5000);
+  }
+  return TRUE;
+}
+
 /* A global room over three relays in a line, A - B - C, one member on each:
  * everyone hears the two others exactly once (the middle relay passes A's
  * and C's media on; dedup keeps copies out), RoomUpdates list all three with
@@ -1071,12 +1096,9 @@ test_federation_global_room (void)
   }
   for (guint i = 0; i < 3; i++)
     g_assert_true (wait_participants (p[i], 3, 5000));
-  /* A's member sees B's and C's with their relays' labels */
-  g_mutex_lock (&p[0]->lock);
-  g_assert_nonnull (p[0]->relays);
-  g_assert_true (g_strv_contains ((const gchar *const *) p[0]->relays, "Relay B"));
-  g_assert_true (g_strv_contains ((const gchar *const *) p[0]->relays, "Relay C"));
-  g_mutex_unlock (&p[0]->lock);
+  /* A's member sees B's and C's with their relays' labels (the event that
+   * carries them follows the participants' update the wait above saw) */
+  g_assert_true (wait_relay_labels (p[0], "Relay B", "Relay C", 5000));
 
   for (guint n = 0; n < 30; n++) {
     for (guint i = 0; i < 3; i++) {

@@ -104,6 +104,14 @@ wzp_jitter_get_play_us (WzpJitter *j)
   return j->play_last;
 }
 
+const WzpMediaFrame *
+wzp_jitter_peek_next (WzpJitter *j)
+{
+  const WzpMediaFrame *head = g_queue_peek_head (&j->held);
+
+  return head && head->seq == j->next_seq ? head : NULL;
+}
+
 void
 wzp_jitter_get_stats (WzpJitter *j, WzpJitterStats *stats)
 {

@@ -59,6 +59,10 @@ WzpJitterOutput wzp_jitter_pop (WzpJitter *jitter, gint64 now_us, WzpMediaFrame 
  * where the one before ended (a gap's length is gap_frames frames of the
  * last frame duration). */
 gint64 wzp_jitter_get_play_us (WzpJitter *jitter);
+/* The frame that plays right after what the last pop returned, when it is
+ * already here (an Opus decoder can recover a lost frame from the in-band
+ * FEC of the one after it); NULL otherwise. Owned by the buffer. */
+const WzpMediaFrame *wzp_jitter_peek_next (WzpJitter *jitter);
 void wzp_jitter_get_stats (WzpJitter *jitter, WzpJitterStats *stats);
 /* The lower bound of the delay (the fixed delay). */
 guint wzp_jitter_get_latency_ms (WzpJitter *jitter);
