@@ -931,6 +931,69 @@ test_fec (void)
   relay_stop (r);
 }
 
+/* Frames no decoder can take (a Codec2 frame of the wrong size, an empty
+ * one, Opus packets that are not Opus) are concealed in their place and
+ * counted; the audio around them stays continuous and in place. */
+static void
+test_bad_frames (void)
+{
+  Relay *r = relay_start (relay_path, NULL);
+  Client *c = client_new (0x69);
+  GstHarness *h;
+  Sender snd;
+  Output o = { 0 };
+  guint8 junk[200];
+  int err;
+  OpusEncoder *enc = opus_encoder_create (RATE, 1, OPUS_APPLICATION_VOIP, &err);
+
+  for (guint i = 0; i < sizeof junk; i++)
+    junk[i] = (guint8) (i * 37 + 11);
+  join_room (c, r, "bad-frames");
+  h = src_harness (r, "bad-frames", "audio/x-raw");
+  g_assert_true (spin (element_on_relay, h->element, 5000));
+  settle (300);
+  snd = (Sender) { c, 0, g_get_monotonic_time () + 100000 };
+  for (guint k = 0; k < 50; k++) {
+    gint16 pcm[MS (20)];
+    guint8 out[1276];
+    opus_int32 len;
+
+    for (guint i = 0; i < MS (20); i++)
+      pcm[i] = (gint16) (8000 * sin (2 * G_PI * 440 * (MS (k * 20) + i) / RATE));
+    len = opus_encode (enc, pcm, MS (20), out, sizeof out);
+    switch (k) {
+      case 10: send_at (&snd, WZP_CODEC_CODEC2_1200, FALSE, k * 20, junk, 5); break;
+      case 20: send_at (&snd, WZP_CODEC_CODEC2_3200, FALSE, k * 20, junk, 0); break;
+      case 30: send_at (&snd, WZP_CODEC_OPUS24K, FALSE, k * 20, (const guint8 *) "\xff\xff\xff", 3); break;
+      case 40: send_at (&snd, WZP_CODEC_OPUS24K, FALSE, k * 20, junk, 0); break;
+      default: send_at (&snd, WZP_CODEC_OPUS24K, FALSE, k * 20, out, (gsize) len); break;
+    }
+  }
+  opus_encoder_destroy (enc);
+  collect (h, TRUE, &o);
+  g_test_message ("4 undecodable frames among 50: %.2f s of audio, %u holes, %" G_GUINT64_FORMAT
+                  " counted undecodable", (gdouble) o.pcm->len / RATE, o.holes,
+                  stat_u64 (h->element, "frames-undecodable"));
+  g_assert_cmpuint (o.holes, ==, 0);
+  /* (the Codec2 1200 id says 40 ms: its slot is 40 ms) */
+  g_assert_cmpuint (o.pcm->len, >=, MS (1000));
+  g_assert_cmpuint (o.pcm->len, <=, MS (1040));
+  g_assert_cmpuint (stat_u64 (h->element, "frames-undecodable"), ==, 4);
+  /* the tone goes on around them */
+  for (guint k = 1; k < 50; k++) {
+    const gint16 *blk = (const gint16 *) o.pcm->data + k * MS (20);
+    gdouble e = energy (blk, MS (20));
+
+    if (k % 10 == 0 || k % 10 == 1)
+      continue;                 /* the bad frame and the one after it */
+    g_assert_cmpfloat (goertzel (blk, MS (20), 440) / (e * MS (20) / 2.0), >, 0.8);
+  }
+  g_array_unref (o.pcm);
+  gst_harness_teardown (h);
+  client_free (c);
+  relay_stop (r);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -949,6 +1012,7 @@ main (int argc, char **argv)
   g_test_add_data_func ("/codecs/sink-codec2-3200", GINT_TO_POINTER (FALSE), check_sink_codec2);
   g_test_add_func ("/codecs/sink-adapts", test_sink_adapts);
   g_test_add_func ("/codecs/fec", test_fec);
+  g_test_add_func ("/codecs/bad-frames", test_bad_frames);
   rc = g_test_run ();
   {
     g_autofree gchar *cmd = g_strdup_printf ("rm -rf %s", workdir);
