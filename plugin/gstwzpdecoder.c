@@ -192,24 +192,21 @@ continuation (GstWzpDecoder *d, Family f, guint n, gint16 *out)
 
   if (f == FAM_OPUS) {
     for (guint done = 0; done < n;) {
-      guint step = MIN (n - done, (guint) GST_WZP_MAX_FRAME_SAMPLES);
-      int got;
+      /* whole 2.5 ms steps; less than one left: a whole one, cut */
+      guint want = MIN (n - done, (guint) GST_WZP_MAX_FRAME_SAMPLES) / OPUS_PLC_STEP * OPUS_PLC_STEP;
+      gint16 tmp[OPUS_PLC_STEP];
+      gint16 *dst = want ? out + done : tmp;
+      int got = opus_decode (d->opus, NULL, 0, dst, want ? (int) want : OPUS_PLC_STEP, 0);
+      guint take;
 
-      step = MAX (step / OPUS_PLC_STEP * OPUS_PLC_STEP, (guint) OPUS_PLC_STEP);
-      if (done + step > n) {
-        gint16 tmp[OPUS_PLC_STEP];
-
-        got = opus_decode (d->opus, NULL, 0, tmp, OPUS_PLC_STEP, 0);
-        memcpy (out + done, tmp, (n - done) * sizeof (gint16));
-        (void) got;
-        break;
-      }
-      got = opus_decode (d->opus, NULL, 0, out + done, (int) step, 0);
       if (got <= 0) {
         memset (out + done, 0, (n - done) * sizeof (gint16));
         break;
       }
-      done += (guint) got;
+      take = MIN ((guint) got, n - done);
+      if (dst == tmp)
+        memcpy (out + done, tmp, take * sizeof (gint16));
+      done += take;
     }
   } else if (c != NULL && c->have_last) {
     gint16 frame[GST_WZP_MAX_FRAME_SAMPLES];
