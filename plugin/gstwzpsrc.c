@@ -58,6 +58,7 @@ struct _GstWzpSrc {
   guint8 last_toc;              /* of the last Opus packet passed through */
   guint reencode_gap;           /* 20 ms pieces of concealment still to make Opus */
   gint64 gap_play_us;           /* ... the play time of the next */
+  gint64 slack_us;              /* how late a buffer may be pushed and still play on time */
 };
 
 enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS, PROP_MIN_LATENCY, PROP_MAX_LATENCY };
@@ -286,7 +287,12 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
   for (;;) {
     WzpMediaFrame *f = NULL;
     guint gap = 0;
-    gint64 wake, now = g_get_monotonic_time ();
+    /* the play schedule's "now": the pipeline renders a buffer its latency
+     * after its timestamp, so a buffer may be pushed that much (less what
+     * the decoder and the sink need) after its play time. A sink that
+     * waits for the clock (sync=true) gives the thread back only then, so
+     * without this slack every frame would look late */
+    gint64 wake, now = g_get_monotonic_time () - g_atomic_pointer_get (&self->slack_us);
     WzpJitterOutput out;
 
     if (g_atomic_int_get (&self->flushing))
@@ -360,7 +366,8 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     if (gst_wzp_session_end_flow (self->session) != GST_FLOW_OK)
       return GST_FLOW_EOS;
     /* wait for media, but not past the moment a hole must be given up */
-    f = wzp_session_recv_media (self->session, wake >= 0 ? MIN (wake, now + 100000) : now + 100000);
+    f = wzp_session_recv_media (self->session, (wake >= 0 ? MIN (wake, now + 100000) : now + 100000) +
+                                g_atomic_pointer_get (&self->slack_us));
     while (f) {
       g_mutex_lock (&self->lock);
       wzp_jitter_push (self->jitter, f);
@@ -428,6 +435,27 @@ gst_wzp_src_query (GstBaseSrc *bsrc, GstQuery *query)
     return TRUE;
   }
   return GST_BASE_SRC_CLASS (gst_wzp_src_parent_class)->query (bsrc, query);
+}
+
+/* The pipeline's latency: what it adds beyond our own minimum (the sink's
+ * processing deadline, queues, an audio sink's buffer) is slack for the
+ * play schedule */
+static gboolean
+gst_wzp_src_event (GstBaseSrc *bsrc, GstEvent *event)
+{
+  GstWzpSrc *self = GST_WZP_SRC (bsrc);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY) {
+    GstClockTime latency = 0;
+    gint64 slack;
+
+    gst_event_parse_latency (event, &latency);
+    slack = (gint64) (latency / GST_USECOND) - PROCESSING_MS * 1000;
+    g_atomic_pointer_set (&self->slack_us, MAX (slack, 0));
+    GST_DEBUG_OBJECT (self, "pipeline latency %" GST_TIME_FORMAT ": play schedule slack %" G_GINT64_FORMAT
+                      " us", GST_TIME_ARGS (latency), MAX (slack, 0));
+  }
+  return GST_BASE_SRC_CLASS (gst_wzp_src_parent_class)->event (bsrc, event);
 }
 
 static GstStructure *
@@ -528,6 +556,7 @@ gst_wzp_src_class_init (GstWzpSrcClass *klass)
   gst_wzp_install_properties (oc);
   gst_wzp_install_actions (oc, G_STRUCT_OFFSET (GstWzpSrc, session));
   ec->change_state = gst_wzp_src_change_state;
+  bc->event = gst_wzp_src_event;
   g_object_class_install_property (oc, PROP_MIN_LATENCY,
       g_param_spec_uint ("min-latency", "Minimum latency", "The least playout delay in ms, beyond "
                          "the path's fastest arrivals; the delay adapts between this and max-latency",
