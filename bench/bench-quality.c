@@ -19,11 +19,12 @@
  *   bench-quality recv --rtp PORT --latency MS[,MS...] --measure S --t0-file F --total S
  *   bench-quality forward --listen ADDR:PORT --to ADDR:PORT
  *
- * The receiver prints one JSON line per playout it measured. The RTP
- * sender encodes as wzpsink does (Opus 24 kbit/s, 20 ms, voice,
- * complexity 7) with in-band FEC tuned to the link's loss; the receiver
- * plays it through rtpjitterbuffer (do-lost, so opusdec conceals and uses
- * the FEC), one pipeline per latency fed from one socket. */
+ * The receiver prints one JSON line per playout it measured. Both senders
+ * encode with opusenc alike (24 kbit/s, 20 ms, voice, complexity 7, in-band
+ * FEC tuned to the links' loss), so what differs is transport and playout;
+ * wzpsink passes the Opus on. The RTP receiver plays through
+ * rtpjitterbuffer (do-lost, so opusdec conceals and uses the FEC), one
+ * pipeline per latency, all fed from one socket. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -254,6 +255,9 @@ playout_poll_stats (Playout *p)
   }
 }
 
+static gdouble dbg_ratio, dbg_purity;
+static gint dbg_sym;
+
 /* The tone in block @j's window: its symbol, or -1 when none stands out. */
 static gint
 decode_block (const gint16 *x, gsize len, gsize at)
@@ -294,6 +298,9 @@ decode_block (const gint16 *x, gsize len, gsize at)
     } else if (p > second)
       second = p;
   }
+  dbg_ratio = second > 0 ? best / second : 999;
+  dbg_purity = 3 * best / (WIN * energy);
+  dbg_sym = sym;
   /* a pure tone puts a third of WIN * energy into its bin (Hann window) */
   if (best < 4 * second || 3 * best < 0.5 * WIN * energy)
     return -1;
@@ -327,6 +334,7 @@ analyse (Playout *p, GstClockTime t0, guint sent_blocks, guint measure_blocks, A
   gsize last_j = 0;
   GArray *in_window = g_array_new (FALSE, FALSE, sizeof (gdouble));
   gint64 first_k = -1;
+  FILE *dbg = NULL;
 
   memset (a, 0, sizeof *a);
   for (guint k = 0; k < sent_blocks; k++)
@@ -334,10 +342,10 @@ analyse (Playout *p, GstClockTime t0, guint sent_blocks, guint measure_blocks, A
   while (start < len && ABS (x[start]) < 1000)
     start++;
   /* the block grid: the offset where most blocks decode */
-  for (gsize o = 0; o < BLOCK; o += 24) {
+  for (gsize o = 0; o < BLOCK; o += 48) {
     guint score = 0;
 
-    for (gsize j = 0; j < 250; j++)
+    for (gsize j = 0; j < 100; j++)
       score += decode_block (x, len, start + o + j * BLOCK) >= 0;
     if (score > best_score) {
       best_score = score;
@@ -349,15 +357,22 @@ analyse (Playout *p, GstClockTime t0, guint sent_blocks, guint measure_blocks, A
     g_autofree gchar *f = g_strdup_printf ("/tmp/bq-%s.raw", p->name);
 
     g_file_set_contents (f, (const gchar *) x, len * 2, NULL);
-    g_printerr ("%s: %zu samples, signal from %zu, grid offset %zu (score %u of 250)\n", p->name, len,
+    g_printerr ("%s: %zu samples, signal from %zu, grid offset %zu (score %u of 100)\n", p->name, len,
                 start, off, best_score);
   }
   nblocks = len > off ? (len - off) / BLOCK : 0;
   sym = g_new (gint, nblocks + 3);
-  for (gsize j = 0; j < nblocks; j++)
+  for (gsize j = 0; j < nblocks; j++) {
     sym[j] = decode_block (x, len, off + j * BLOCK);
+    if (sym[j] < 0 && g_getenv ("BQ_DEBUG"))
+      g_printerr ("block %zu: top %d ratio %.1f purity %.2f\n", j, dbg_sym, dbg_ratio, dbg_purity);
+  }
   sym[nblocks] = sym[nblocks + 1] = sym[nblocks + 2] = -1;
 
+  if (g_getenv ("BQ_DEBUG")) {
+    g_autofree gchar *f = g_strdup_printf ("/tmp/bq-%s.txt", p->name);
+    dbg = fopen (f, "w");
+  }
   for (gsize j = 0; j < nblocks; j++) {
     GstClockTime play = p->t_first + gst_util_uint64_scale_round (off + j * BLOCK, GST_SECOND, RATE);
     gint64 got = -1;
@@ -390,6 +405,9 @@ analyse (Playout *p, GstClockTime t0, guint sent_blocks, guint measure_blocks, A
           got = c;
       }
     }
+    if (dbg)
+      fprintf (dbg, "%zu sym %d got %" G_GINT64_FORMAT " last %" G_GINT64_FORMAT " exp-sym %d\n", j, sym[j], got,
+               last_k, last_k >= 0 && last_k + 1 < sent_blocks ? symbols[last_k + 1] : -1);
     if (got < 0)
       continue;
     if (isnan (m2e[got]))
@@ -417,6 +435,8 @@ analyse (Playout *p, GstClockTime t0, guint sent_blocks, guint measure_blocks, A
       a->m2e_p95 = g_array_index (in_window, gdouble, MIN (in_window->len - 1, in_window->len * 95 / 100));
     }
   }
+  if (dbg)
+    fclose (dbg);
   g_array_free (in_window, TRUE);
   g_free (sym);
   g_free (m2e);
@@ -757,16 +777,19 @@ main (int argc, char **argv)
     const gchar *src = "appsrc name=src is-live=true format=time "
         "caps=audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved";
 
+    /* both carry the same Opus (what a GStreamer user's opusenc makes): the
+     * comparison is of transport and playout */
+    g_autofree gchar *enc = g_strdup_printf ("%s ! opusenc bitrate=24000 frame-size=20 audio-type=voice "
+        "complexity=7 inband-fec=%s packet-loss-percentage=%d", src, loss > 0 ? "true" : "false", loss);
+
     if (wzp)
-      desc = g_strdup_printf ("%s ! wzpsink relay=%s identity=%s call=%s %s", src, relay, identity,
+      desc = g_strdup_printf ("%s ! wzpsink relay=%s identity=%s call=%s %s", enc, relay, identity,
                               call, props ? props : "");
     else if (rtp) {
       g_auto (GStrv) hp = g_strsplit (rtp, ":", 2);
 
-      desc = g_strdup_printf ("%s ! opusenc bitrate=24000 frame-size=20 audio-type=voice complexity=7 "
-          "inband-fec=%s packet-loss-percentage=%d ! rtpopuspay pt=96 timestamp-offset=0 "
-          "! udpsink host=%s port=%s sync=false async=false", src, loss > 0 ? "true" : "false",
-          loss, hp[0], hp[1] ? hp[1] : "5004");
+      desc = g_strdup_printf ("%s ! rtpopuspay pt=96 timestamp-offset=0 "
+          "! udpsink host=%s port=%s sync=false async=false", enc, hp[0], hp[1] ? hp[1] : "5004");
     } else
       return 2;
     return do_send (desc, seconds, t0_file);

@@ -59,6 +59,7 @@ struct _GstWzpSrc {
   guint reencode_gap;           /* 20 ms pieces of concealment still to make Opus */
   gint64 gap_play_us;           /* ... the play time of the next */
   gint64 slack_us;              /* how late a buffer may be pushed and still play on time */
+  WzpJitterStats traced;        /* for GST_LOG: the counters at the last pop */
 };
 
 enum { PROP_LATENCY = GST_WZP_PROP_LAST, PROP_STATS, PROP_MIN_LATENCY, PROP_MAX_LATENCY };
@@ -279,6 +280,31 @@ conceal_buffer (GstWzpSrc *self, GstClockTime dur)
   return b;
 }
 
+/* GST_LOG: what the jitter buffer did since the last pop (lock held) */
+static void
+trace_pop (GstWzpSrc *self, gint64 now)
+{
+  static const struct { const gchar *name; gsize at; } counters[] = {
+    { "lost", G_STRUCT_OFFSET (WzpJitterStats, lost) },
+    { "late", G_STRUCT_OFFSET (WzpJitterStats, late) },
+    { "stretched", G_STRUCT_OFFSET (WzpJitterStats, stretched) },
+    { "shrunk", G_STRUCT_OFFSET (WzpJitterStats, shrunk) },
+  };
+  WzpJitterStats js;
+
+  wzp_jitter_get_stats (self->jitter, &js);
+  for (guint i = 0; i < G_N_ELEMENTS (counters); i++) {
+    guint64 was = G_STRUCT_MEMBER (guint64, &self->traced, counters[i].at);
+    guint64 is = G_STRUCT_MEMBER (guint64, &js, counters[i].at);
+
+    if (is != was)
+      GST_LOG_OBJECT (self, "%s +%" G_GUINT64_FORMAT " (target %u ms, delay %u ms, %u held, now %"
+                      G_GINT64_FORMAT ")", counters[i].name, is - was, js.target_ms, js.delay_ms,
+                      js.level, now);
+  }
+  self->traced = js;
+}
+
 static GstFlowReturn
 gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
 {
@@ -315,7 +341,17 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
       return GST_FLOW_OK;
     }
 
+    /* what came while downstream had the thread (a sink waiting for the
+     * clock holds it until the buffer's play time) goes in first: a hole
+     * is only given up when its frame is not here */
+    while ((f = wzp_session_recv_media (self->session, 0)) != NULL) {
+      g_mutex_lock (&self->lock);
+      wzp_jitter_push (self->jitter, f);
+      g_mutex_unlock (&self->lock);
+    }
     g_mutex_lock (&self->lock);
+    if (G_UNLIKELY (gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= GST_LEVEL_LOG))
+      trace_pop (self, now);
     out = wzp_jitter_pop (self->jitter, now, &f, &gap, &wake);
     play = wzp_jitter_get_play_us (self->jitter);
     g_mutex_unlock (&self->lock);
