@@ -42,8 +42,9 @@
 #define WIN 720                    /* the 15 ms in the middle of a block */
 #define WIN_AT 120
 /* what a wzpsrc pipeline's latency adds to the playout delay: wzpsrc's
- * 20 ms for the decoder and the sink's 20 ms processing deadline */
-#define WZP_PIPELINE_MARGIN_MS 40
+ * 10 ms for the decoder and the sink's 20 ms processing deadline */
+#define WZP_PIPELINE_MARGIN_MS 30
+#define ALIGNMENT_THRESHOLD (RATE / 25)
 
 static guint8 *symbols;            /* sym(k) for every block sent */
 static guint n_symbols;
@@ -88,8 +89,7 @@ send_thread (gpointer data)
   GstClockTime base = gst_element_get_base_time (s->pipeline);
   GstClockTime t0 = gst_clock_get_time (clock) + 50 * GST_MSECOND;
   gdouble phase = 0;
-  g_autofree gchar *line = g_strdup_printf ("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n",
-                                           (guint64) t0, (guint64) (t0 - base));
+  g_autofree gchar *line = g_strdup_printf ("%" G_GUINT64_FORMAT "\n", (guint64) t0);
 
   g_file_set_contents (s->t0_file, line, -1, NULL);
   for (guint k = 0; k < s->blocks; k++) {
@@ -179,6 +179,7 @@ typedef struct {
   GMutex lock;
   GArray *pcm;                     /* gint16, index 0 plays at t_first */
   GstClockTime t_first;
+  gint64 next_at;                  /* where the next sample goes, if contiguous */
   GstStructure *last_stats;
 } Playout;
 
@@ -205,10 +206,16 @@ on_sample (GstAppSink *sink, gpointer data)
     if (!GST_CLOCK_TIME_IS_VALID (p->t_first))
       p->t_first = play;
     at = (gint64) gst_util_uint64_scale_round (play - MIN (play, p->t_first), RATE, GST_SECOND);
+    /* as an audio sink plays: contiguous with what came before unless the
+     * timestamp is further off than its alignment threshold (GstAudioBaseSink's
+     * default, 40 ms) */
+    if (p->next_at >= 0 && ABS (at - p->next_at) <= ALIGNMENT_THRESHOLD)
+      at = p->next_at;
     if (play >= p->t_first) {
       if (p->pcm->len < at + n)
         g_array_set_size (p->pcm, at + n);
       memcpy (&g_array_index (p->pcm, gint16, at), map.data, n * 2);
+      p->next_at = at + n;
     }
     g_mutex_unlock (&p->lock);
     gst_buffer_unmap (buf, &map);
@@ -233,6 +240,7 @@ playout_new (const gchar *name, guint latency_ms, const gchar *desc)
   g_mutex_init (&p->lock);
   p->pcm = g_array_new (FALSE, TRUE, sizeof (gint16));
   p->t_first = GST_CLOCK_TIME_NONE;
+  p->next_at = -1;
   sink = gst_bin_get_by_name (GST_BIN (p->pipeline), "sink");
   gst_app_sink_set_callbacks (GST_APP_SINK (sink), &cb, p, NULL);
   gst_object_unref (sink);
@@ -479,7 +487,6 @@ typedef struct {
   GstClockTime last_arrival;
   gint64 min_transit_ns;           /* arrival minus the capture end of the packet's block */
   GstClockTime t0;
-  GstClockTime pts0;               /* the sender's timestamp of block 0 */
   guint16 last_seq;
   gint64 ext_seq;
   GMutex lock;
@@ -497,22 +504,21 @@ on_rtp (GstAppSink *sink, gpointer data)
   if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
     if (map.size >= 12) {
       guint16 seq = GST_READ_UINT16_BE (map.data + 2);
-      guint32 ts = GST_READ_UINT32_BE (map.data + 4);
 
       g_mutex_lock (&in->lock);
       if (in->packets == 0)
-        in->ext_seq = seq;
+        in->ext_seq = (gint16) seq;
       else
         in->ext_seq += (gint16) (seq - in->last_seq);
       in->last_seq = seq;
       in->packets++;
       in->last_arrival = now;
       g_hash_table_add (in->seen, GINT_TO_POINTER ((gint) in->ext_seq));
-      /* the payloader stamps a block's timestamp (timestamp-offset=0), so
-       * each packet says which block it is: the path's fastest transit is
-       * the least arrival time after the block's capture ended */
+      /* one packet per block, numbered from 0 (seqnum-offset=0): the
+       * path's fastest transit is the least arrival time after the block's
+       * capture ended (the sender's encoder included) */
       if (in->t0) {
-        gint64 k = ((gint64) gst_util_uint64_scale (ts, GST_SECOND, RATE) - (gint64) in->pts0) / (gint64) BLOCK_NS;
+        gint64 k = in->ext_seq;
         gint64 transit = (gint64) now - (gint64) (in->t0 + (k + 1) * BLOCK_NS);
 
         if (in->min_transit_ns == 0 || transit < in->min_transit_ns)
@@ -533,21 +539,15 @@ on_rtp (GstAppSink *sink, gpointer data)
   return GST_FLOW_OK;
 }
 
-/* The sender's capture time of block 0 and its timestamp; 0 if it never came */
+/* The sender's capture time of block 0 (CLOCK_MONOTONIC ns); 0 if it never came */
 static GstClockTime
-read_t0 (const gchar *file, guint wait_s, GstClockTime *pts0)
+read_t0 (const gchar *file, guint wait_s)
 {
   for (guint i = 0; i < wait_s * 20; i++) {
     g_autofree gchar *text = NULL;
-    gchar *end = NULL;
 
-    if (g_file_get_contents (file, &text, NULL, NULL) && strchr (text, '\n')) {
-      GstClockTime t0 = g_ascii_strtoull (text, &end, 10);
-
-      if (pts0)
-        *pts0 = g_ascii_strtoull (end, NULL, 10);
-      return t0;
-    }
+    if (g_file_get_contents (file, &text, NULL, NULL) && strchr (text, '\n'))
+      return g_ascii_strtoull (text, NULL, 10);
     g_usleep (50000);
   }
   return 0;
@@ -596,10 +596,9 @@ do_recv_rtp (guint port, const gchar *latencies, guint total_s, guint measure_s,
   gst_object_unref (sink);
   gst_element_set_state (in_pipe, GST_STATE_PLAYING);
   {
-    GstClockTime pts0 = 0, t0 = read_t0 (t0_file, 30, &pts0);
+    GstClockTime t0 = read_t0 (t0_file, 30);
 
     g_mutex_lock (&in.lock);
-    in.pts0 = pts0;
     in.t0 = t0;
     g_mutex_unlock (&in.lock);
   }
@@ -675,7 +674,7 @@ do_recv_wzp (const gchar *relay, const gchar *identity, const gchar *extra_props
   }
   gst_element_set_state (p->pipeline, GST_STATE_NULL);
   gst_object_unref (bus);
-  t0 = read_t0 (t0_file, 1, NULL);
+  t0 = read_t0 (t0_file, 1);
   analyse (p, t0, total_s * 50, measure_s * 50, &a);
   st = p->last_stats;
   extra = g_strdup_printf (",\"system\":\"wzp\",\"path\":\"%s\",\"setup_ms\":%.1f,"
@@ -733,12 +732,13 @@ do_forward (const gchar *listen, const gchar *to)
 int
 main (int argc, char **argv)
 {
-  gboolean wzp = FALSE;
+  gboolean wzp = FALSE, raw = FALSE;
   gchar *rtp = NULL, *relay = NULL, *identity = NULL, *call = NULL, *t0_file = NULL;
   gchar *latencies = NULL, *listen = NULL, *to = NULL, *props = NULL;
   gint seconds = 60, measure = 60, total = 70, loss = 0;
   GOptionEntry entries[] = {
     { "wzp", 0, 0, G_OPTION_ARG_NONE, &wzp, "a WarzonePhone call (wzpsink / wzpsrc)", NULL },
+    { "raw", 0, 0, G_OPTION_ARG_NONE, &raw, "send: wzpsink takes the raw audio and encodes itself", NULL },
     { "rtp", 0, 0, G_OPTION_ARG_STRING, &rtp, "RTP to HOST:PORT (send) or on PORT (recv)", "DEST" },
     { "relay", 0, 0, G_OPTION_ARG_STRING, &relay, "the relay", "ADDR" },
     { "identity", 0, 0, G_OPTION_ARG_STRING, &identity, "the identity seed file", "FILE" },
@@ -783,12 +783,12 @@ main (int argc, char **argv)
         "complexity=7 inband-fec=%s packet-loss-percentage=%d", src, loss > 0 ? "true" : "false", loss);
 
     if (wzp)
-      desc = g_strdup_printf ("%s ! wzpsink relay=%s identity=%s call=%s %s", enc, relay, identity,
-                              call, props ? props : "");
+      desc = g_strdup_printf ("%s ! wzpsink relay=%s identity=%s call=%s %s", raw ? src : enc, relay,
+                              identity, call, props ? props : "");
     else if (rtp) {
       g_auto (GStrv) hp = g_strsplit (rtp, ":", 2);
 
-      desc = g_strdup_printf ("%s ! rtpopuspay pt=96 timestamp-offset=0 "
+      desc = g_strdup_printf ("%s ! rtpopuspay pt=96 timestamp-offset=0 seqnum-offset=0 "
           "! udpsink host=%s port=%s sync=false async=false", enc, hp[0], hp[1] ? hp[1] : "5004");
     } else
       return 2;

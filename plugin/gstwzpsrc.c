@@ -34,7 +34,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 /* what the latency query's minimum says: the time from a buffer's timestamp
  * to the moment it may be pushed at the latest (a gap is given up exactly at
  * its play time; the decoder behind needs a moment for the concealment) */
-#define PROCESSING_MS 20
+#define PROCESSING_MS 10
 
 struct _GstWzpSrc {
   GstPushSrc parent;
@@ -92,6 +92,7 @@ gst_wzp_src_start (GstBaseSrc *bsrc)
   self->jitter = self->max_latency_ms > self->min_latency_ms ?
       wzp_jitter_new_adaptive (self->min_latency_ms, self->max_latency_ms) :
       wzp_jitter_new (self->min_latency_ms);
+  wzp_jitter_set_slack (self->jitter, (guint) g_atomic_pointer_get (&self->slack_us));
   g_mutex_unlock (&self->lock);
   self->mapped = FALSE;
   self->next_pts = GST_CLOCK_TIME_NONE;
@@ -488,6 +489,10 @@ gst_wzp_src_event (GstBaseSrc *bsrc, GstEvent *event)
     gst_event_parse_latency (event, &latency);
     slack = (gint64) (latency / GST_USECOND) - PROCESSING_MS * 1000;
     g_atomic_pointer_set (&self->slack_us, MAX (slack, 0));
+    g_mutex_lock (&self->lock);
+    if (self->jitter)
+      wzp_jitter_set_slack (self->jitter, (guint) MAX (slack, 0));
+    g_mutex_unlock (&self->lock);
     GST_DEBUG_OBJECT (self, "pipeline latency %" GST_TIME_FORMAT ": play schedule slack %" G_GINT64_FORMAT
                       " us", GST_TIME_ARGS (latency), MAX (slack, 0));
   }

@@ -288,7 +288,7 @@ test_src_jitter (void)
     gst_query_parse_latency (q, &live, &min_lat, &max_lat);
     gst_query_unref (q);
     g_assert_true (live);
-    g_assert_cmpuint (min_lat, ==, 20 * GST_MSECOND);
+    g_assert_cmpuint (min_lat, ==, 10 * GST_MSECOND);
     g_assert_cmpuint (max_lat, >=, 40 * GST_MSECOND);
   }
 

@@ -6,15 +6,20 @@
 
 #include "wzp-jitter.h"
 
+/* frames of speech (60 bytes) rather than of silence (1 byte) */
+static gboolean voiced;
+
 static WzpMediaFrame *
 frame_ts (guint16 seq, guint32 ts, gint64 at)
 {
+  static const guint8 speech[60] = { 'x' };
   WzpMediaFrame *f = g_new0 (WzpMediaFrame, 1);
 
   f->seq = seq;
   f->timestamp = ts;
   f->received_us = at;
-  f->payload = g_bytes_new_static ("x", 1);      /* an Opus TOC: 20 ms */
+  /* an Opus TOC: 20 ms */
+  f->payload = voiced ? g_bytes_new_static (speech, sizeof speech) : g_bytes_new_static ("x", 1);
   return f;
 }
 
@@ -235,10 +240,14 @@ simulate (WzpJitter *j, guint n, gdouble period_us, gint64 (*delay) (guint i, gp
   p->max_delay_ms = p->max_target_ms = 0;
   p->min_delay_ms = G_MAXUINT;
   for (guint i = 0; i < n; i++) {
-    gint64 at = (gint64) (i * period_us) + delay (i, data);
+    gint64 d = delay (i, data);
+    gint64 at = (gint64) (i * period_us) + d;
     g_array_append_val (arrivals, at);
-    g_array_append_val (order, i);
+    /* a negative delay: the frame is lost on the way */
+    if (d >= 0)
+      g_array_append_val (order, i);
   }
+  n = order->len;
   /* arrival order (frames overtake each other when the delay drops) */
   for (guint i = 1; i < n; i++)
     for (guint k = i; k > 0 && g_array_index (arrivals, gint64, g_array_index (order, guint, k - 1)) >
@@ -319,9 +328,10 @@ test_spike (void)
   /* the delay was raised by concealment, then taken back by dropping */
   g_assert_cmpuint (st.stretched, >=, 5);
   g_assert_cmpuint (st.shrunk, >=, 4);
-  /* and it is back near the jitter's own need (10 ms + margin, min 20) */
+  /* and it is back near the jitter's own need (10 ms + margin, min 20),
+   * within half a frame and the 12 ms drop margin above it */
   g_assert_cmpuint (st.target_ms, <=, 25);
-  g_assert_cmpuint (p.max_delay_ms, <=, st.target_ms + 13);
+  g_assert_cmpuint (p.max_delay_ms, <=, st.target_ms + 23);
   wzp_jitter_free (j);
 }
 
@@ -359,11 +369,49 @@ test_drift (void)
       g_assert_cmpuint (st.stretched, <=, 22);
       g_assert_cmpuint (st.shrunk, <=, 2);
     }
-    /* no growth, no underrun: the delay stays within half a frame of the target */
-    g_assert_cmpuint (p.max_delay_ms, <=, st.target_ms + 13);
+    /* no growth, no underrun: the delay stays within half a frame of the
+     * target below it, and half a frame and the 12 ms drop margin above */
+    g_assert_cmpuint (p.max_delay_ms, <=, st.target_ms + 23);
     g_assert_cmpuint (p.min_delay_ms + 11, >=, st.target_ms);
     wzp_jitter_free (j);
   }
+}
+
+/* the spike of test_spike, and every 20th frame lost on the way */
+static gint64
+spiky_lossy (guint i, gpointer data)
+{
+  return i % 20 == 7 ? -1 : spiky (i, data);
+}
+
+/* Taking the delay back down costs no frame of speech that came when frames
+ * are being lost anyway: the lost frame's slot is the one taken away. */
+static void
+test_shrink_on_loss (void)
+{
+  WzpJitter *j = wzp_jitter_new_adaptive (20, 400);
+  WzpJitterStats st;
+  Played p;
+
+  voiced = TRUE;
+  simulate (j, 2000, 20000, spiky_lossy, NULL, 35 * G_USEC_PER_SEC, &p);
+  wzp_jitter_get_stats (j, &st);
+  g_test_message ("100 of 2000 lost on the way, one 150 ms late: pushed %" G_GUINT64_FORMAT ", released %"
+                  G_GUINT64_FORMAT ", late %" G_GUINT64_FORMAT ", stretched %" G_GUINT64_FORMAT
+                  ", shrunk %" G_GUINT64_FORMAT "; at the end target %u ms, delay %u..%u ms",
+                  st.pushed, st.released, st.late, st.stretched, st.shrunk, st.target_ms,
+                  p.min_delay_ms, p.max_delay_ms);
+  g_assert_cmpuint (st.pushed, ==, 1900);
+  g_assert_cmpuint (st.late, ==, 1);
+  /* the delay went up and came back down ... */
+  g_assert_cmpuint (st.stretched, >=, 5);
+  g_assert_cmpuint (st.shrunk, >=, 4);
+  g_assert_cmpuint (st.target_ms, <=, 25);
+  g_assert_cmpuint (p.max_delay_ms, <=, st.target_ms + 23);
+  /* ... and every frame that came in time played */
+  g_assert_cmpuint (st.released, ==, st.pushed - st.late);
+  wzp_jitter_free (j);
+  voiced = FALSE;
 }
 
 int
@@ -376,6 +424,7 @@ main (int argc, char **argv)
   g_test_add_func ("/jitter/repair-holes", test_repair_holes);
   g_test_add_func ("/jitter/random", test_random);
   g_test_add_func ("/jitter/spike", test_spike);
+  g_test_add_func ("/jitter/shrink-on-loss", test_shrink_on_loss);
   g_test_add_func ("/jitter/drift", test_drift);
   return g_test_run ();
 }

@@ -694,7 +694,11 @@ test_ack_hold (void)
     g_assert_cmpuint (sp, >=, 5);             /* still acknowledged */
     if (hold) {
       g_assert_cmpuint (cp, <=, 55);
-      g_assert_cmpuint (sp, <=, 40);          /* several datagrams per ack */
+      /* a side that only listens has no datagram for its acknowledgements
+       * to ride on: it does not hold them, but sends them at ngtcp2's pace
+       * (held, two or three lost in a row stalled the sender's media) */
+      g_assert_cmpuint (sp, >=, 25);
+      g_assert_cmpuint (sp, <=, 55);
     }
     /* the hold is announced in max_ack_delay and taken out of RTT samples */
     g_assert_cmpuint (st.rtt_us, <, 15000);

@@ -64,6 +64,11 @@ gint64 wzp_jitter_get_play_us (WzpJitter *jitter);
  * FEC of the one after it); NULL otherwise. Owned by the buffer. */
 const WzpMediaFrame *wzp_jitter_peek_next (WzpJitter *jitter);
 void wzp_jitter_get_stats (WzpJitter *jitter, WzpJitterStats *stats);
+/* The caller pops with a clock @slack_us behind the one arrivals are
+ * stamped with (wzpsrc: what the pipeline's latency leaves it): a frame is
+ * still taken that long after its play time, so the adaptive target leaves
+ * that much of the delay variation to it. */
+void wzp_jitter_set_slack (WzpJitter *jitter, guint slack_us);
 /* The lower bound of the delay (the fixed delay). */
 guint wzp_jitter_get_latency_ms (WzpJitter *jitter);
 

@@ -285,10 +285,16 @@ conn_may_hold (WzpConnection *c, gint64 now_us)
       !g_queue_is_empty (&c->out_streams) || !g_queue_is_empty (&c->pending_open) ||
       c->rx_since_tx >= ACK_HOLD_MAX_PACKETS)
     return FALSE;
-  /* only while media flows: signalling alone (a call being set up) keeps
-   * ngtcp2's timing, so a lost message is sent again as soon as ever */
+  /* only while our media flows out, which the acknowledgement can ride on:
+   * signalling alone (a call being set up) keeps ngtcp2's timing, so a lost
+   * message is sent again as soon as ever, and a side that only listens
+   * acknowledges at ngtcp2's pace. (Held there too, its acknowledgements
+   * came 65 ms apart; two or three of them lost in a row left the sender's
+   * congestion window full of packets it could not yet call lost, and its
+   * media waited for the probe timeout: 150-350 ms stalls on LTE-like
+   * links, bench/quality.) */
   hold = (gint64) c->endpoint->settings.ack_hold_ms * 1000;
-  return now_us - c->last_dgram_tx < hold || now_us - c->last_dgram_rx < hold;
+  return now_us - c->last_dgram_tx < hold;
 }
 
 /* Arms the connection's deadline from ngtcp2's. When the connection is

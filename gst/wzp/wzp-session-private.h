@@ -104,6 +104,8 @@ struct _WzpSession {
   gboolean peer_in_room;      /* the call's relay room has held both parties */
   WzpConnection *relay_conn;
   gboolean relay_admitted;
+  gboolean relay_early;       /* relay_conn was dialled while the call rang */
+  gboolean setup_taken;       /* this call's CallSetup has been taken */
   WzpConnection *direct_conn;
   GPtrArray *dials;           /* WzpConnection*: the dialer's attempts */
   GPtrArray *early_dials;     /* WzpConnection*: the peer's dials that came before our CallSetup */

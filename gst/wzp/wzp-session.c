@@ -254,6 +254,17 @@ wzp_session_dup_participants (WzpSession *s)
   return out;
 }
 
+/* Admitted to the call's relay room, and the call is answered: audio
+ * first, through the relay until (and unless) direct is agreed */
+static void
+relay_active (WzpSession *s)
+{
+  if (s->send_path == WZP_MEDIA_PATH_NONE)
+    s->send_path = WZP_MEDIA_PATH_RELAY;
+  set_state (s, WZP_SESSION_STATE_ACTIVE);
+  flush_tx (s);
+}
+
 static void
 on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
 {
@@ -282,12 +293,10 @@ on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
     return;
   }
   s->relay_admitted = TRUE;
-  call_event (s, "connect:relay_admitted", NULL);
-  /* audio first: use the relay until (and unless) direct is agreed */
-  if (s->send_path == WZP_MEDIA_PATH_NONE)
-    s->send_path = WZP_MEDIA_PATH_RELAY;
-  set_state (s, WZP_SESSION_STATE_ACTIVE);
-  flush_tx (s);
+  call_event (s, "connect:relay_admitted", "early", g_variant_new_boolean (!s->setup_taken), NULL);
+  /* joined while the call rang: media waits for the answer (CallSetup) */
+  if (s->setup_taken)
+    relay_active (s);
 }
 
 static void
@@ -331,6 +340,8 @@ dial_relay_late (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+static void seed_initial_rtt (WzpSession *s);
+
 static void
 on_call_setup (WzpSession *s, const WzpCallSetup *setup)
 {
@@ -341,27 +352,72 @@ on_call_setup (WzpSession *s, const WzpCallSetup *setup)
   if (g_strcmp0 (setup->call_id, s->call_id) != 0 || wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
     return;
   set_state (s, WZP_SESSION_STATE_CONNECTING);
+  s->setup_taken = TRUE;
   g_free (s->room_name);
   s->room_name = g_strdup (setup->room);
   call_event (s, "connect:start", "room", g_variant_new_string (setup->room), NULL);
-  /* the call's connections start from the RTT measured on _signal (twice
-   * it, 10 ms at least, RFC 9002's blind 333 ms at most) instead of a guess:
-   * on a lossy path a lost handshake packet is sent again after ~3 RTT */
-  if (s->sig) {
-    WzpConnectionStats cs;
-    wzp_connection_get_stats (s->sig, &cs);
-    if (cs.rtt_us)
-      wzp_endpoint_set_initial_rtt (s->ep, (guint) CLAMP (cs.rtt_us * 2 / 1000, 10, 333));
-  }
-  /* audio first: the relay is dialled at once, no head start for direct */
-  if (s->test_relay_delay_ms) {
+  seed_initial_rtt (s);
+  /* joined while the call rang: the room of a call is on the relay we are
+   * registered with (§5.5; across federated relays each side joins its own,
+   * §5.9.4), so that connection is the one, whatever address CallSetup
+   * names; admitted already, media starts now */
+  if (s->relay_early && s->relay_conn &&
+      wzp_connection_get_state (s->relay_conn) != WZP_CONNECTION_CLOSED &&
+      g_strcmp0 (wzp_connection_get_sni (s->relay_conn), setup->room) == 0) {
+    if (s->relay_admitted)
+      relay_active (s);
+  } else if (s->test_relay_delay_ms) {
+    drop_conn (s, &s->relay_conn, "not-selected");
     g_clear_object (&s->delayed_relay);
     s->delayed_relay = g_object_ref (relay ? relay : G_SOCKET_ADDRESS (s->relay_addr));
     g_source_unref (session_timeout (s, s->test_relay_delay_ms, dial_relay_late, g_object_ref (s),
                                      g_object_unref));
-  } else
+  } else {
+    /* audio first: the relay is dialled at once, no head start for direct */
+    drop_conn (s, &s->relay_conn, "not-selected");
+    s->relay_admitted = FALSE;
     dial_relay (s, relay ? relay : s->relay_addr, setup->room);
+  }
+  s->relay_early = FALSE;
   start_race (s, setup);
+}
+
+/* The call's connections start from the RTT measured on _signal (twice it,
+ * 10 ms at least, RFC 9002's blind 333 ms at most) instead of a guess: on a
+ * lossy path a lost handshake packet is sent again after ~3 RTT */
+static void
+seed_initial_rtt (WzpSession *s)
+{
+  WzpConnectionStats cs;
+
+  if (s->sig == NULL)
+    return;
+  wzp_connection_get_stats (s->sig, &cs);
+  if (cs.rtt_us)
+    wzp_endpoint_set_initial_rtt (s->ep, (guint) CLAMP (cs.rtt_us * 2 / 1000, 10, 333));
+}
+
+/* While the call rings, its relay room is joined already (the relay admits
+ * both parties from the offer on, §5.6), so that media can flow the moment
+ * the call is answered: the handshake and the CallOffer/CallAnswer exchange
+ * (two round trips to the relay) are out of the way. Nothing is sent before
+ * the answer. A relay that refuses (an upstream relay that only admits
+ * answered calls) closes the connection; CallSetup then dials again. */
+static void
+early_dial_relay (WzpSession *s, const gchar *call_id)
+{
+  g_autofree gchar *room = NULL;
+
+  s->setup_taken = FALSE;
+  if (s->test_relay_delay_ms || s->relay_conn || call_id == NULL)
+    return;
+  room = g_strconcat ("call-", call_id, NULL);
+  seed_initial_rtt (s);
+  dial_relay (s, s->relay_addr, room);
+  s->relay_early = s->relay_conn != NULL;
+  s->relay_admitted = FALSE;
+  if (s->relay_early)
+    call_event (s, "connect:early_relay", "room", g_variant_new_string (room), NULL);
 }
 
 /* test-setup-delay-ms: a CallSetup that reaches us late */
@@ -571,6 +627,9 @@ do_place_call (WzpSession *s, const gchar *target)
   call_event (s, "call:offer_sent", "call_id", g_variant_new_string (s->call_id),
               "target", g_variant_new_string (target), NULL);
   send_sig (s, m);
+  /* the relay has the offer a round trip before our room connection's
+   * CallOffer can reach it: the call is known there by then */
+  early_dial_relay (s, s->call_id);
 }
 
 static void
@@ -613,6 +672,10 @@ do_answer (WzpSession *s, gboolean accept)
     s->call_started_us = g_get_monotonic_time ();
   }
   g_clear_pointer (&s->incoming_call_id, g_free);
+  if (!accept) {
+    drop_conn (s, &s->relay_conn, "declined");
+    s->relay_early = s->relay_admitted = FALSE;
+  }
   call_event (s, accept ? "call:accepted" : "call:rejected", NULL);
   send_sig (s, m);
 }
@@ -725,6 +788,7 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
       s->peer_fp = g_strdup (msg->direct_call_offer.caller_fingerprint);
       g_mutex_unlock (&s->lock);
       set_state (s, WZP_SESSION_STATE_RINGING);
+      early_dial_relay (s, s->incoming_call_id);
       g_signal_emit (s, signals[SIG_INCOMING_CALL], 0, msg->direct_call_offer.caller_fingerprint,
                      msg->direct_call_offer.caller_alias);
       if (s->auto_answer)
@@ -987,6 +1051,7 @@ do_start (gpointer data)
     wzp_endpoint_set_test_filter (s->ep, block_all_but_relay, s);
   if (g_strcmp0 (s->mode, "room") == 0) {
     s->room_name = g_ascii_strdown (s->room ? s->room : "default", -1);
+    s->setup_taken = TRUE;      /* a room needs no answer: admitted is active */
     s->call_started_us = g_get_monotonic_time ();
     set_state (s, WZP_SESSION_STATE_CONNECTING);
     call_event (s, "connect:start", "room", g_variant_new_string (s->room_name), NULL);

@@ -148,6 +148,12 @@ if action.startswith("wan="):
     for side, who in ((a, "caller"), (b, "callee")):
         if side["received"] and side.get("late", 0) > 0.01 * side["received"]:
             problems.append(f"{who}: {side['late']} of {side['received']} frames late")
+if action.startswith("wan=delay="):
+    # audio within 2 RTT and a frame of the answer (both parties joined the
+    # call's relay room while it rang); 50 ms for the hosts' own work
+    rtt = 2 * float(action.split("=")[2])
+    if b["setup_ms"] > 2 * rtt + 20 + 50:
+        problems.append(f"the callee heard the caller {b['setup_ms']:.0f} ms after answering (2 RTT + a frame: {2 * rtt + 20:.0f})")
 via = a["direct_addr"] or b["direct_addr"] or "-"
 row = (f"| {name} | {expect.replace('direct6', 'direct (IPv6)')} | {a['path']} | {b['path']} | {via} | "
        f"{a['setup_ms']:.1f} / {b['setup_ms']:.1f} | {max(a['negotiated_ms'], 0):.0f} | "
