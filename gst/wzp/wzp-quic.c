@@ -76,6 +76,26 @@ quic_log (void *user_data, const char *fmt, ...)
   g_printerr ("ngtcp2[%d]: %s\n", (int) getpid (), msg);
 }
 
+/* BBR unless WZP_QUIC_CC says cubic or reno (docs/quic.md): a call's
+ * media is application-limited, so a loss-based window never grows back
+ * after the losses of a long call, and on a path of 600 ms RTT it ends
+ * below what 50 datagrams a second need */
+static ngtcp2_cc_algo
+quic_cc_algo (void)
+{
+  static gsize once;
+  static ngtcp2_cc_algo algo;
+
+  if (g_once_init_enter (&once)) {
+    const gchar *v = g_getenv ("WZP_QUIC_CC");
+
+    algo = g_strcmp0 (v, "cubic") == 0 ? NGTCP2_CC_ALGO_CUBIC :
+           g_strcmp0 (v, "reno") == 0 ? NGTCP2_CC_ALGO_RENO : NGTCP2_CC_ALGO_BBR;
+    g_once_init_leave (&once, 1);
+  }
+  return algo;
+}
+
 static void
 fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_params *params)
 {
@@ -92,6 +112,7 @@ fill_settings (WzpEndpoint *ep, ngtcp2_settings *settings, ngtcp2_transport_para
     settings->ack_thresh = ACK_HOLD_MAX_PACKETS;
   if (g_getenv ("WZP_QUIC_TRACE"))
     settings->log_printf = quic_log;
+  settings->cc_algo = quic_cc_algo ();
   ngtcp2_transport_params_default (params);
   params->initial_max_stream_data_bidi_local = 256 * 1024;
   params->initial_max_stream_data_bidi_remote = 256 * 1024;
