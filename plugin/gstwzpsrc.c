@@ -31,9 +31,9 @@
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_src_debug);
 #define GST_CAT_DEFAULT gst_wzp_src_debug
 
-/* what the latency query's minimum says: the time from a buffer's timestamp
- * to the moment it may be pushed at the latest (a gap is given up exactly at
- * its play time; the decoder behind needs a moment for the concealment) */
+/* what the latency query's minimum says: the moment the decoder behind needs
+ * after a buffer is pushed; a gap is given up the pipeline's slack (its
+ * latency less this) after its play time */
 #define PROCESSING_MS 10
 
 struct _GstWzpSrc {
@@ -58,7 +58,7 @@ struct _GstWzpSrc {
   guint8 last_toc;              /* of the last Opus packet passed through */
   guint reencode_gap;           /* 20 ms pieces of concealment still to make Opus */
   gint64 gap_play_us;           /* ... the play time of the next */
-  gint64 slack_us;              /* how late a buffer may be pushed and still play on time */
+  gint slack_us;                /* how late a buffer may be pushed and still play on time */
   WzpJitterStats traced;        /* for GST_LOG: the counters at the last pop */
 };
 
@@ -92,7 +92,7 @@ gst_wzp_src_start (GstBaseSrc *bsrc)
   self->jitter = self->max_latency_ms > self->min_latency_ms ?
       wzp_jitter_new_adaptive (self->min_latency_ms, self->max_latency_ms) :
       wzp_jitter_new (self->min_latency_ms);
-  wzp_jitter_set_slack (self->jitter, (guint) g_atomic_pointer_get (&self->slack_us));
+  wzp_jitter_set_slack (self->jitter, (guint) g_atomic_int_get (&self->slack_us));
   g_mutex_unlock (&self->lock);
   self->mapped = FALSE;
   self->next_pts = GST_CLOCK_TIME_NONE;
@@ -281,6 +281,17 @@ conceal_buffer (GstWzpSrc *self, GstClockTime dur)
   return b;
 }
 
+/* @f (if any) and every frame already received, into the jitter buffer */
+static void
+take_arrivals (GstWzpSrc *self, WzpMediaFrame *f)
+{
+  for (; f; f = wzp_session_recv_media (self->session, 0)) {
+    g_mutex_lock (&self->lock);
+    wzp_jitter_push (self->jitter, f);
+    g_mutex_unlock (&self->lock);
+  }
+}
+
 /* GST_LOG: what the jitter buffer did since the last pop (lock held) */
 static void
 trace_pop (GstWzpSrc *self, gint64 now)
@@ -319,7 +330,8 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
      * the decoder and the sink need) after its play time. A sink that
      * waits for the clock (sync=true) gives the thread back only then, so
      * without this slack every frame would look late */
-    gint64 wake, now = g_get_monotonic_time () - g_atomic_pointer_get (&self->slack_us);
+    gint64 slack = g_atomic_int_get (&self->slack_us);
+    gint64 wake, now = g_get_monotonic_time () - slack;
     WzpJitterOutput out;
 
     if (g_atomic_int_get (&self->flushing))
@@ -345,11 +357,7 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     /* what came while downstream had the thread (a sink waiting for the
      * clock holds it until the buffer's play time) goes in first: a hole
      * is only given up when its frame is not here */
-    while ((f = wzp_session_recv_media (self->session, 0)) != NULL) {
-      g_mutex_lock (&self->lock);
-      wzp_jitter_push (self->jitter, f);
-      g_mutex_unlock (&self->lock);
-    }
+    take_arrivals (self, wzp_session_recv_media (self->session, 0));
     g_mutex_lock (&self->lock);
     if (G_UNLIKELY (gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= GST_LEVEL_LOG))
       trace_pop (self, now);
@@ -403,14 +411,8 @@ gst_wzp_src_create (GstPushSrc *psrc, GstBuffer **outbuf)
     if (gst_wzp_session_end_flow (self->session) != GST_FLOW_OK)
       return GST_FLOW_EOS;
     /* wait for media, but not past the moment a hole must be given up */
-    f = wzp_session_recv_media (self->session, (wake >= 0 ? MIN (wake, now + 100000) : now + 100000) +
-                                g_atomic_pointer_get (&self->slack_us));
-    while (f) {
-      g_mutex_lock (&self->lock);
-      wzp_jitter_push (self->jitter, f);
-      g_mutex_unlock (&self->lock);
-      f = wzp_session_recv_media (self->session, 0);
-    }
+    take_arrivals (self, wzp_session_recv_media (self->session,
+                                                 (wake >= 0 ? MIN (wake, now + 100000) : now + 100000) + slack));
   }
 }
 
@@ -484,17 +486,17 @@ gst_wzp_src_event (GstBaseSrc *bsrc, GstEvent *event)
 
   if (GST_EVENT_TYPE (event) == GST_EVENT_LATENCY) {
     GstClockTime latency = 0;
-    gint64 slack;
+    gint slack;
 
     gst_event_parse_latency (event, &latency);
-    slack = (gint64) (latency / GST_USECOND) - PROCESSING_MS * 1000;
-    g_atomic_pointer_set (&self->slack_us, MAX (slack, 0));
+    slack = (gint) CLAMP ((gint64) (latency / GST_USECOND) - PROCESSING_MS * 1000, 0, G_MAXINT);
+    g_atomic_int_set (&self->slack_us, slack);
     g_mutex_lock (&self->lock);
     if (self->jitter)
-      wzp_jitter_set_slack (self->jitter, (guint) MAX (slack, 0));
+      wzp_jitter_set_slack (self->jitter, (guint) slack);
     g_mutex_unlock (&self->lock);
-    GST_DEBUG_OBJECT (self, "pipeline latency %" GST_TIME_FORMAT ": play schedule slack %" G_GINT64_FORMAT
-                      " us", GST_TIME_ARGS (latency), MAX (slack, 0));
+    GST_DEBUG_OBJECT (self, "pipeline latency %" GST_TIME_FORMAT ": play schedule slack %d us",
+                      GST_TIME_ARGS (latency), slack);
   }
   return GST_BASE_SRC_CLASS (gst_wzp_src_parent_class)->event (bsrc, event);
 }

@@ -282,6 +282,13 @@ emit_gap (WzpJitter *j, guint n, guint *gap_frames)
   return WZP_JITTER_GAP;
 }
 
+/* @delay is enough over the target that a frame of @dur is to be taken away */
+static gboolean
+too_much_delay (WzpJitter *j, gint64 delay, gint64 dur)
+{
+  return delay > j->target_us + dur / 2 + SHRINK_HYSTERESIS_US;
+}
+
 static gboolean
 quiet (const WzpMediaFrame *f)
 {
@@ -342,8 +349,7 @@ wzp_jitter_pop (WzpJitter *j, gint64 now_us, WzpMediaFrame **frame, guint *gap_f
       }
       /* more delay than the target: a lost frame is the one to take away
        * (a shrink that costs nothing that came) */
-      if (j->adaptive && n == 1 &&
-          hole_delay > j->target_us + j->frame_us / 2 + SHRINK_HYSTERESIS_US) {
+      if (j->adaptive && n == 1 && too_much_delay (j, hole_delay, j->frame_us)) {
         j->stats.shrunk++;
         j->shrink_wait = 0;
         continue;
@@ -367,7 +373,7 @@ wzp_jitter_pop (WzpJitter *j, gint64 now_us, WzpMediaFrame **frame, guint *gap_f
       j->stats.stretched++;
       return emit_gap (j, 1, gap_frames);
     }
-    if (j->adaptive && delay > j->target_us + dur / 2 + SHRINK_HYSTERESIS_US) {
+    if (j->adaptive && too_much_delay (j, delay, dur)) {
       /* too much: one frame less, a quiet one if one comes soon */
       if (quiet (head) || ++j->shrink_wait >= SHRINK_FORCE) {
         g_queue_pop_head (&j->held);
