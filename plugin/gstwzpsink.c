@@ -27,6 +27,7 @@
  */
 #include "gstwzpsink.h"
 #include "gstwzpencoder.h"
+#include <gst/base/gstbasesrc.h>
 
 GST_DEBUG_CATEGORY_STATIC (gst_wzp_sink_debug);
 #define GST_CAT_DEFAULT gst_wzp_sink_debug
@@ -388,9 +389,83 @@ gst_wzp_sink_render (GstBaseSink *bsink, GstBuffer *buf)
   return GST_FLOW_OK;
 }
 
+/* What feeds a pad, by following links upstream. A live source anywhere
+ * upstream wins; then a pad not linked yet (decodebin's, a demuxer's: it
+ * prerolls itself); a source of a kind we cannot tell counts as live. */
+typedef enum { FEED_NOT_LIVE, FEED_UNLINKED, FEED_LIVE } Feed;
+
+#define FEED_MAX_DEPTH 64
+
+static Feed feed_of_sink_pad (GstPad *pad, guint depth);
+
+static Feed
+feed_of_src_pad (GstPad *src, guint depth)
+{
+  g_autoptr (GstPad) pad = gst_object_ref (src);
+  g_autoptr (GstElement) element = NULL;
+  GstIterator *it;
+  GValue v = G_VALUE_INIT;
+  Feed feed = FEED_NOT_LIVE;
+  gboolean done = FALSE;
+
+  /* a bin's ghost pad: the element inside that makes the data */
+  while (GST_IS_GHOST_PAD (pad)) {
+    GstPad *target = gst_ghost_pad_get_target (GST_GHOST_PAD (pad));
+
+    if (target == NULL)
+      return FEED_UNLINKED;
+    gst_object_unref (pad);
+    pad = target;
+  }
+  element = gst_pad_get_parent_element (pad);
+  if (element == NULL || depth > FEED_MAX_DEPTH)
+    return FEED_LIVE;
+  if (GST_IS_BASE_SRC (element))
+    return gst_base_src_is_live (GST_BASE_SRC (element)) ? FEED_LIVE : FEED_NOT_LIVE;
+  if (element->numsinkpads == 0)
+    return FEED_LIVE;
+  it = gst_element_iterate_sink_pads (element);
+  while (!done && feed != FEED_LIVE) {
+    switch (gst_iterator_next (it, &v)) {
+      case GST_ITERATOR_OK:
+        feed = MAX (feed, feed_of_sink_pad (g_value_get_object (&v), depth + 1));
+        g_value_reset (&v);
+        break;
+      case GST_ITERATOR_RESYNC:
+        gst_iterator_resync (it);
+        feed = FEED_NOT_LIVE;
+        break;
+      default:
+        done = TRUE;
+        break;
+    }
+  }
+  g_value_unset (&v);
+  gst_iterator_free (it);
+  return feed;
+}
+
+static Feed
+feed_of_sink_pad (GstPad *pad, guint depth)
+{
+  g_autoptr (GstPad) peer = gst_pad_get_peer (pad);
+
+  return peer ? feed_of_src_pad (peer, depth) : FEED_UNLINKED;
+}
+
 static GstStateChangeReturn
 gst_wzp_sink_change_state (GstElement *element, GstStateChange transition)
 {
+  /* Behind a live source the sink does not preroll: it reaches PLAYING with
+   * the pipeline, and the call starts then. Behind a file (or a pad not
+   * linked yet, as behind decodebin) it prerolls as sinks do, and the
+   * pipeline commits PAUSED under the sink's preroll lock: with a sink that
+   * does not preroll, GStreamer 1.22 can lose the pipeline's EOS when an
+   * application (gst-launch-1.0) sets PLAYING the moment a streaming
+   * thread commits PAUSED (docs/elements.md). */
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    gst_base_sink_set_async_enabled (GST_BASE_SINK (element),
+        feed_of_sink_pad (GST_BASE_SINK_PAD (element), 0) != FEED_LIVE);
   if (!gst_wzp_element_change_state (element, GST_WZP_SINK (element)->session, transition))
     return GST_STATE_CHANGE_FAILURE;
   return GST_ELEMENT_CLASS (gst_wzp_sink_parent_class)->change_state (element, transition);
@@ -523,8 +598,7 @@ gst_wzp_sink_init (GstWzpSink *self)
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   /* A live stream is paced by its source and must not wait for the clock;
-   * a file is paced by the clock (sync, set per stream in render()). Never
-   * hold the pipeline back in PAUSED: the call starts in PLAYING. */
+   * a file is paced by the clock (sync, set per stream in render()).
+   * Whether the sink prerolls is chosen in READY->PAUSED. */
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
-  gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);
 }

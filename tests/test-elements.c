@@ -1,5 +1,6 @@
 /* wzpsrc/wzpsink as GStreamer elements: state changes never wait for the
- * network, PLAYING→NULL cycles do not deadlock, every property is described. */
+ * network, PLAYING→NULL cycles do not deadlock, every property is described,
+ * wzpsink prerolls behind a file and not behind a live source. */
 #include <gst/gst.h>
 #include <string.h>
 
@@ -98,6 +99,45 @@ test_fingerprint (void)
   gst_object_unref (src);
   gst_object_unref (sink);
   gst_object_unref (p);
+}
+
+/* wzpsink prerolls behind a file (and behind decodebin, whose pad is linked
+ * later), as sinks do, and not behind a live source: PAUSED then waits for
+ * the file's first buffer, never for the network. */
+static void
+test_preroll (void)
+{
+  static const struct {
+    const gchar *upstream;
+    gboolean prerolls;
+  } cases[] = {
+    { "audiotestsrc is-live=true ! opusenc", FALSE },
+    { "audiotestsrc num-buffers=50 ! opusenc", TRUE },
+    { "audiotestsrc num-buffers=50 ! wavenc ! decodebin ! audioconvert ! audioresample "
+      "! audio/x-raw,rate=48000,channels=1 ! opusenc", TRUE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree gchar *desc = g_strdup_printf ("%s ! wzpsink name=sink " DEAD_RELAY, cases[i].upstream);
+    GstElement *p = pipeline (desc);
+    GstElement *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
+    GstStateChangeReturn ret = gst_element_set_state (p, GST_STATE_PAUSED);
+    gboolean async = !cases[i].prerolls;
+    GstState state = GST_STATE_VOID_PENDING;
+
+    g_test_message ("%s: set_state returned %s", cases[i].upstream,
+                    gst_element_state_change_return_get_name (ret));
+    g_assert_cmpint (ret, ==, cases[i].prerolls ? GST_STATE_CHANGE_ASYNC : GST_STATE_CHANGE_NO_PREROLL);
+    g_object_get (sink, "async", &async, NULL);
+    g_assert_cmpint (async, ==, cases[i].prerolls);
+    /* a file's first buffer completes PAUSED; a live pipeline is PAUSED at once */
+    g_assert_cmpint (gst_element_get_state (p, &state, NULL, 5 * GST_SECOND), ==,
+                     cases[i].prerolls ? GST_STATE_CHANGE_SUCCESS : GST_STATE_CHANGE_NO_PREROLL);
+    g_assert_cmpint (state, ==, GST_STATE_PAUSED);
+    g_assert_cmpint (gst_element_set_state (p, GST_STATE_NULL), ==, GST_STATE_CHANGE_SUCCESS);
+    gst_object_unref (sink);
+    gst_object_unref (p);
+  }
 }
 
 static void
@@ -208,5 +248,6 @@ main (int argc, char **argv)
   g_test_add_func ("/elements/latency-query", test_latency_query);
   g_test_add_func ("/elements/uri", test_uri);
   g_test_add_func ("/elements/fingerprint", test_fingerprint);
+  g_test_add_func ("/elements/preroll", test_preroll);
   return g_test_run ();
 }

@@ -11,7 +11,14 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 n=0 failed=0
-ok () { n=$((n + 1)); if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; failed=1; fi; }
+# ok TEXT STATUS [LOG...]: a TAP line; a failure shows the logs' last lines
+ok () {
+  n=$((n + 1))
+  if [ "$2" -eq 0 ]; then echo "ok $n - $1"; return; fi
+  echo "not ok $n - $1"; failed=1
+  local f; shift 2
+  for f in "$@"; do echo "# --- ${f##*/}"; tail -n 20 "$f" 2>/dev/null | sed 's/^/#   /'; done
+}
 # alice calls bob with a 440 Hz tone for 3 s
 call_with_tone () {
   gst-launch-1.0 audiotestsrc is-live=true freq=440 num-buffers=150 samplesperbuffer=960 \
@@ -139,7 +146,8 @@ stop "$rx_pid"
 tone_check "$tmp/file-rx.wav"; tone=$?
 secs=$(sed -n 's/^seconds=\([0-9.]*\).*/\1/p' <<<"$verdict")
 awk -v s="${secs:-0}" -v d="$dt" -v st="$st" -v t="$tone" 'BEGIN { exit !(st == 0 && t == 0 && s >= 4.9 && d >= 4900) }'
-ok "call-with-file.sh: a 5 s file arrives as ${secs:-0} s of the tone, sent over ${dt} ms (exit $st)" $?
+ok "call-with-file.sh: a 5 s file arrives as ${secs:-0} s of the tone, sent over ${dt} ms (exit $st)" $? \
+    "$tmp/file-tx.log" "$tmp/file-rx.log" "$tmp/relay.log"
 
 # session.py: the session API from Python through the typelib (no GStreamer)
 if [ -f "$build/gst/wzp/Wzp-1.0.typelib" ]; then
