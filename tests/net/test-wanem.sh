@@ -3,6 +3,8 @@
 # probes one way, and what arrives compared with the configured profile:
 # delay quantiles within 1 ms of the distribution's, loss and burst length
 # within their 99 % bounds, the rate cap's throughput and queue, duplicates.
+# The emulator (itself) and the probes run at a real-time priority where the
+# host allows it; a case that misses is measured a second time.
 # TAP output; needs root (network namespaces), else every case is skipped.
 #   test-wanem.sh PATH-TO-wzp-wanem
 set -u
@@ -33,13 +35,16 @@ rt=
 command -v chrt >/dev/null && chrt -f 10 true 2>/dev/null && rt="chrt -f 10"
 trap 'lab_down; rm -rf "$work"' EXIT
 
-for c in "${cases[@]}"; do
-  IFS='|' read -r name profile count interval check <<<"$c"
-  lab_ns s1 && lab_ns s2 && lab_wan_link s1 eth0 s2 eth0 "$profile" none || { ok "$name: lab" 1; lab_down; continue; }
+# measure CASE: one run of a case; sets verdict to PASS|facts or FAIL|facts
+measure () {
+  IFS='|' read -r name profile count interval check <<<"$1"
+  rm -f "$work/r.json"
+  lab_ns s1 && lab_ns s2 && lab_wan_link s1 eth0 s2 eth0 "$profile" none ||
+    { verdict="FAIL|the lab did not come up"; lab_down; return; }
   ip -n "${LAB}s1" addr add 10.9.0.1/24 dev eth0
   ip -n "${LAB}s2" addr add 10.9.0.2/24 dev eth0
   secs=$(awk -v c="$count" -v i="$interval" 'BEGIN { print c * i / 1000 + 3 }')
-  ip netns exec "${LAB}s2" /usr/bin/python3 "$here/probe.py" recv 9000 "$count" "$secs" "$work/r.json" &
+  ip netns exec "${LAB}s2" $rt /usr/bin/python3 "$here/probe.py" recv 9000 "$count" "$secs" "$work/r.json" &
   rpid=$!
   sleep 0.5
   # the sender stamps each probe as it sends it: a real-time priority keeps
@@ -112,6 +117,18 @@ elif check == "dup":
 print(("PASS" if not problems else "FAIL") + "|" + "; ".join(facts + problems))
 PY
 )
+}
+
+# A case that misses is measured once more: what is measured is the emulator,
+# and a burst of the host's own scheduling delay (another tenant of the
+# machine) shifts a whole run's quantiles. A broken emulator misses both.
+for c in "${cases[@]}"; do
+  measure "$c"
+  if [ "${verdict%%|*}" != PASS ]; then
+    first=${verdict#*|}
+    measure "$c"
+    verdict="${verdict%%|*}|${verdict#*|} (measured twice; the first: $first)"
+  fi
   [ "${verdict%%|*}" = PASS ]
   ok "$name ($profile): ${verdict#*|}" $?
 done
