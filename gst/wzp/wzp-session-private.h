@@ -1,8 +1,11 @@
 /* The WzpSession's own parts, shared by its units (not installed):
- *   wzp-session.c     the GObject, media, the relay path, signalling, life cycle
+ *   wzp-session.c     the GObject, signalling, life cycle
+ *   wzp-session-relay.c the relay path: joining a relay room, CallSetup, the room
+ *   wzp-session-secure.c end to end: the peer's signatures, sealing the media
  *   wzp-race.c        the dual-path race, the report and the decision
  *   wzp-candidates.c  the addresses we offer and the Acceptor's hole punching
- *   wzp-session-media.c the media plane; wzp-session-test.c fault injection for tests
+ *   wzp-session-media.c the media plane
+ *   wzp-session-test.c  fault injection for tests
  * Everything here runs on the session's thread. */
 #pragma once
 
@@ -166,6 +169,15 @@ G_GNUC_INTERNAL gboolean flush_tx (gpointer data);
 G_GNUC_INTERNAL void on_media (WzpConnection *c, const guint8 *data, gsize len, gpointer user_data);
 G_GNUC_INTERNAL void end_call (WzpSession *s, GError *why);
 G_GNUC_INTERNAL void drop_conn (WzpSession *s, WzpConnection **c, const gchar *reason);
+G_GNUC_INTERNAL void fail (WzpSession *s, WzpSessionError code, const gchar *fmt, ...) G_GNUC_PRINTF (3, 4);
+
+/* wzp-session-relay.c */
+G_GNUC_INTERNAL void send_token (WzpSession *s, WzpConnection *c);
+G_GNUC_INTERNAL void dial_relay (WzpSession *s, GSocketAddress *addr, const gchar *room);
+G_GNUC_INTERNAL void early_dial_relay (WzpSession *s, const gchar *call_id);
+G_GNUC_INTERNAL void on_call_setup (WzpSession *s, const WzpCallSetup *setup);
+/* test-setup-delay-ms: CallSetup taken that much later */
+G_GNUC_INTERNAL void call_setup_later (WzpSession *s, const WzpSignal *msg);
 
 /* wzp-race.c */
 G_GNUC_INTERNAL void neg_event (WzpSession *s, NegEvent ev, gboolean ok);
@@ -175,6 +187,20 @@ G_GNUC_INTERNAL void start_race (WzpSession *s, const WzpCallSetup *setup);
 G_GNUC_INTERNAL void on_incoming (WzpEndpoint *ep, WzpConnection *c, WzpSession *s);
 /* Ends the race and closes its connections (the call ended). */
 G_GNUC_INTERNAL void race_stop (WzpSession *s);
+
+/* wzp-session-secure.c */
+G_GNUC_INTERNAL gboolean encryption_off (WzpSession *s);
+G_GNUC_INTERNAL gboolean encryption_required (WzpSession *s);
+G_GNUC_INTERNAL void peer_signed (WzpSession *s, const guint8 identity_pub[32], const gchar *fingerprint,
+                                  gboolean e2e_verified);
+/* Both ephemeral keys known and both sides able: media is sealed from now on. */
+G_GNUC_INTERNAL void start_e2e (WzpSession *s, gboolean caller);
+G_GNUC_INTERNAL void secure_from_answer (WzpSession *s, const WzpDirectCallAnswer *a);
+
+/* wzp-session-test.c */
+/* test-block-direct: the endpoint's filter that lets only the relay through */
+G_GNUC_INTERNAL gboolean test_block_all_but_relay (const struct sockaddr *remote, gboolean sending,
+                                                   gpointer data);
 
 /* wzp-candidates.c */
 G_GNUC_INTERNAL GPtrArray *local_candidates (WzpSession *s);

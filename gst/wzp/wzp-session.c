@@ -1,11 +1,11 @@
-/* WzpSession: the GObject, media, the relay path, signalling and the call's
- * life (see wzp-session.h, wzp-session-private.h and docs/negotiation.md). */
+/* WzpSession: the GObject, signalling and the call's life (see
+ * wzp-session.h, wzp-session-private.h for the other units, and
+ * docs/negotiation.md). */
 #define G_LOG_DOMAIN "wzp-session"
 
 #include "wzp-session-private.h"
 
 #include <string.h>
-#include <netinet/in.h>
 #include <sodium.h>
 
 G_DEFINE_QUARK (wzp-session-error-quark, wzp_session_error)
@@ -107,7 +107,7 @@ set_state (WzpSession *s, WzpSessionState state)
 }
 
 
-static void
+void
 fail (WzpSession *s, WzpSessionError code, const gchar *fmt, ...)
 {
   va_list ap;
@@ -145,307 +145,6 @@ set_path (WzpSession *s, WzpMediaPath path)
     g_object_notify_by_pspec (G_OBJECT (s), props[PROP_NEGOTIATED_PATH]);
 }
 
-/* ---- the relay path (rooms and call-<id>) ------------------------------ */
-
-static WzpSignal *
-call_offer (WzpSession *s)
-{
-  WzpSignal *m = wzp_signal_new (WZP_SIGNAL_CALL_OFFER);
-  guint8 secret[32], sig[64];
-
-  memcpy (m->call_offer.identity_pub, wzp_identity_get_public_key (s->identity), 32);
-  wzp_x25519_keypair_new (secret, m->call_offer.ephemeral_pub);
-  wzp_sign_call_offer (s->identity, m->call_offer.ephemeral_pub, sig);
-  m->call_offer.signature = g_bytes_new (sig, sizeof sig);
-  m->call_offer.supported_profiles = g_array_new (FALSE, FALSE, sizeof (WzpQualityProfile));
-  g_array_append_val (m->call_offer.supported_profiles, WZP_PROFILE_GOOD);
-  m->call_offer.alias = g_strdup (s->alias);
-  memset (secret, 0, sizeof secret);
-  return m;
-}
-
-
-/* With a token, AuthToken goes first on every relay connection (§5.2). */
-static void
-send_token (WzpSession *s, WzpConnection *c)
-{
-  g_autoptr (WzpSignal) t = NULL;
-
-  if (s->token == NULL)
-    return;
-  t = wzp_signal_new (WZP_SIGNAL_AUTH_TOKEN);
-  t->auth_token.token = g_strdup (s->token);
-  wzp_connection_send_signal (c, t, NULL);
-}
-
-static void
-on_relay_established (WzpConnection *c, WzpSession *s)
-{
-  g_autoptr (GError) error = NULL;
-  g_autoptr (WzpSignal) offer = call_offer (s);
-
-  send_token (s, c);
-  wzp_connection_send_signal (c, offer, &error);
-}
-
-/* Who is in the room (room mode, and call-<id> rooms): one call event
- * with parallel fingerprint/alias lists, kept for wzp_session_dup_participants(). */
-static gboolean
-peer_left (gpointer data)
-{
-  WzpSession *s = data;
-
-  if (wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED && !s->peer_in_room)
-    fail (s, WZP_SESSION_ERROR_PEER_LOST, "the other side left the call (its connection to the "
-          "relay ended)");
-  return G_SOURCE_REMOVE;
-}
-
-static void
-on_room_update (WzpSession *s, const WzpRoomUpdate *u)
-{
-  GVariantBuilder fps, aliases, relays;
-  GPtrArray *list = g_ptr_array_new_with_free_func (g_free);
-
-  g_variant_builder_init (&fps, G_VARIANT_TYPE_STRING_ARRAY);
-  g_variant_builder_init (&aliases, G_VARIANT_TYPE_STRING_ARRAY);
-  g_variant_builder_init (&relays, G_VARIANT_TYPE_STRING_ARRAY);
-  for (guint i = 0; u->participants && i < u->participants->len; i++) {
-    const WzpRoomParticipant *p = g_ptr_array_index (u->participants, i);
-    g_variant_builder_add (&fps, "s", p->fingerprint);
-    g_variant_builder_add (&aliases, "s", p->alias ? p->alias : "");
-    g_variant_builder_add (&relays, "s", p->relay_label ? p->relay_label : "");
-    g_ptr_array_add (list, g_strdup (p->fingerprint));
-  }
-  g_ptr_array_add (list, NULL);
-  g_mutex_lock (&s->lock);
-  g_strfreev (s->participants);
-  s->participants = (gchar **) g_ptr_array_free (list, FALSE);
-  g_mutex_unlock (&s->lock);
-  call_event (s, "room:update", "count", g_variant_new_uint32 (u->count),
-              "fingerprints", g_variant_builder_end (&fps),
-              "aliases", g_variant_builder_end (&aliases),
-              "relays", g_variant_builder_end (&relays), NULL);
-  /* A call's relay room that had both parties and now has one, while the
-   * call uses the relay: the other side's connection to the relay ended (it
-   * hung up without a Hangup reaching us, or vanished and the relay timed it
-   * out). A peer that moved to direct leaves only once we are heard there,
-   * and then we are not on the relay. */
-  if (g_strcmp0 (s->mode, "room") == 0)
-    return;
-  if (u->count >= 2)
-    s->peer_in_room = TRUE;
-  else if (s->peer_in_room && s->send_path == WZP_MEDIA_PATH_RELAY && s->neg == NEG_DECIDED) {
-    /* its Hangup, if it sent one, comes on _signal and may come later */
-    s->peer_in_room = FALSE;
-    g_source_unref (session_timeout (s, PEER_LEFT_GRACE_MS, peer_left, g_object_ref (s),
-                                     g_object_unref));
-  }
-}
-
-gchar **
-wzp_session_dup_participants (WzpSession *s)
-{
-  gchar **out;
-
-  g_mutex_lock (&s->lock);
-  out = g_strdupv (s->participants);
-  g_mutex_unlock (&s->lock);
-  return out;
-}
-
-/* Admitted to the call's relay room, and the call is answered: audio
- * first, through the relay until (and unless) direct is agreed */
-static void
-relay_active (WzpSession *s)
-{
-  if (s->send_path == WZP_MEDIA_PATH_NONE)
-    s->send_path = WZP_MEDIA_PATH_RELAY;
-  set_state (s, WZP_SESSION_STATE_ACTIVE);
-  flush_tx (s);
-}
-
-static void
-on_relay_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
-{
-  if (msg->type == WZP_SIGNAL_ROOM_UPDATE) {
-    on_room_update (s, &msg->room_update);
-    return;
-  }
-  if (msg->type == WZP_SIGNAL_QUALITY_DIRECTIVE) {
-    /* the relay's advice for the room's weakest link (§5.3.4): passed on */
-    const WzpQualityProfile *pr = &msg->quality_directive.recommended_profile;
-
-    if ((guint) pr->codec < WZP_CODEC_COUNT && pr->codec != WZP_CODEC_COMFORT_NOISE)
-      g_atomic_int_set (&s->advice_codec, pr->codec);
-    call_event (s, "quality:directive", "codec", g_variant_new_string (wzp_codec_id_to_string (pr->codec)),
-                "frame_duration_ms", g_variant_new_uint32 (pr->frame_duration_ms),
-                "reason", g_variant_new_string (msg->quality_directive.reason ? msg->quality_directive.reason : ""),
-                NULL);
-    return;
-  }
-  if (msg->type != WZP_SIGNAL_CALL_ANSWER || s->relay_admitted)
-    return;
-  if (!wzp_verify_call_answer (msg->call_answer.identity_pub, msg->call_answer.ephemeral_pub,
-                               g_bytes_get_data (msg->call_answer.signature, NULL),
-                               g_bytes_get_size (msg->call_answer.signature))) {
-    fail (s, WZP_SESSION_ERROR_MEDIA, "the relay's CallAnswer signature does not verify");
-    return;
-  }
-  s->relay_admitted = TRUE;
-  call_event (s, "connect:relay_admitted", "early", g_variant_new_boolean (!s->setup_taken), NULL);
-  /* joined while the call rang: media waits for the answer (CallSetup) */
-  if (s->setup_taken)
-    relay_active (s);
-}
-
-static void
-on_relay_closed (WzpConnection *c, const GError *why, WzpSession *s)
-{
-  if (c != s->relay_conn)
-    return;
-  s->relay_admitted = FALSE;
-  if (s->send_path != WZP_MEDIA_PATH_RELAY || (s->direct_conn && s->neg == NEG_DECIDED))
-    return;
-  if (g_strcmp0 (wzp_connection_get_peer_close (c, NULL, NULL), "shutdown") == 0)
-    fail (s, WZP_SESSION_ERROR_RELAY_ENDED, "the relay at %s shut down", s->relay);
-  else
-    fail (s, WZP_SESSION_ERROR_RELAY_LOST, "lost the relay's media connection: %s", why->message);
-}
-
-static void
-dial_relay (WzpSession *s, GSocketAddress *addr, const gchar *room)
-{
-  g_autoptr (GError) error = NULL;
-
-  s->relay_conn = wzp_endpoint_connect (s->ep, addr, room, s->relay_fp, &error);
-  if (s->relay_conn == NULL) {
-    fail (s, WZP_SESSION_ERROR_RELAY_UNREACHABLE, "cannot dial the relay: %s", error->message);
-    return;
-  }
-  g_signal_connect (s->relay_conn, "established", G_CALLBACK (on_relay_established), s);
-  g_signal_connect (s->relay_conn, "signal", G_CALLBACK (on_relay_signal), s);
-  g_signal_connect (s->relay_conn, "closed", G_CALLBACK (on_relay_closed), s);
-  wzp_connection_set_datagram_handler (s->relay_conn, on_media, s, NULL);
-}
-
-/* test-relay-delay-ms: a slow relay leg */
-static gboolean
-dial_relay_late (gpointer data)
-{
-  WzpSession *s = data;
-
-  if (s->room_name && s->relay_conn == NULL && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
-    dial_relay (s, s->delayed_relay, s->room_name);
-  return G_SOURCE_REMOVE;
-}
-
-static void seed_initial_rtt (WzpSession *s);
-
-static void
-on_call_setup (WzpSession *s, const WzpCallSetup *setup)
-{
-  g_autoptr (GSocketAddress) relay = wzp_socket_address_parse (setup->relay_addr, NULL);
-
-  /* a CallSetup for a call that has ended already (the answer ended it:
-   * encryption=required against a peer that cannot) starts nothing */
-  if (g_strcmp0 (setup->call_id, s->call_id) != 0 || wzp_session_get_state (s) == WZP_SESSION_STATE_ENDED)
-    return;
-  set_state (s, WZP_SESSION_STATE_CONNECTING);
-  s->setup_taken = TRUE;
-  g_free (s->room_name);
-  s->room_name = g_strdup (setup->room);
-  call_event (s, "connect:start", "room", g_variant_new_string (setup->room), NULL);
-  seed_initial_rtt (s);
-  /* joined while the call rang: the room of a call is on the relay we are
-   * registered with (§5.5; across federated relays each side joins its own,
-   * §5.9.4), so that connection is the one, whatever address CallSetup
-   * names; admitted already, media starts now */
-  if (s->relay_early && s->relay_conn &&
-      wzp_connection_get_state (s->relay_conn) != WZP_CONNECTION_CLOSED &&
-      g_strcmp0 (wzp_connection_get_sni (s->relay_conn), setup->room) == 0) {
-    if (s->relay_admitted)
-      relay_active (s);
-  } else if (s->test_relay_delay_ms) {
-    drop_conn (s, &s->relay_conn, "not-selected");
-    g_clear_object (&s->delayed_relay);
-    s->delayed_relay = g_object_ref (relay ? relay : G_SOCKET_ADDRESS (s->relay_addr));
-    g_source_unref (session_timeout (s, s->test_relay_delay_ms, dial_relay_late, g_object_ref (s),
-                                     g_object_unref));
-  } else {
-    /* audio first: the relay is dialled at once, no head start for direct */
-    drop_conn (s, &s->relay_conn, "not-selected");
-    s->relay_admitted = FALSE;
-    dial_relay (s, relay ? relay : s->relay_addr, setup->room);
-  }
-  s->relay_early = FALSE;
-  start_race (s, setup);
-}
-
-/* The call's connections start from the RTT measured on _signal (twice it,
- * 10 ms at least, RFC 9002's blind 333 ms at most) instead of a guess: on a
- * lossy path a lost handshake packet is sent again after ~3 RTT */
-static void
-seed_initial_rtt (WzpSession *s)
-{
-  WzpConnectionStats cs;
-
-  if (s->sig == NULL)
-    return;
-  wzp_connection_get_stats (s->sig, &cs);
-  if (cs.rtt_us)
-    wzp_endpoint_set_initial_rtt (s->ep, (guint) CLAMP (cs.rtt_us * 2 / 1000, 10, 333));
-}
-
-/* While the call rings, its relay room is joined already (the relay admits
- * both parties from the offer on, §5.6), so that media can flow the moment
- * the call is answered: the handshake and the CallOffer/CallAnswer exchange
- * (two round trips to the relay) are out of the way. Nothing is sent before
- * the answer. A relay that refuses (an upstream relay that only admits
- * answered calls) closes the connection; CallSetup then dials again. */
-static void
-early_dial_relay (WzpSession *s, const gchar *call_id)
-{
-  g_autofree gchar *room = NULL;
-
-  s->setup_taken = FALSE;
-  if (s->test_relay_delay_ms || s->relay_conn || call_id == NULL)
-    return;
-  room = g_strconcat ("call-", call_id, NULL);
-  seed_initial_rtt (s);
-  dial_relay (s, s->relay_addr, room);
-  s->relay_early = s->relay_conn != NULL;
-  s->relay_admitted = FALSE;
-  if (s->relay_early)
-    call_event (s, "connect:early_relay", "room", g_variant_new_string (room), NULL);
-}
-
-/* test-setup-delay-ms: a CallSetup that reaches us late */
-typedef struct {
-  WzpSession *s;
-  WzpSignal *msg;
-} DelayedSetup;
-
-static void
-delayed_setup_free (gpointer data)
-{
-  DelayedSetup *d = data;
-
-  g_object_unref (d->s);
-  wzp_signal_free (d->msg);
-  g_free (d);
-}
-
-static gboolean
-call_setup_late (gpointer data)
-{
-  DelayedSetup *d = data;
-
-  if (wzp_session_get_state (d->s) != WZP_SESSION_STATE_ENDED)
-    on_call_setup (d->s, &d->msg->call_setup);
-  return G_SOURCE_REMOVE;
-}
-
 /* ---- signalling ---------------------------------------------------------- */
 
 static WzpSignal *
@@ -464,49 +163,6 @@ register_msg (WzpSession *s)
   return m;
 }
 
-static gboolean
-encryption_off (WzpSession *s)
-{
-  return g_strcmp0 (s->encryption, "off") == 0;
-}
-
-static gboolean
-encryption_required (WzpSession *s)
-{
-  return g_strcmp0 (s->encryption, "required") == 0;
-}
-
-/* The peer seals media when its signature verifies in the e2e form (both
- * sides decide this alike from the same two signatures); it is also
- * authenticated when the signing key's fingerprint is the one it goes by
- * (behind a relay with token auth, the auth server's names are not key
- * fingerprints: sealed, but not authenticated). */
-static void
-peer_signed (WzpSession *s, const guint8 identity_pub[32], const gchar *fingerprint, gboolean e2e_verified)
-{
-  gchar fp[WZP_FINGERPRINT_STRLEN];
-
-  wzp_fingerprint_string (identity_pub, fp);
-  s->peer_e2e = e2e_verified;
-  s->peer_authenticated = e2e_verified && fingerprint && g_ascii_strcasecmp (fp, fingerprint) == 0;
-  memcpy (s->peer_identity_pub, identity_pub, 32);
-}
-
-/* Both ephemeral keys known and both sides able: media is sealed from now on. */
-static void
-start_e2e (WzpSession *s, gboolean caller)
-{
-  s->e2e_on = wzp_e2e_init (&s->e2e, caller, s->eph_secret, s->offer_eph, s->answer_eph, s->call_id);
-  sodium_memzero (s->eph_secret, sizeof s->eph_secret);
-  g_mutex_lock (&s->lock);
-  s->stats.encrypted = s->e2e_on;
-  s->stats.peer_authenticated = s->peer_authenticated;
-  g_mutex_unlock (&s->lock);
-  call_event (s, "call:secured", "encrypted", g_variant_new_boolean (s->e2e_on),
-              "peer_authenticated", g_variant_new_boolean (s->peer_authenticated), NULL);
-}
-
-static void secure_from_answer (WzpSession *s, const WzpDirectCallAnswer *a);
 static void on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a);
 
 /* CallSetup came, the answer did not (a relay that drops it): go on as with
@@ -538,34 +194,6 @@ on_direct_answer (WzpSession *s, const WzpDirectCallAnswer *a)
   if (s->pending_setup && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED)
     on_call_setup (s, &s->pending_setup->call_setup);
   g_clear_pointer (&s->pending_setup, wzp_signal_free);
-}
-
-static void
-secure_from_answer (WzpSession *s, const WzpDirectCallAnswer *a)
-{
-  gboolean verified = FALSE;
-
-  if (a->identity_pub && a->ephemeral_pub && a->signature && !encryption_off (s)) {
-    g_autoptr (GByteArray) b = wzp_e2e_answer_bytes (a->ephemeral_pub, s->offer_eph, s->call_id);
-    gsize len;
-    const guint8 *sig = g_bytes_get_data (a->signature, &len);
-
-    verified = wzp_ed25519_verify (a->identity_pub, b->data, b->len, sig, len);
-  }
-  if (a->identity_pub)
-    peer_signed (s, a->identity_pub, s->call_target ? s->call_target : s->peer_fp, verified);
-  if (s->peer_e2e) {
-    memcpy (s->answer_eph, a->ephemeral_pub, 32);
-    start_e2e (s, TRUE);
-    return;
-  }
-  call_event (s, "call:secured", "encrypted", g_variant_new_boolean (FALSE),
-              "peer_authenticated", g_variant_new_boolean (FALSE), NULL);
-  if (encryption_required (s)) {
-    send_sig (s, wzp_signal_new_hangup (WZP_HANGUP_NORMAL, s->call_id));
-    fail (s, WZP_SESSION_ERROR_NOT_ENCRYPTED, "the callee %s cannot encrypt end to end (an upstream "
-          "client, or encryption=off there), and encryption=required here", s->call_target ? s->call_target : "");
-  }
 }
 
 /* ring-timeout-ms passed and the callee has not answered: we hang up */
@@ -804,11 +432,7 @@ on_signal (WzpConnection *c, const WzpSignal *msg, WzpSession *s)
       break;
     case WZP_SIGNAL_CALL_SETUP:
       if (s->test_setup_delay_ms) {
-        DelayedSetup *d = g_new (DelayedSetup, 1);
-        d->s = g_object_ref (s);
-        d->msg = wzp_signal_copy (msg);
-        g_source_unref (session_timeout (s, s->test_setup_delay_ms, call_setup_late, d,
-                                         delayed_setup_free));
+        call_setup_later (s, msg);
       } else if (s->awaiting_answer && wzp_session_get_state (s) != WZP_SESSION_STATE_ENDED) {
         g_clear_pointer (&s->pending_setup, wzp_signal_free);
         s->pending_setup = wzp_signal_copy (msg);
@@ -971,27 +595,6 @@ end_call (WzpSession *s, GError *why)
   wzp_session_interrupt (s);
 }
 
-static guint16
-sockaddr_port (const struct sockaddr *sa)
-{
-  if (sa->sa_family == AF_INET)
-    return ntohs (((const struct sockaddr_in *) sa)->sin_port);
-  if (sa->sa_family == AF_INET6)
-    return ntohs (((const struct sockaddr_in6 *) sa)->sin6_port);
-  return 0;
-}
-
-/* test-block-direct: only the relay's port gets through (every peer of a
- * test runs on loopback, so the port tells the relay apart) */
-static gboolean
-block_all_but_relay (const struct sockaddr *remote, gboolean sending, gpointer data)
-{
-  WzpSession *s = data;
-
-  return sockaddr_port (remote) !=
-         g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (s->relay_addr));
-}
-
 static gboolean
 do_start (gpointer data)
 {
@@ -1048,7 +651,7 @@ do_start (gpointer data)
   wzp_endpoint_set_ask_call_certificates (s->ep, TRUE);
   g_signal_connect (s->ep, "incoming", G_CALLBACK (on_incoming), s);
   if (s->test_block_direct)
-    wzp_endpoint_set_test_filter (s->ep, block_all_but_relay, s);
+    wzp_endpoint_set_test_filter (s->ep, test_block_all_but_relay, s);
   if (g_strcmp0 (s->mode, "room") == 0) {
     s->room_name = g_ascii_strdown (s->room ? s->room : "default", -1);
     s->setup_taken = TRUE;      /* a room needs no answer: admitted is active */
