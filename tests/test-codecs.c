@@ -18,6 +18,7 @@
 #include <opus.h>
 
 #include "relay-client.h"
+#include "element-stats.h"
 #include "wzp-identity.h"
 
 static const gchar *relay_path;
@@ -136,30 +137,6 @@ make_speech (void)
     c2[i].ref_len = len / 2;
   }
   return TRUE;
-}
-
-static gboolean
-element_on_relay (gpointer data)
-{
-  GstStructure *st = NULL;
-  gboolean up;
-
-  g_object_get (data, "stats", &st, NULL);
-  up = g_strcmp0 (gst_structure_get_string (st, "state"), "active") == 0;
-  gst_structure_free (st);
-  return up;
-}
-
-static guint64
-stat_u64 (GstElement *e, const gchar *field)
-{
-  GstStructure *st = NULL;
-  guint64 v = G_MAXUINT64;
-
-  g_object_get (e, "stats", &st, NULL);
-  g_assert_true (gst_structure_get_uint64 (st, field, &v));
-  gst_structure_free (st);
-  return v;
 }
 
 typedef struct {
@@ -554,7 +531,7 @@ check_switching (gconstpointer data)
   c = client_new (raw ? 0x61 : 0x62);
   join_room (c, r, room);
   h = src_harness (r, room, raw ? "audio/x-raw" : "audio/x-opus");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   settle (300);
   send_stream (c);
   collect (h, raw, &o);
@@ -644,7 +621,7 @@ check_sink_codec2 (gconstpointer data)
   c->keep_datagrams = TRUE;
   join_room (c, r, room);
   h = sink_harness (r, room, c1200 ? "catastrophic" : "codec2-3200");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   for (guint k = 0; k < frames; k++)
     g_assert_cmpint (gst_harness_push (h, pcm20 (speech48, speech48_len, k * MS (20),
                                                    k * 20 * GST_MSECOND)), ==, GST_FLOW_OK);
@@ -714,7 +691,7 @@ test_sink_adapts (void)
   c->keep_datagrams = TRUE;
   join_room (c, r, "sink-adapts");
   h = sink_harness (r, "sink-adapts", "auto");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   for (guint p = 0; p < G_N_ELEMENTS (phases); p++) {
     for (guint i = 0; i < phases[p].frames; i++, k++) {
       gint64 until = g_get_monotonic_time () + 20000;
@@ -827,7 +804,7 @@ record_sink (Relay *r, guint loss, const gchar *room)
   c->keep_datagrams = TRUE;
   join_room (c, r, room);
   h = sink_harness (r, room, "good");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   for (guint k = 0; k < FEC_FRAMES + 10; k++) {
     guint8 junk[20] = { 0xf8 }, pkt[64];
     WzpMediaHeader hd = { .codec = WZP_CODEC_OPUS24K, .seq = (guint16) k, .timestamp = k * 20,
@@ -875,7 +852,7 @@ replay_lossy (Relay *r, GPtrArray *frames, const gchar *room, guint64 *fec_frame
 
   join_room (c, r, room);
   h = src_harness (r, room, "audio/x-raw");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   settle (300);
   snd = (Sender) { c, 0, g_get_monotonic_time () + 100000 };
   for (guint k = 0; k < FEC_FRAMES; k++) {
@@ -958,7 +935,7 @@ test_bad_frames (void)
     junk[i] = (guint8) (i * 37 + 11);
   join_room (c, r, "bad-frames");
   h = src_harness (r, "bad-frames", "audio/x-raw");
-  g_assert_true (spin (element_on_relay, h->element, 5000));
+  g_assert_true (spin (element_active, h->element, 5000));
   settle (300);
   snd = (Sender) { c, 0, g_get_monotonic_time () + 100000 };
   for (guint k = 0; k < 50; k++) {
@@ -1028,7 +1005,7 @@ test_clocked_sink (void)
   src = gst_bin_get_by_name (GST_BIN (p), "src");
   join_room (c, r, "clocked");
   gst_element_set_state (p, GST_STATE_PLAYING);
-  g_assert_true (spin (element_on_relay, src, 5000));
+  g_assert_true (spin (element_active, src, 5000));
   settle (300);
   enc = opus_encoder_create (RATE, 1, OPUS_APPLICATION_VOIP, &err);
   snd = (Sender) { c, 0, g_get_monotonic_time () + 100000 };

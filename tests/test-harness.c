@@ -8,6 +8,7 @@
 #include <gst/check/gstharness.h>
 
 #include "relay-client.h"
+#include "element-stats.h"
 #include "wzp-identity.h"
 
 static const gchar *relay_path;
@@ -44,32 +45,6 @@ harness (Relay *r, const gchar *element, const gchar *seed, const gchar *room, c
   else
     gst_harness_play (h);
   return h;
-}
-
-/* The call is up on the relay: frames pushed now are sent. */
-static gboolean
-element_on_relay (gpointer data)
-{
-  GstStructure *st = NULL;
-  gboolean up;
-
-  g_object_get (data, "stats", &st, NULL);
-  up = g_strcmp0 (gst_structure_get_string (st, "state"), "active") == 0 &&
-       g_strcmp0 (gst_structure_get_string (st, "path"), "relay") == 0;
-  gst_structure_free (st);
-  return up;
-}
-
-static guint64
-stat_u64 (GstElement *e, const gchar *field)
-{
-  GstStructure *st = NULL;
-  guint64 v = G_MAXUINT64;
-
-  g_object_get (e, "stats", &st, NULL);
-  g_assert_true (gst_structure_get_uint64 (st, field, &v));
-  gst_structure_free (st);
-  return v;
 }
 
 /* An Opus packet as opusenc makes it: TOC 0xf8 (CELT 20 ms) or 0xf9 (two
