@@ -861,6 +861,7 @@ gst_wzp_stats_new (WzpSession *session, const WzpJitterStats *jitter)
       "bytes-sent", G_TYPE_UINT64, ss.bytes_sent,
       "bytes-received", G_TYPE_UINT64, ss.bytes_received,
       "quality-reports-sent", G_TYPE_UINT64, ss.reports_sent,
+      "quality-reports-received", G_TYPE_UINT64, ss.reports_received,
       "jitter-buffer-level", G_TYPE_UINT, js.level,
       "packets-concealed", G_TYPE_UINT64, js.concealed,
       "frames-stretched", G_TYPE_UINT64, js.stretched,

@@ -264,6 +264,15 @@ test_quality_tiers (void)
   g_assert_cmpint (wzp_tier_classify (0, 50), ==, WZP_TIER_STUDIO_32K);
   g_assert_cmpint (wzp_tier_classify (0.9, 30), ==, WZP_TIER_STUDIO_48K);
   g_assert_cmpint (wzp_tier_classify (0.9, 29), ==, WZP_TIER_STUDIO_64K);
+  /* a call's own tier: RTT alone stops at Good, loss goes all the way */
+  g_assert_cmpint (wzp_tier_classify_call (0, 600), ==, WZP_TIER_GOOD);
+  g_assert_cmpint (wzp_tier_classify_call (0.5, 120), ==, WZP_TIER_GOOD);
+  g_assert_cmpint (wzp_tier_classify_call (0, 60), ==, WZP_TIER_STUDIO_32K);
+  g_assert_cmpint (wzp_tier_classify_call (0, 29), ==, WZP_TIER_STUDIO_64K);
+  g_assert_cmpint (wzp_tier_classify_call (1.0, 600), ==, WZP_TIER_GOOD);
+  g_assert_cmpint (wzp_tier_classify_call (5.0, 600), ==, WZP_TIER_DEGRADED);
+  g_assert_cmpint (wzp_tier_classify_call (5.0, 0), ==, WZP_TIER_DEGRADED);
+  g_assert_cmpint (wzp_tier_classify_call (15.0, 0), ==, WZP_TIER_CATASTROPHIC);
   g_assert_cmpstr (wzp_tier_name (WZP_TIER_DEGRADED), ==, "Degraded");
   g_assert_cmpint (wzp_tier_profile (WZP_TIER_DEGRADED)->codec, ==, WZP_CODEC_OPUS6K);
   g_assert_cmpint (wzp_tier_profile (WZP_TIER_CATASTROPHIC)->codec, ==, WZP_CODEC_CODEC2_1200);

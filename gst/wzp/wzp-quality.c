@@ -17,6 +17,14 @@ wzp_tier_classify (double loss, guint rtt)
   return WZP_TIER_STUDIO_64K;
 }
 
+WzpTier
+wzp_tier_classify_call (double loss, guint rtt)
+{
+  WzpTier by_loss = wzp_tier_classify (loss, 0);
+
+  return MAX (wzp_tier_classify (loss, rtt), MIN (by_loss, WZP_TIER_GOOD));
+}
+
 const gchar *
 wzp_tier_name (WzpTier tier)
 {
@@ -48,8 +56,12 @@ wzp_tier_controller_init (WzpTierController *c)
 gboolean
 wzp_tier_controller_feed (WzpTierController *c, double loss, guint rtt)
 {
-  WzpTier seen = wzp_tier_classify (loss, rtt);
+  return wzp_tier_controller_feed_tier (c, wzp_tier_classify (loss, rtt));
+}
 
+gboolean
+wzp_tier_controller_feed_tier (WzpTierController *c, WzpTier seen)
+{
   if (seen < c->tier) {
     c->better = 0;
     if (++c->worse >= 3) {

@@ -22,6 +22,12 @@ typedef enum {
  * ≥ 5 % / 100 ms Degraded; ≥ 2 % / 80 ms Good; ≥ 1 % / 50 ms Studio32k;
  * RTT ≥ 30 ms Studio48k; else Studio64k. */
 WzpTier wzp_tier_classify (double loss_percent, guint rtt_ms);
+/* A call's tier, which our sender chooses for itself: loss moves it as
+ * wzp_tier_classify() does, while RTT alone only keeps it from the Studio
+ * tiers and never takes it below Good. A long path with little loss (a
+ * satellite link: 600 ms) has the bandwidth for Opus 24k; the lower rates
+ * and Codec2 would only cost quality. */
+WzpTier wzp_tier_classify_call (double loss_percent, guint rtt_ms);
 /* Upstream's names: "Catastrophic", "Degraded", "Good", "Studio32k", ... */
 const gchar *wzp_tier_name (WzpTier tier);
 const WzpQualityProfile *wzp_tier_profile (WzpTier tier);
@@ -38,5 +44,7 @@ void wzp_tier_controller_init (WzpTierController *c);
  * Returns TRUE when the tier changed. (Upstream's 30 s upward probe is not
  * implemented.) */
 gboolean wzp_tier_controller_feed (WzpTierController *c, double loss_percent, guint rtt_ms);
+/* The same with the report's tier already classified. */
+gboolean wzp_tier_controller_feed_tier (WzpTierController *c, WzpTier seen);
 
 G_END_DECLS

@@ -44,17 +44,24 @@ media_conn (WzpSession *s)
 }
 
 /* A QualityReport from the peer: in a call, its loss and RTT move the tier
- * our sender should use (upstream's controller and thresholds, §5.3.4); in
- * a room the relay does that and sends a QualityDirective. */
+ * our sender should use (upstream's controller and hysteresis, §5.3.4, with
+ * loss deciding how far down: wzp_tier_classify_call()); in a room the
+ * relay does that and sends a QualityDirective. */
 static void
 take_peer_report (WzpSession *s, const WzpQualityReport *qr)
 {
   gdouble loss = wzp_quality_report_loss_percent (qr);
   guint rtt = wzp_quality_report_rtt_ms (qr);
+  WzpTier seen = wzp_tier_classify_call (loss, rtt);
+
+  g_mutex_lock (&s->lock);
+  s->stats.reports_received++;
+  g_mutex_unlock (&s->lock);
+  g_debug ("the peer's report: loss %.1f %%, RTT %u ms: %s", loss, rtt, wzp_tier_name (seen));
 
   g_atomic_int_set (&s->advice_loss_permille,
                     MAX ((gint) (loss * 10), g_atomic_int_get (&s->own_loss_permille)));
-  if (g_strcmp0 (s->mode, "room") == 0 || !wzp_tier_controller_feed (&s->tier, loss, rtt))
+  if (g_strcmp0 (s->mode, "room") == 0 || !wzp_tier_controller_feed_tier (&s->tier, seen))
     return;
   g_atomic_int_set (&s->advice_codec, wzp_tier_profile (s->tier.tier)->codec);
   call_event (s, "quality:tier", "tier", g_variant_new_string (wzp_tier_name (s->tier.tier)),

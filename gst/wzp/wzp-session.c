@@ -1077,6 +1077,7 @@ wzp_session_get_property (GObject *object, guint id, GValue *value, GParamSpec *
       g_variant_dict_insert (&d, "rtt-us", "t", st.rtt_us);
       g_variant_dict_insert (&d, "jitter-us", "t", st.jitter_us);
       g_variant_dict_insert (&d, "reports-sent", "t", st.reports_sent);
+      g_variant_dict_insert (&d, "reports-received", "t", st.reports_received);
       g_variant_dict_insert (&d, "setup-us", "x", st.setup_us);
       g_variant_dict_insert (&d, "encrypted", "b", st.encrypted);
       g_variant_dict_insert (&d, "peer-authenticated", "b", st.peer_authenticated);

@@ -197,6 +197,7 @@ typedef struct {
   guint64 frames_replayed;    /* dropped: seen before, or older than the replay window */
   guint64 direct_refused;     /* direct connections refused: not the peer's identity key */
   guint64 frames_repair;      /* FEC repair packets received (not decoded; §3.6) */
+  guint64 reports_received;   /* the peer's QualityReport trailers taken in */
 } WzpSessionStats;
 
 /**

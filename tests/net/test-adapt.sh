@@ -8,6 +8,7 @@
 #   controller (upstream's thresholds and hysteresis) must do the same.
 # When the loss stops, a must come back to GOOD (Opus24k). b must play
 # throughout: its recording covers the call with no silent second.
+# - far: no loss but 150 ms each way: a call's tier does not drop on RTT.
 # TAP output; skipped where namespaces cannot be made.
 #
 # usage: test-adapt.sh BUILD_DIR
@@ -20,10 +21,10 @@ tool=$build/tools/wzp-tool
 relay_bin=$build/relay/wzp-relay
 export GST_PLUGIN_PATH=$build/plugin
 
-echo "1..6"
+echo "1..7"
 why=$(lab_can_run)
 if [ -n "$why" ]; then
-  for i in 1 2 3 4 5 6; do echo "ok $i - adaptation through a lossy link # SKIP $why"; done
+  for i in 1 2 3 4 5 6 7; do echo "ok $i - adaptation through a lossy link # SKIP $why"; done
   exit 0
 fi
 
@@ -148,6 +149,49 @@ fi
 lab_down
 }
 
+# far: a long path with little loss, 150 ms each way on both peers' links (a
+# satellite hop). b's reports carry an RTT of 300 ms or more; a call's tier
+# does not drop on RTT alone (upstream's thresholds would send Codec2 1200
+# from 200 ms on), so a keeps sending Opus 24k while the reports come in.
+far_call () {
+LAB_WAN="delay=150" LAB_WANEM=$build/tests/wzp-wanem lab_up public ||
+  { echo "Bail out! lab_up failed"; exit 1; }
+lab_exec relay "$relay_bin" --listen 198.51.100.1:4433 --identity "$work/r.seed" \
+  >"$work/relay.log" 2>&1 &
+for _ in $(seq 100); do grep -q listening "$work/relay.log" && break; sleep 0.05; done
+ip netns exec "${LAB}b" gst-launch-1.0 -e audiotestsrc is-live=true freq=660 \
+  ! audio/x-raw,rate=48000,channels=1 ! opusenc frame-size=20 \
+  ! wzpsink session=s relay=198.51.100.1:4433 identity="$work/b.seed" auto-answer=true \
+  wzpsrc session=s ! fakesink >"$work/b.log" 2>&1 &
+bpid=$!
+sleep 1.5
+ip netns exec "${LAB}a" env GST_DEBUG=wzpsink:4 G_MESSAGES_DEBUG=wzp-session gst-launch-1.0 \
+  audiotestsrc is-live=true freq=440 ! wzpsink relay=198.51.100.1:4433 identity="$work/a.seed" \
+  call="$fp_b" >"$work/a.log" 2>&1 &
+apid=$!
+# the tier controller moves after 3 worse reports, one a second
+for _ in $(seq 150); do
+  [ "$(grep -c "the peer's report:" "$work/a.log")" -ge 8 ] && break
+  sleep 0.1
+done
+for pid in "$apid" "$bpid"; do
+  kill -INT "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null
+done
+reports=$(grep -c "the peer's report:" "$work/a.log")
+rtt=$(grep -o "the peer's report: loss [0-9.]* %, RTT [0-9]* ms" "$work/a.log" | awk '{print $(NF-1)}' | sort -n | head -1)
+other=$(grep "sending .* from now on" "$work/a.log" | grep -vc "sending Opus24k")
+[ "$reports" -ge 8 ] && [ "${rtt:-0}" -ge 200 ] && [ "$other" -eq 0 ]
+st=$?
+result $st "far: 150 ms each way, $reports reports from b with RTT >= ${rtt:-?} ms: a kept Opus24k ($other other codecs chosen)"
+if [ $st -ne 0 ]; then
+  echo "# a's log:"; grep -i "sending\|report\|error" "$work/a.log" | tail -8 | sed 's/^/#   /'
+fi
+lab_down
+}
+
 scenario room
 scenario call
+far_call
 exit $failed
