@@ -339,7 +339,10 @@ main (int argc, char **argv)
   latencies = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_subprocess_launcher_set_child_setup (launcher, relay_child_setup, NULL, NULL);
   {
-    const gchar *relay_args[] = { WZP_RELAY_PATH, "--listen", "127.0.0.1:0", "--identity", seed,
+    /* WZP_BENCH_RELAY_BIN runs another build's relay under the same legs
+     * (bench/compare-relay.sh) */
+    const gchar *bin = g_getenv ("WZP_BENCH_RELAY_BIN");
+    const gchar *relay_args[] = { bin && *bin ? bin : WZP_RELAY_PATH, "--listen", "127.0.0.1:0", "--identity", seed,
                                   "--max-conns-per-address", "100000", "--max-rooms", "100000",
                                   "--max-signals-per-second", "1000", "--metrics", "127.0.0.1:0", NULL };
     const gchar *wrapper = g_getenv ("WZP_BENCH_RELAY_WRAPPER");

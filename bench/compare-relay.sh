@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # Compares the relay's CPU per forwarded datagram between two builds in
 # interleaved runs: this machine's speed drifts by 15 % or more between hours,
-# so two builds measured apart say little. Each pair runs both builds'
+# so two builds measured apart say little. Each pair runs both relays under
 # `bench-relay SECONDS N N` back to back, alternating which goes first.
 #
 #   bench/compare-relay.sh BUILD-A BUILD-B [PAIRS] [CALLS] [SECONDS]
 #
-# BUILD-A/B are build directories (each with bench/bench-relay, which runs its
-# own build's relay). Prints each pair, then mean and median per build and
-# B's change, and ends with a JSON line.
+# BUILD-A/B are build directories, each with relay/wzp-relay. Both relays are
+# loaded by BUILD-B's bench/bench-relay (WZP_BENCH_RELAY_BIN), so the legs and
+# the way they acknowledge are the same for both; WZP_BENCH_RELAY_LEGS=quinn
+# works for an old relay too. Prints each pair, then mean and median per build
+# and B's change, and ends with a JSON line.
 set -eu
-a=$1/bench/bench-relay b=$2/bench/bench-relay
+ra=$1/relay/wzp-relay rb=$2/relay/wzp-relay bench=$2/bench/bench-relay
 pairs=${3:-8} calls=${4:-400} secs=${5:-5}
-for x in "$a" "$b"; do
-  [ -x "$x" ] || { echo "no $x: build it first (ninja -C ${x%/bench/bench-relay})" >&2; exit 2; }
+for x in "$ra" "$rb" "$bench"; do
+  [ -x "$x" ] || { echo "no $x: build it first" >&2; exit 2; }
 done
 run () {
-  "$1" "$secs" "$calls" "$calls" 2>/dev/null | awk -v n="$calls" '$1 == n { print $7 }'
+  WZP_BENCH_RELAY_BIN=$1 "$bench" "$secs" "$calls" "$calls" 2>/dev/null |
+    awk -v n="$calls" '$1 == n { print $7 }'
 }
 as=() bs=()
 for i in $(seq 1 "$pairs"); do
-  if [ $((i % 2)) = 1 ]; then x=$(run "$a"); y=$(run "$b"); else y=$(run "$b"); x=$(run "$a"); fi
+  if [ $((i % 2)) = 1 ]; then x=$(run "$ra"); y=$(run "$rb"); else y=$(run "$rb"); x=$(run "$ra"); fi
   if [ -z "$x" ] || [ -z "$y" ]; then
     echo "pair $i: a run printed no figure for $calls calls" >&2
     exit 1

@@ -1057,6 +1057,50 @@ test_probes (void)
   g_rmdir (dir);
 }
 
+/* The relay restarts itself once with glibc's heap on transparent huge
+ * pages (relay/main.c): same process, same name, the tunable in its
+ * environment; WZP_RELAY_HUGE_PAGES=0 leaves it as started. */
+static gchar *
+relay_proc_file (Relay *r, const gchar *name)
+{
+  g_autofree gchar *path = g_strdup_printf ("/proc/%s/%s", g_subprocess_get_identifier (r->proc), name);
+  gchar *text = NULL;
+  gsize len = 0;
+
+  g_assert_true (g_file_get_contents (path, &text, &len, NULL));
+  for (gsize i = 0; i < len; i++)
+    if (text[i] == '\0')
+      text[i] = '\n';          /* environ: one variable a line */
+  return text;
+}
+
+static void
+test_huge_pages (void)
+{
+  g_autofree gchar *thp = NULL, *env_on = NULL, *comm_on = NULL, *env_off = NULL;
+  Relay *r;
+
+  if (!g_file_get_contents ("/sys/kernel/mm/transparent_hugepage/enabled", &thp, NULL, NULL) ||
+      strstr (thp, "[never]")) {
+    g_test_skip ("transparent huge pages are off in this kernel");
+    return;
+  }
+  r = relay_start (relay_path, NULL);
+  env_on = relay_proc_file (r, "environ");
+  comm_on = relay_proc_file (r, "comm");
+  relay_stop (r);
+  g_assert_true (g_str_has_prefix (env_on, "GLIBC_TUNABLES=glibc.malloc.hugetlb=1\n") ||
+                 strstr (env_on, "\nGLIBC_TUNABLES=glibc.malloc.hugetlb=1\n"));
+  g_assert_cmpstr (comm_on, ==, "wzp-relay\n");
+
+  g_setenv ("WZP_RELAY_HUGE_PAGES", "0", TRUE);
+  r = relay_start (relay_path, NULL);
+  g_unsetenv ("WZP_RELAY_HUGE_PAGES");
+  env_off = relay_proc_file (r, "environ");
+  relay_stop (r);
+  g_assert_null (strstr (env_off, "glibc.malloc.hugetlb"));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1083,5 +1127,8 @@ main (int argc, char **argv)
   g_test_add_func ("/relay/probes", test_probes);
   g_test_add_func ("/relay/federation-certificates", test_federation_certificates);
   g_test_add_func ("/relay/quality-directive", test_quality_directive);
+#ifdef __GLIBC__
+  g_test_add_func ("/relay/huge-pages", test_huge_pages);
+#endif
   return g_test_run ();
 }

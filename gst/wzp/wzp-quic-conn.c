@@ -458,6 +458,8 @@ conn_write (WzpConnection *c)
           (gint64) (ts / 1000) - c->last_dgram_tx < (gint64) ep->settings.ack_hold_ms * 1000) {
         if (!c->held_since)
           c->held_since = (gint64) (ts / 1000);
+        if (round == 0)
+          return;               /* nothing was asked of ngtcp2: no pacing to update */
         break;
       }
       n = ngtcp2_conn_write_pkt (c->conn, &ps.path, &pi, buf, sizeof buf, ts);
