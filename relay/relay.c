@@ -64,8 +64,8 @@ wzp_federation_peer_free (WzpFederationPeer *p)
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-static void
-send_signal (Peer *p, WzpSignal *msg)
+void
+relay_send_signal (Peer *p, const WzpSignal *msg)
 {
   g_autoptr (GError) error = NULL;
 
@@ -73,11 +73,11 @@ send_signal (Peer *p, WzpSignal *msg)
     g_debug ("to %s: %s", wzp_connection_get_remote_address (p->conn), error->message);
 }
 
-static void
-send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
+void
+relay_send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
 {
   g_autoptr (WzpSignal) h = wzp_signal_new_hangup (reason, call_id);
-  send_signal (p, h);
+  relay_send_signal (p, h);
 }
 
 static void
@@ -89,8 +89,8 @@ peer_close (Peer *p, const gchar *reason)
   wzp_connection_close (p->conn, 0, reason);
 }
 
-static Peer *
-hub_lookup (WzpRelay *r, const gchar *fp)
+Peer *
+relay_hub_lookup (WzpRelay *r, const gchar *fp)
 {
   return fp ? g_hash_table_lookup (r->hub, fp) : NULL;
 }
@@ -139,8 +139,8 @@ rate_ok (Peer *p)
   return TRUE;
 }
 
-static GPtrArray *
-copy_list (const GPtrArray *src)
+GPtrArray *
+relay_copy_list (const GPtrArray *src)
 {
   GPtrArray *dst = g_ptr_array_new_with_free_func (g_free);
 
@@ -170,8 +170,8 @@ call_free (Call *c)
   g_free (c);
 }
 
-static Call *
-call_lookup (WzpRelay *r, const gchar *call_id)
+Call *
+relay_call_lookup (WzpRelay *r, const gchar *call_id)
 {
   g_autofree gchar *key = call_id ? g_ascii_strdown (call_id, -1) : NULL;
   return key ? g_hash_table_lookup (r->calls, key) : NULL;
@@ -187,8 +187,8 @@ call_other (Call *c, const gchar *fp)
   return NULL;
 }
 
-static void
-call_end (WzpRelay *r, Call *c)
+void
+relay_call_end (WzpRelay *r, Call *c)
 {
   g_info ("call %s ended (%s calling %s)", c->call_id, c->caller, c->callee);
   g_hash_table_remove (r->calls, c->key);
@@ -204,9 +204,9 @@ call_expired (gpointer data)
   if (!c->active)
     r->n.calls_timed_out++;
   g_info ("call %s %s", c->call_id, c->active ? "reached its lifetime" : "was not answered in time");
-  send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_TIMEOUT, c->call_id);
-  send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_TIMEOUT, c->call_id);
-  call_end (r, c);
+  relay_send_hangup (relay_hub_lookup (r, c->caller), WZP_HANGUP_TIMEOUT, c->call_id);
+  relay_send_hangup (relay_hub_lookup (r, c->callee), WZP_HANGUP_TIMEOUT, c->call_id);
+  relay_call_end (r, c);
   return G_SOURCE_REMOVE;
 }
 
@@ -241,8 +241,8 @@ verify_register (const WzpRegisterPresence *m)
 
 /* DirectCallOffer: Ed25519 over ephemeral_pub || target_fingerprint ||
  * call_id, with or without the end-to-end capability prefix (wzp-e2e.h). */
-static gboolean
-verify_offer (const WzpDirectCallOffer *m)
+gboolean
+relay_verify_offer (const WzpDirectCallOffer *m)
 {
   gsize siglen;
   const guint8 *sig = g_bytes_get_data (m->signature, &siglen);
@@ -251,8 +251,8 @@ verify_offer (const WzpDirectCallOffer *m)
                                sig, siglen, NULL);
 }
 
-static gsize
-sig_len (GBytes *b)
+gsize
+relay_sig_len (GBytes *b)
 {
   return b ? g_bytes_get_size (b) : 0;
 }
@@ -272,7 +272,7 @@ tell_displaced (Peer *old, Peer *newer)
   note->register_presence_ack.error = g_strdup_printf ("displaced: %s registered again from %s",
       newer->fingerprint, wzp_connection_get_remote_address (newer->conn));
   note->register_presence_ack.relay_build = g_strdup (WZP_BUILD_ID);
-  send_signal (old, note);
+  relay_send_signal (old, note);
 }
 
 static void
@@ -284,17 +284,17 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   Peer *old;
   const gchar *refusal = NULL;
 
-  if (sig_len (m->signature) > 0 && !verify_register (m)) {
+  if (relay_sig_len (m->signature) > 0 && !verify_register (m)) {
     r->n.forged_signatures++;
     refusal = "the RegisterPresence signature does not verify";
-  } else if (sig_len (m->signature) == 0 && r->settings.require_signatures) {
+  } else if (relay_sig_len (m->signature) == 0 && r->settings.require_signatures) {
     refusal = "this relay requires signed registrations";
   }
   if (refusal) {
     r->n.register_failures++;
     ack->register_presence_ack.success = FALSE;
     ack->register_presence_ack.error = g_strdup (refusal);
-    send_signal (p, ack);
+    relay_send_signal (p, ack);
     peer_close (p, "register-refused");
     return;
   }
@@ -308,7 +308,7 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   p->alias = g_strdup (m->alias ? m->alias : p->auth_alias);
   /* a later registration replaces an earlier one; the earlier connection's
    * close must not undo it (upstream bug, protocol §9 #11) */
-  old = hub_lookup (r, p->fingerprint);
+  old = relay_hub_lookup (r, p->fingerprint);
   g_info ("%s registered from %s%s", p->fingerprint, wzp_connection_get_remote_address (p->conn),
           old && old != p ? ", replacing its earlier registration" : "");
   g_hash_table_replace (r->hub, g_strdup (p->fingerprint), p);
@@ -321,7 +321,7 @@ on_register (Peer *p, const WzpRegisterPresence *m)
   }
   ack->register_presence_ack.success = TRUE;
   ack->register_presence_ack.relay_build = g_strdup (WZP_BUILD_ID);
-  send_signal (p, ack);
+  relay_send_signal (p, ack);
 }
 
 static void
@@ -329,25 +329,25 @@ on_direct_offer (Peer *p, WzpSignal *msg)
 {
   WzpRelay *r = p->relay;
   const WzpDirectCallOffer *o = &msg->direct_call_offer;
-  Peer *target = hub_lookup (r, o->target_fingerprint);
-  Call *existing = call_lookup (r, o->call_id);
+  Peer *target = relay_hub_lookup (r, o->target_fingerprint);
+  Call *existing = relay_call_lookup (r, o->call_id);
   Call *c;
   g_autoptr (WzpSignal) ringing = NULL;
   gchar fp[WZP_FINGERPRINT_STRLEN];
 
   r->n.calls_offered++;
   /* signed offers must verify, and then name their signer */
-  if (sig_len (o->signature) > 0) {
+  if (relay_sig_len (o->signature) > 0) {
     wzp_fingerprint_string (o->identity_pub, fp);
-    if (!verify_offer (o) || (p->auth_fp == NULL && strcmp (fp, p->fingerprint) != 0)) {
+    if (!relay_verify_offer (o) || (p->auth_fp == NULL && strcmp (fp, p->fingerprint) != 0)) {
       r->n.forged_signatures++;
       r->n.calls_refused++;
-      send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+      relay_send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
       return;
     }
   } else if (r->settings.require_signatures) {
     r->n.calls_refused++;
-    send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+    relay_send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
     return;
   }
   /* the caller is who registered, whatever the offer claims (with auth a
@@ -358,30 +358,30 @@ on_direct_offer (Peer *p, WzpSignal *msg)
       pending_calls_of (r, p->fingerprint) >= r->settings.max_pending_calls ||
       strlen (o->call_id) == 0 || strlen (o->call_id) > 128) {
     r->n.calls_refused++;
-    send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
+    relay_send_hangup (p, WZP_HANGUP_ERROR, o->call_id);
     return;
   }
   /* not here: maybe on a federated relay (protocol §5.9.4) */
   if (target == p || (target == NULL && (existing || !federation_offer (r, msg)))) {
     r->n.calls_unreachable++;
-    send_hangup (p, WZP_HANGUP_NORMAL, o->call_id);
+    relay_send_hangup (p, WZP_HANGUP_NORMAL, o->call_id);
     return;
   }
   c = relay_call_new (r, o->call_id, p->fingerprint, o->target_fingerprint);
   g_info ("call %s: %s calls %s%s", o->call_id, p->fingerprint, o->target_fingerprint,
           target ? "" : " on a federated relay");
   c->caller_reflexive = g_strdup (o->caller_reflexive_addr);
-  c->caller_local = copy_list (o->caller_local_addrs);
+  c->caller_local = relay_copy_list (o->caller_local_addrs);
   c->remote_callee = target == NULL;
   if (target)
-    send_signal (target, msg);
+    relay_send_signal (target, msg);
   ringing = wzp_signal_new (WZP_SIGNAL_CALL_RINGING);
   ringing->call_ringing.call_id = g_strdup (o->call_id);
-  send_signal (p, ringing);
+  relay_send_signal (p, ringing);
 }
 
-static WzpSignal *
-call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *local)
+WzpSignal *
+relay_call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *local)
 {
   WzpSignal *s = wzp_signal_new (WZP_SIGNAL_CALL_SETUP);
 
@@ -389,7 +389,7 @@ call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *l
   s->call_setup.room = g_strconcat ("call-", c->call_id, NULL);
   s->call_setup.relay_addr = g_strdup (r->settings.advertise);
   s->call_setup.peer_direct_addr = g_strdup (reflexive);
-  s->call_setup.peer_local_addrs = copy_list (local);
+  s->call_setup.peer_local_addrs = relay_copy_list (local);
   return s;
 }
 
@@ -398,7 +398,7 @@ on_direct_answer (Peer *p, WzpSignal *msg)
 {
   WzpRelay *r = p->relay;
   const WzpDirectCallAnswer *a = &msg->direct_call_answer;
-  Call *c = call_lookup (r, a->call_id);
+  Call *c = relay_call_lookup (r, a->call_id);
   Peer *caller;
   g_autoptr (WzpSignal) to_caller = NULL, to_callee = NULL;
 
@@ -407,7 +407,7 @@ on_direct_answer (Peer *p, WzpSignal *msg)
     r->n.signals_unexpected++;
     return;
   }
-  caller = hub_lookup (r, c->caller);
+  caller = relay_hub_lookup (r, c->caller);
   if (a->accept_mode == WZP_CALL_ACCEPT_REJECT) {
     r->n.calls_rejected++;
     g_info ("call %s declined", c->call_id);
@@ -416,20 +416,20 @@ on_direct_answer (Peer *p, WzpSignal *msg)
       g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_DECLINED, c->call_id);
       federation_send (r, c->link_fp, h);
     } else
-      send_hangup (caller, WZP_HANGUP_DECLINED, c->call_id);
-    call_end (r, c);
+      relay_send_hangup (caller, WZP_HANGUP_DECLINED, c->call_id);
+    relay_call_end (r, c);
     return;
   }
   relay_call_activate (r, c, a->callee_reflexive_addr, a->callee_local_addrs);
   if (c->remote_caller)
     federation_send (r, c->link_fp, msg);
   else {
-    send_signal (caller, msg);
-    to_caller = call_setup_for (r, c, c->callee_reflexive, c->callee_local);
-    send_signal (caller, to_caller);
+    relay_send_signal (caller, msg);
+    to_caller = relay_call_setup_for (r, c, c->callee_reflexive, c->callee_local);
+    relay_send_signal (caller, to_caller);
   }
-  to_callee = call_setup_for (r, c, c->caller_reflexive, c->caller_local);
-  send_signal (p, to_callee);
+  to_callee = relay_call_setup_for (r, c, c->caller_reflexive, c->caller_local);
+  relay_send_signal (p, to_callee);
 }
 
 /* Ends the calls of @fp (one, or all when @call_id is NULL), telling the
@@ -452,7 +452,7 @@ hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg
   }
   for (guint i = 0; i < ending->len; i++) {
     Call *c = g_ptr_array_index (ending, i);
-    Peer *other = hub_lookup (r, call_other (c, fp));
+    Peer *other = relay_hub_lookup (r, call_other (c, fp));
     g_autoptr (WzpSignal) h = msg ? NULL : wzp_signal_new_hangup (reason, c->call_id);
 
     /* the other party on another relay: across the link (upstream never
@@ -460,8 +460,8 @@ hangup_calls (WzpRelay *r, const gchar *fp, const gchar *call_id, WzpSignal *msg
     if ((c->remote_caller || c->remote_callee) && other == NULL)
       federation_send (r, c->link_fp, msg ? msg : h);
     else
-      send_signal (other, msg ? msg : h);
-    call_end (r, c);
+      relay_send_signal (other, msg ? msg : h);
+    relay_call_end (r, c);
   }
 }
 
@@ -469,7 +469,7 @@ static void
 on_path_report (Peer *p, WzpSignal *msg)
 {
   WzpRelay *r = p->relay;
-  Call *c = call_lookup (r, msg->media_path_report.call_id);
+  Call *c = relay_call_lookup (r, msg->media_path_report.call_id);
   const gchar *other = c ? call_other (c, p->fingerprint) : NULL;
 
   /* only the two parties of that call may tell each other (protocol §5.8) */
@@ -482,10 +482,10 @@ on_path_report (Peer *p, WzpSignal *msg)
     c->caller_direct_ok = msg->media_path_report.direct_ok;
   else
     c->callee_direct_ok = msg->media_path_report.direct_ok;
-  if ((c->remote_caller || c->remote_callee) && hub_lookup (r, other) == NULL)
+  if ((c->remote_caller || c->remote_callee) && relay_hub_lookup (r, other) == NULL)
     federation_send (r, c->link_fp, msg);
   else
-    send_signal (hub_lookup (r, other), msg);
+    relay_send_signal (relay_hub_lookup (r, other), msg);
 }
 
 static void
@@ -523,14 +523,14 @@ on_signal_message (Peer *p, WzpSignal *msg)
     case WZP_SIGNAL_PING: {
       g_autoptr (WzpSignal) pong = wzp_signal_new (WZP_SIGNAL_PONG);
       pong->pong.timestamp_ms = msg->ping.timestamp_ms;
-      send_signal (p, pong);
+      relay_send_signal (p, pong);
       break;
     }
     case WZP_SIGNAL_REFLECT: {
       g_autoptr (WzpSignal) resp = wzp_signal_new (WZP_SIGNAL_REFLECT_RESPONSE);
       r->n.reflects++;
       resp->reflect_response.observed_addr = g_strdup (wzp_connection_get_remote_address (p->conn));
-      send_signal (p, resp);
+      relay_send_signal (p, resp);
       break;
     }
     case WZP_SIGNAL_REGISTER_PRESENCE:
@@ -552,8 +552,8 @@ room_free (Room *room)
   g_free (room);
 }
 
-static void
-room_broadcast_update (Room *room)
+void
+relay_room_broadcast_update (Room *room)
 {
   g_autoptr (WzpSignal) u = wzp_signal_new (WZP_SIGNAL_ROOM_UPDATE);
 
@@ -567,7 +567,7 @@ room_broadcast_update (Room *room)
   federation_add_remote_participants (room->relay, room->name, u->room_update.participants);
   u->room_update.count = u->room_update.participants->len;
   for (guint i = 0; i < room->members->len; i++)
-    send_signal (g_ptr_array_index (room->members, i), u);
+    relay_send_signal (g_ptr_array_index (room->members, i), u);
 }
 
 static void
@@ -613,7 +613,7 @@ room_leave (Peer *p)
   if (room->members->len == 0)
     g_hash_table_remove (r->rooms, room->name);
   else
-    room_broadcast_update (room);
+    relay_room_broadcast_update (room);
   federation_room_changed (r, name);
 }
 
@@ -646,7 +646,7 @@ room_quality (Peer *p, const guint8 *trailer)
   d->quality_directive.reason = g_strdup_printf ("weakest link: %s", wzp_tier_name (weakest));
   p->relay->n.quality_directives++;
   for (guint i = 0; i < room->members->len; i++)
-    send_signal (g_ptr_array_index (room->members, i), d);
+    relay_send_signal (g_ptr_array_index (room->members, i), d);
 }
 
 /* The test hooks (relay-private.h): what a relay that records, alters or
@@ -725,7 +725,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   gboolean call_room = g_str_has_prefix (p->room_name, "call-");
 
   if (!wzp_verify_call_offer (o->identity_pub, o->ephemeral_pub,
-                              g_bytes_get_data (o->signature, NULL), sig_len (o->signature))) {
+                              g_bytes_get_data (o->signature, NULL), relay_sig_len (o->signature))) {
     r->n.handshake_failures++;
     peer_close (p, "bad-signature");
     return;
@@ -734,7 +734,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   if (p->auth_fp)
     g_strlcpy (fp, p->auth_fp, sizeof fp);
   if (call_room) {
-    Call *c = call_lookup (r, p->room_name + 5);
+    Call *c = relay_call_lookup (r, p->room_name + 5);
     if (c == NULL || call_other (c, fp) == NULL) {
       r->n.refused_limit++;
       peer_close (p, "not-a-party");
@@ -761,7 +761,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
   answer->call_answer.signature = g_bytes_new (sig, sizeof sig);
   answer->call_answer.chosen_profile = WZP_PROFILE_GOOD;
   memset (eph_secret, 0, sizeof eph_secret);
-  send_signal (p, answer);
+  relay_send_signal (p, answer);
 
   if (room == NULL) {
     room = g_new0 (Room, 1);
@@ -783,7 +783,7 @@ on_call_offer (Peer *p, const WzpCallOffer *o)
     p->timer = 0;
   }
   wzp_connection_set_datagram_handler (p->conn, on_room_datagram, p, NULL);
-  room_broadcast_update (room);
+  relay_room_broadcast_update (room);
   federation_room_changed (r, room->name);
 }
 
@@ -936,7 +936,7 @@ on_peer_closed (WzpConnection *conn, const GError *why, gpointer data)
              p->room_name ? p->room_name : wzp_connection_get_sni (conn), why->message);
   room_leave (p);
   /* only the current registration's end hangs up its calls */
-  if (p->fingerprint && p->state != PEER_IN_ROOM && hub_lookup (r, p->fingerprint) == p) {
+  if (p->fingerprint && p->state != PEER_IN_ROOM && relay_hub_lookup (r, p->fingerprint) == p) {
     /* closed by the party itself: Normal (protocol §5.4 step 6); gone
      * silent (idle timeout, a broken path): Timeout, so the other side can
      * tell a vanished peer from a hang-up (upstream clients end the call on
@@ -971,8 +971,8 @@ linger_close (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static gchar *
-source_ip (const gchar *addr)
+gchar *
+relay_source_ip (const gchar *addr)
 {
   const gchar *colon = strrchr (addr, ':');
 
@@ -985,7 +985,7 @@ on_incoming (WzpEndpoint *ep, WzpConnection *conn, gpointer data)
   WzpRelay *r = data;
   const gchar *raw = wzp_connection_get_sni (conn);
   g_autofree gchar *sni = g_ascii_strdown (raw ? raw : "default", -1);
-  g_autofree gchar *ip = source_ip (wzp_connection_get_remote_address (conn));
+  g_autofree gchar *ip = relay_source_ip (wzp_connection_get_remote_address (conn));
   guint per_ip = GPOINTER_TO_UINT (g_hash_table_lookup (r->per_address, ip));
   Peer *p;
 
@@ -1095,8 +1095,8 @@ wzp_relay_shutdown (WzpRelay *r)
       continue;
     /* reason Error, not Normal: the parties can tell the relay ended the
      * call from the other side hanging up (docs/decisions.md) */
-    send_hangup (hub_lookup (r, c->caller), WZP_HANGUP_ERROR, c->call_id);
-    send_hangup (hub_lookup (r, c->callee), WZP_HANGUP_ERROR, c->call_id);
+    relay_send_hangup (relay_hub_lookup (r, c->caller), WZP_HANGUP_ERROR, c->call_id);
+    relay_send_hangup (relay_hub_lookup (r, c->callee), WZP_HANGUP_ERROR, c->call_id);
     if (c->remote_caller || c->remote_callee) {
       g_autoptr (WzpSignal) h = wzp_signal_new_hangup (WZP_HANGUP_ERROR, c->call_id);
       federation_send (r, c->link_fp, h);
@@ -1128,31 +1128,7 @@ wzp_relay_free (WzpRelay *r)
   g_free (r);
 }
 
-/* ---- for federation.c ---------------------------------------------------- */
-
-void
-relay_send_signal (Peer *p, const WzpSignal *msg)
-{
-  send_signal (p, (WzpSignal *) msg);
-}
-
-void
-relay_send_hangup (Peer *p, WzpHangupReason reason, const gchar *call_id)
-{
-  send_hangup (p, reason, call_id);
-}
-
-Peer *
-relay_hub_lookup (WzpRelay *r, const gchar *fp)
-{
-  return hub_lookup (r, fp);
-}
-
-Call *
-relay_call_lookup (WzpRelay *r, const gchar *call_id)
-{
-  return call_lookup (r, call_id);
-}
+/* ---- calls, for federation.c too ----------------------------------------- */
 
 /* A registry entry, ringing (ring timeout). */
 Call *
@@ -1181,50 +1157,8 @@ relay_call_activate (WzpRelay *r, Call *c, const gchar *callee_reflexive, const 
   c->callee_reflexive = g_strdup (callee_reflexive);
   if (c->callee_local)
     g_ptr_array_unref (c->callee_local);
-  c->callee_local = copy_list (callee_local);
+  c->callee_local = relay_copy_list (callee_local);
   if (c->timer)
     g_source_remove (c->timer);
   c->timer = g_timeout_add (r->settings.call_lifetime_ms, call_expired, c);
-}
-
-void
-relay_call_end (WzpRelay *r, Call *c)
-{
-  call_end (r, c);
-}
-
-WzpSignal *
-relay_call_setup_for (WzpRelay *r, Call *c, const gchar *reflexive, const GPtrArray *local)
-{
-  return call_setup_for (r, c, reflexive, local);
-}
-
-GPtrArray *
-relay_copy_list (const GPtrArray *src)
-{
-  return copy_list (src);
-}
-
-gsize
-relay_sig_len (GBytes *b)
-{
-  return sig_len (b);
-}
-
-gboolean
-relay_verify_offer (const WzpDirectCallOffer *m)
-{
-  return verify_offer (m);
-}
-
-gchar *
-relay_source_ip (const gchar *addr)
-{
-  return source_ip (addr);
-}
-
-void
-relay_room_broadcast_update (Room *room)
-{
-  room_broadcast_update (room);
 }
