@@ -764,11 +764,18 @@ test_ack_hold (void)
 static void
 test_send_queue_bound (void)
 {
+  WzpEndpointSettings es;
   Server *srv = server_new ("127.0.0.1:0", NULL);
-  g_autoptr (WzpEndpoint) client = endpoint_new ("127.0.0.1:0", FALSE, NULL);
-  Side *c = dial (client, srv, "127.0.0.1", "room", NULL);
+  g_autoptr (WzpEndpoint) client = NULL;
+  Side *c;
   WzpConnectionStats st;
   Side *s;
+
+  /* the bound alone: none dropped for waiting */
+  wzp_endpoint_settings_init (&es);
+  es.datagram_max_wait_ms = 0;
+  client = endpoint_new ("127.0.0.1:0", FALSE, &es);
+  c = dial (client, srv, "127.0.0.1", "room", NULL);
 
   g_assert_true (wait_server_sides (srv, 1, 5000));
   s = g_ptr_array_index (srv->sides, 0);
@@ -781,6 +788,49 @@ test_send_queue_bound (void)
   /* what was kept arrives, the newest last */
   wait_for (s, 0, (guint) (5000 - st.datagrams_dropped), 0, 10000);
   g_assert_cmpuint (s->last_seq, ==, 4999);
+  side_free (c);
+  server_free (srv);
+}
+
+static gboolean
+drop_received (const struct sockaddr *remote, gboolean sending, gpointer data)
+{
+  return !sending;              /* TRUE drops: the peer's packets never come in */
+}
+
+/* A sender whose congestion window stays shut (the peer's acknowledgements
+ * never arrive): what waited longer than datagram_max_wait_ms is dropped
+ * and counted, so the queue holds 100 ms of media, not 256 datagrams. */
+static void
+test_send_max_wait (void)
+{
+  WzpEndpointSettings es;
+  Server *srv = server_new ("127.0.0.1:0", NULL);
+  g_autoptr (WzpEndpoint) client = NULL;
+  WzpConnectionStats st;
+  Side *c;
+
+  wzp_endpoint_settings_init (&es);
+  g_assert_cmpuint (es.datagram_max_wait_ms, ==, 100);
+  client = endpoint_new ("127.0.0.1:0", FALSE, &es);
+  c = dial (client, srv, "127.0.0.1", "room", NULL);
+  g_assert_true (wait_server_sides (srv, 1, 5000));
+  wzp_endpoint_set_test_filter (client, drop_received, NULL);
+  /* 1000-byte datagrams every 5 ms for 1 s: the initial window passes about
+   * a dozen, then the queue would only grow */
+  for (guint i = 0; i < 200; i++) {
+    send_seq_datagram (c->conn, i, 1000);
+    iterate_ms (5);
+  }
+  wzp_connection_get_stats (c->conn, &st);
+  g_test_message ("sent %" G_GUINT64_FORMAT ", queued %" G_GUINT64_FORMAT ", dropped %" G_GUINT64_FORMAT,
+                  st.datagrams_sent, st.datagrams_queued, st.datagrams_dropped);
+  g_assert_cmpuint (st.datagrams_sent, <, 60);
+  /* 100 ms of 5 ms sends, and the sends of one write's lateness */
+  g_assert_cmpuint (st.datagrams_queued, <=, 24);
+  g_assert_cmpuint (st.datagrams_sent + st.datagrams_queued + st.datagrams_dropped, ==, 200);
+  g_assert_cmpuint (st.datagrams_dropped, >=, 200 - 60 - 24);
+  wzp_endpoint_set_test_filter (client, NULL, NULL);
   side_free (c);
   server_free (srv);
 }
@@ -1329,6 +1379,7 @@ main (int argc, char **argv)
   g_test_add_func ("/quic/key-update", test_key_update);
   g_test_add_func ("/quic/post-handshake-tls", test_post_handshake_tls);
   g_test_add_func ("/quic/send-queue-bound", test_send_queue_bound);
+  g_test_add_func ("/quic/send-max-wait", test_send_max_wait);
   g_test_add_func ("/quic/ack-hold", test_ack_hold);
   g_test_add_func ("/quic/many-signals", test_many_signals);
   g_test_add_func ("/quic/bad-streams", test_bad_streams);

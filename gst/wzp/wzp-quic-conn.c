@@ -203,6 +203,23 @@ drop_out_dgram (WzpConnection *c)
     g_slice_free1 (sizeof (OutDgram) + dg->len, dg);
 }
 
+/* Media that waited for the congestion window longer than
+ * datagram_max_wait_ms is late already; sent, it would arrive in a burst
+ * behind the stall and push the receiver's delay up for what follows (a
+ * 1.2 s path whose window BBR's RTT probe cut: docs/quic.md). The oldest
+ * wait longest: drop from the head. */
+static void
+drop_stale_dgrams (WzpConnection *c, gint64 now_us)
+{
+  gint64 max = (gint64) c->endpoint->settings.datagram_max_wait_ms * 1000;
+  OutDgram *dg;
+
+  while (max > 0 && (dg = peek_out_dgram (c)) != NULL && now_us - dg->queued_us > max) {
+    drop_out_dgram (c);
+    c->stats.datagrams_dropped++;
+  }
+}
+
 static void
 clear_out_dgrams (WzpConnection *c)
 {
@@ -379,6 +396,7 @@ conn_write (WzpConnection *c)
   guint written = 0;
 
   c->force_write = FALSE;
+  drop_stale_dgrams (c, (gint64) (ts / 1000));
   ngtcp2_path_storage_zero (&ps);
   conn_open_pending (c);
   for (guint round = 0; round < 4096; round++) {
@@ -882,6 +900,7 @@ wzp_connection_send_datagram (WzpConnection *c, const guint8 *data, gsize len, G
   dg = g_slice_alloc (sizeof (OutDgram) + len);
   dg->link.data = dg;
   dg->link.prev = dg->link.next = NULL;
+  dg->queued_us = endpoint_now_us (c->endpoint);
   dg->len = len;
   memcpy (dg->data, data, len);
   g_queue_push_tail_link (&c->out_dgrams, &dg->link);

@@ -50,6 +50,7 @@ typedef struct {
 /* A datagram waiting to be sent, in one allocation with its queue link. */
 typedef struct {
   GList link;
+  gint64 queued_us;             /* endpoint clock when the application sent it */
   gsize len;
   guint8 data[];
 } OutDgram;

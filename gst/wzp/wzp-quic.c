@@ -62,6 +62,13 @@ wzp_endpoint_settings_init (WzpEndpointSettings *s)
   s->initial_rtt_ms = WZP_INITIAL_RTT_MS;
   s->ack_hold_ms = 40;
   s->rx_hold_us = WZP_RX_HOLD_US;
+  s->datagram_max_wait_ms = 100;
+  {
+    const gchar *v = g_getenv ("WZP_DATAGRAM_MAX_WAIT_MS");
+
+    if (v && *v)
+      s->datagram_max_wait_ms = (guint) g_ascii_strtoull (v, NULL, 10);
+  }
 }
 
 static void

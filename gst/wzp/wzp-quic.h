@@ -60,6 +60,10 @@ typedef struct {
                                  * the socket empty leaves it alone this long, so
                                  * that the next wake-up reads a batch; 0 reads
                                  * each packet as it comes (docs/quic.md) */
+  guint datagram_max_wait_ms;   /* WZP_DATAGRAM_MAX_WAIT_MS, 100: a datagram that waited
+                                 * this long for the congestion window is dropped and
+                                 * counted (media that late only delays what follows);
+                                 * 0 keeps every one (docs/quic.md) */
 } WzpEndpointSettings;
 
 void wzp_endpoint_settings_init (WzpEndpointSettings *settings);
@@ -98,7 +102,8 @@ typedef struct {
   guint64 datagrams_sent;
   guint64 datagrams_received;
   guint64 datagrams_lost;         /* reported lost by QUIC */
-  guint64 datagrams_dropped;      /* a queue was full: its oldest dropped */
+  guint64 datagrams_dropped;      /* a queue was full: its oldest dropped; or one
+                                   * waited longer than datagram_max_wait_ms */
   guint64 datagrams_queued;       /* waiting to be sent now */
   guint64 signals_sent;
   guint64 signals_received;
